@@ -1,0 +1,99 @@
+"""The exceptions reversesync raises. Transient ones are retried; terminal ones are recorded and the run moves on.
+
+The CLI maps each family to an exit code (see README, "Exit codes").
+"""
+
+
+class ReverseSyncError(Exception):
+    """Base class of every error reversesync raises on purpose."""
+
+
+# --- input and ledger ---------------------------------------------------------------------------------
+
+
+class InputError(ReverseSyncError):
+    """The input (sheet, CSV, options) cannot be used; nothing was changed."""
+
+
+class SheetAccessError(InputError):
+    """Google Sheets refused or failed the read; the message says what to fix."""
+
+
+class LedgerError(ReverseSyncError):
+    """The ledger file cannot be used as it is."""
+
+
+class LedgerTooNew(LedgerError):
+    """The ledger was written by a newer reversesync; it is left untouched."""
+
+
+class LedgerLocked(LedgerError):
+    """Another reversesync process is working on this ledger."""
+
+
+class IllegalTransition(LedgerError):
+    """A row was asked to move between states that the state table does not allow."""
+
+
+# --- Iconik -------------------------------------------------------------------------------------------
+
+
+class IconikError(ReverseSyncError):
+    """An Iconik request failed; carries method, path, HTTP status and Iconik's own message."""
+
+    def __init__(self, method, path, status=None, message=""):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.message = message
+        where = f"{method} {path}"
+        status_text = f" answered {status}" if status else ""
+        super().__init__(f"{where}{status_text}: {message}" if message else f"{where}{status_text}")
+
+
+class TransientError(IconikError):
+    """Worth retrying: the server was busy or the connection failed before anything was applied."""
+
+
+class TerminalError(IconikError):
+    """Retrying will not help: record it against the row and move on."""
+
+
+class AuthError(IconikError):
+    """401 or 403: the credentials are wrong or lack a role; the whole run must stop."""
+
+
+class NotFound(TerminalError):
+    """404: the asset or segment does not exist."""
+
+
+class Conflict(TerminalError):
+    """409: Iconik refused the write because the segment changed underneath it."""
+
+
+class BadRequest(TerminalError):
+    """400 or another 4xx: Iconik rejected the request body."""
+
+
+class RateLimited(TransientError):
+    """429: over Iconik's rate limit; retry_after is the server's hint in seconds, or None."""
+
+    def __init__(self, method, path, retry_after=None, message=""):
+        super().__init__(method, path, 429, message)
+        self.retry_after = retry_after
+
+
+class ServerError(TransientError):
+    """5xx: Iconik failed; retried, then recorded."""
+
+
+class ConnectionFailed(TransientError):
+    """The request never reached Iconik (refused, DNS, connect timeout) or a read failed."""
+
+
+class UnknownOutcome(IconikError):
+    """A write may or may not have been applied (timeout or dropped connection after sending)."""
+
+
+class ConfigError(ReverseSyncError):
+    """A required setting (URL, App-ID, Auth-Token) is missing; no request was made."""

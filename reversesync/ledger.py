@@ -1,0 +1,304 @@
+"""The SQLite ledger: schema through migrations, the row state machine, runs, and the process lock."""
+
+import datetime
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from importlib import resources
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .errors import IllegalTransition, LedgerError, LedgerLocked, LedgerTooNew
+
+DEFAULT_LEDGER = "reversesync.db"
+
+PENDING, CHECKED, CREATED, UPDATED, SKIPPED, FAILED = (
+    "pending", "checked", "created", "updated", "skipped", "failed")
+STATES = (PENDING, CHECKED, CREATED, UPDATED, SKIPPED, FAILED)
+FINAL_STATES = frozenset({CREATED, UPDATED, SKIPPED, FAILED})
+
+# The state machine is this table and nothing else. A self-transition records a change of a row's
+# details (new plan, new reason, source edited) without moving it. None is "not yet in the ledger".
+TRANSITIONS = {
+    None: frozenset({PENDING, SKIPPED}),
+    PENDING: frozenset({PENDING, CHECKED, SKIPPED, FAILED}),
+    CHECKED: frozenset({CHECKED, PENDING, CREATED, UPDATED, SKIPPED, FAILED}),
+    CREATED: frozenset({CREATED, PENDING, SKIPPED}),
+    UPDATED: frozenset({UPDATED, PENDING, SKIPPED}),
+    SKIPPED: frozenset({SKIPPED, PENDING}),
+    FAILED: frozenset({FAILED, PENDING, SKIPPED}),
+}
+
+# A lock whose holder has not shown a sign of life for this long is stale even if its pid exists
+# (pids are reused after a kill).
+LOCK_STALE_AFTER = 120.0
+
+_MIGRATION_SET = "reversesync"
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def check_transition(from_state, to_state):
+    """Raise IllegalTransition unless the table allows from_state -> to_state."""
+    if to_state not in TRANSITIONS.get(from_state, ()):
+        raise IllegalTransition(f"a row cannot move from {from_state or 'nothing'} to {to_state}")
+
+
+def migrations():
+    """The ledger's schema migrations, one per SQL file shipped in reversesync.migrations, in name order."""
+    steps = Migrations(_MIGRATION_SET)
+    folder = resources.files("reversesync.migrations")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        sql = entry.read_text(encoding="utf-8")
+
+        def apply(db, sql=sql):
+            db.executescript(sql)
+
+        steps(name=entry.name[: -len(".sql")])(apply)
+    return steps
+
+
+def _create_private_file(path):
+    # Mode 0600 from the first byte: the ledger holds asset ids and titles of a production catalogue.
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+class Ledger:
+    """One open ledger file. Every read and write goes through one connection guarded by one lock."""
+
+    def __init__(self, path, *, upgrade=True, stop_before=None):
+        self.path = os.path.abspath(path)
+        self._lock = threading.RLock()
+        self._lock_token = None
+        if not os.path.exists(self.path):
+            folder = os.path.dirname(self.path)
+            if not os.path.isdir(folder):
+                raise LedgerError(f"cannot create the ledger {self.path}: folder {folder} does not exist")
+            _create_private_file(self.path)
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+            self.db = sqlite_utils.Database(conn)
+            self._refuse_newer()
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the last commits.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if upgrade:
+                migrations().apply(self.db, stop_before=stop_before)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{self.path} is not a usable reversesync ledger: {exc}") from exc
+
+    def _refuse_newer(self):
+        known = {m.name for m in migrations()._migrations}
+        applied = {m.name for m in migrations().applied(self.db)}
+        unknown = sorted(applied - known)
+        if unknown:
+            raise LedgerTooNew(
+                f"{self.path} was written by a newer reversesync (it has migrations {', '.join(unknown)}); "
+                "upgrade reversesync to use it. The ledger was not changed.")
+
+    def close(self):
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def query(self, sql, params=()):
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def iterate(self, sql, params=()):
+        """Yield plain tuples of a query, for reports too large to hold as dicts."""
+        with self._lock:
+            yield from self.db.execute(sql, params)
+
+    def asset(self, key):
+        rows = self.query("select * from assets where asset_key = ?", [key])
+        return rows[0] if rows else None
+
+    def counts(self, where="in_source = 1"):
+        """{state: n} and {(state, reason): n} over the assets matching where."""
+        by_state = {s: 0 for s in STATES}
+        by_reason = {}
+        for row in self.query(
+                f"select state, reason, count(*) as n from assets where {where} group by state, reason"):
+            by_state[row["state"]] += row["n"]
+            by_reason[(row["state"], row["reason"])] = row["n"]
+        return by_state, by_reason
+
+    # --- the state machine -------------------------------------------------------------------------
+
+    def move(self, key, to_state, *, run_id=None, detail=None, **fields):
+        """Move one row to to_state, set fields, and record the event, all in one transaction."""
+        self.move_many([(key, to_state, fields, detail)], run_id=run_id)
+
+    def move_many(self, moves, *, run_id=None):
+        """Apply (key, to_state, fields, detail) moves in one transaction; any illegal move rolls back all."""
+        stamp = now_iso()
+        with self._lock, self.db.atomic():
+            events = []
+            for key, to_state, fields, detail in moves:
+                row = self.db.execute("select state from assets where asset_key = ?", [key]).fetchone()
+                if row is None:
+                    raise LedgerError(f"no asset {key} in the ledger")
+                check_transition(row[0], to_state)
+                values = dict(fields, state=to_state, updated_at=stamp)
+                assignments = ", ".join(f"[{column}] = ?" for column in values)
+                self.db.execute(f"update assets set {assignments} where asset_key = ?",
+                                [*values.values(), key])
+                events.append((key, run_id, row[0], to_state, stamp, detail))
+            self.record_events(events)
+
+    def record_events(self, events):
+        """Append (asset_key, run_id, from_state, to_state, at, detail) rows to the event log."""
+        self.db.conn.executemany(
+            "insert into events (asset_key, run_id, from_state, to_state, at, detail) "
+            "values (?, ?, ?, ?, ?, ?)", events)
+
+    # --- loading the source -------------------------------------------------------------------------
+
+    def load(self, records):
+        """Make the ledger match the source's records in one transaction; returns counts of what changed.
+
+        Unchanged rows keep their state (a finished row stays finished); changed rows go back to pending
+        (or to skipped if now rejected); rows gone from the source are kept, marked in_source = 0.
+        """
+        stamp = now_iso()
+        counts = {"new": 0, "changed": 0, "unchanged": 0, "removed": 0, "rejected": {}}
+        with self._lock, self.db.atomic():
+            existing = {row[0]: row[1:] for row in self.db.execute(
+                "select asset_key, source_hash, state, in_source from assets")}
+            inserts, updates, events = [], [], []
+            for record in records:
+                target = SKIPPED if record.reason else PENDING
+                if record.reason:
+                    counts["rejected"][record.reason] = counts["rejected"].get(record.reason, 0) + 1
+                source = [record.asset_id, ",".join(map(str, record.row_numbers)), record.title,
+                          record.time_start_ms, record.time_end_ms]
+                before = existing.pop(record.key, None)
+                if before is None:
+                    check_transition(None, target)
+                    counts["new"] += 1
+                    inserts.append([record.key, *source, record.source_hash, target, record.reason,
+                                    record.reason_text, stamp, stamp])
+                    events.append((record.key, None, None, target, stamp, "loaded"))
+                    continue
+                old_hash, state, in_source = before
+                if old_hash == record.source_hash:
+                    counts["unchanged"] += 1
+                    updates.append([*source, 1, record.key])
+                    if not in_source:
+                        events.append((record.key, None, state, state, stamp, "back in the source"))
+                    continue
+                check_transition(state, target)
+                counts["changed"] += 1
+                self.db.execute(
+                    "update assets set asset_id = ?, row_numbers = ?, title = ?, time_start_ms = ?, "
+                    "time_end_ms = ?, source_hash = ?, state = ?, reason = ?, reason_text = ?, action = null, "
+                    "in_source = 1, updated_at = ? where asset_key = ?",
+                    [*source, record.source_hash, target, record.reason, record.reason_text, stamp, record.key])
+                events.append((record.key, None, state, target, stamp, "source changed"))
+            self.db.conn.executemany(
+                "insert into assets (asset_key, asset_id, row_numbers, title, time_start_ms, time_end_ms, "
+                "source_hash, state, reason, reason_text, created_at, updated_at) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            self.db.conn.executemany(
+                "update assets set asset_id = ?, row_numbers = ?, title = ?, time_start_ms = ?, time_end_ms = ?, "
+                "in_source = ? where asset_key = ?", updates)
+            gone = [key for key, (_, _, in_source) in existing.items() if in_source]
+            counts["removed"] = len(gone)
+            self.db.conn.executemany("update assets set in_source = 0, updated_at = ? where asset_key = ?",
+                                     [(stamp, key) for key in gone])
+            events.extend((key, None, existing[key][1], existing[key][1], stamp, "no longer in the source")
+                          for key in gone)
+            self.record_events(events)
+        return counts
+
+    # --- runs ---------------------------------------------------------------------------------------
+
+    def start_run(self, mode, options):
+        with self._lock, self.db.atomic():
+            cursor = self.db.execute(
+                "insert into runs (mode, options, started_at, status) values (?, ?, ?, 'running')",
+                [mode, json.dumps(options, sort_keys=True), now_iso()])
+            return cursor.lastrowid
+
+    def finish_run(self, run_id, status, counts, requests=0, throttled=0):
+        with self._lock, self.db.atomic():
+            self.db.execute(
+                "update runs set status = ?, finished_at = ?, counts = ?, requests = requests + ?, "
+                "throttled = throttled + ? where id = ?",
+                [status, now_iso(), json.dumps(counts, sort_keys=True), requests, throttled, run_id])
+
+    def run(self, run_id):
+        rows = self.query("select * from runs where id = ?", [run_id])
+        return rows[0] if rows else None
+
+    def unfinished_run(self):
+        """The most recent run that did not finish (interrupted, aborted or killed), or None."""
+        rows = self.query("select * from runs order by id desc limit 1")
+        if rows and rows[0]["status"] not in ("finished", "failed", "superseded"):
+            return rows[0]
+        return None
+
+    # --- the process lock ---------------------------------------------------------------------------
+
+    def acquire(self, command):
+        """Take the ledger for this process, or raise LedgerLocked naming the live holder."""
+        token = uuid.uuid4().hex
+        host = socket.gethostname()
+        with self._lock, self.db.atomic():
+            holder = self.db.execute("select pid, host, command, acquired_at, heartbeat from lock").fetchone()
+            if holder and _holder_alive(holder[0], holder[1], holder[4], host):
+                pid, holder_host, holder_command, acquired_at, _ = holder
+                raise LedgerLocked(
+                    f"{self.path} is in use by 'reversesync {holder_command}' (pid {pid} on {holder_host}, "
+                    f"since {acquired_at}); wait for it to finish or stop it, then try again.")
+            self.db.execute("delete from lock")
+            self.db.execute(
+                "insert into lock (id, token, pid, host, command, acquired_at, heartbeat) "
+                "values (1, ?, ?, ?, ?, ?, ?)",
+                [token, os.getpid(), host, command, now_iso(), time.time()])
+        self._lock_token = token
+
+    def heartbeat(self):
+        if self._lock_token:
+            with self._lock, self.db.atomic():
+                self.db.execute("update lock set heartbeat = ? where token = ?",
+                                [time.time(), self._lock_token])
+
+    def release(self):
+        if self._lock_token:
+            with self._lock, self.db.atomic():
+                self.db.execute("delete from lock where token = ?", [self._lock_token])
+            self._lock_token = None
+
+
+def _holder_alive(pid, host, heartbeat, this_host):
+    if time.time() - heartbeat > LOCK_STALE_AFTER:
+        return False
+    if host != this_host:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
