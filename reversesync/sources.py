@@ -1,0 +1,304 @@
+"""Reading the timecode sheet (Google Sheets or a CSV export) and turning its rows into checked asset records."""
+
+import csv
+import dataclasses
+import hashlib
+import os
+import re
+
+import gspread
+from google.auth.exceptions import GoogleAuthError
+from google.oauth2 import service_account
+
+from .errors import InputError, SheetAccessError
+
+DEFAULT_WORKSHEET = "GGmetadata_and_timestamps"
+REQUIRED_COLUMNS = ("id", "time_start_ms", "time_end_ms")
+OPTIONAL_COLUMNS = ("title", "time_start_S", "time_end_S")
+READONLY_SCOPES = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
+
+# Seconds and milliseconds may disagree by rounding; more than this means one of them is wrong.
+CROSS_CHECK_TOLERANCE_MS = 1000
+
+INVALID, NO_TIMECODE, DUPLICATE_CONFLICT = "invalid", "no_timecode", "duplicate_conflict"
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_WHOLE = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.0*)?$")
+_DECIMAL = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d*)?$")
+
+
+@dataclasses.dataclass
+class AssetRecord:
+    """One asset as the source describes it, after validation; reason is None when it can be synced."""
+
+    key: str
+    asset_id: str
+    row_numbers: list
+    title: str
+    time_start_ms: int = None
+    time_end_ms: int = None
+    reason: str = None
+    reason_text: str = None
+
+    @property
+    def source_hash(self):
+        # The title is carried along but does not send a row back to pending: it never reaches Iconik.
+        payload = f"{self.key}|{self.time_start_ms}|{self.time_end_ms}|{self.reason}"
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def canonical_uuid(value):
+    """The lower-case canonical form of value if it is a UUID as Iconik writes them, else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    return text if _UUID.match(text) else None
+
+
+def _blank(value):
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _whole_ms(value):
+    """A cell as a whole non-negative number, or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and value >= 0 else None
+    text = str(value).strip()
+    if text.isdigit() and text.isascii():
+        return int(text)
+    if not _WHOLE.match(text):
+        return None
+    return int(text.split(".")[0].replace(",", ""))
+
+
+def _seconds(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text) if text.isascii() and text[:1].isdigit() else None
+    except ValueError:
+        return float(text.replace(",", "")) if _DECIMAL.match(text) else None
+
+
+def _shown(value):
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_row(row_number, cells):
+    """Validate one sheet row (a dict of the columns we use) into an AssetRecord."""
+    raw_id = cells.get("id")
+    raw_id = "" if raw_id is None else str(raw_id)
+    asset_key = canonical_uuid(raw_id)
+    title = "" if cells.get("title") is None else str(cells.get("title"))
+    record = AssetRecord(key=asset_key or f"row:{row_number}", asset_id=raw_id.strip() or raw_id,
+                         row_numbers=[row_number], title=title)
+
+    def reject(reason, text):
+        record.reason, record.reason_text = reason, f"Row {row_number}: {text}"
+        return record
+
+    if asset_key is None:
+        if _blank(raw_id):
+            return reject(INVALID, "the id cell is empty; put the Iconik asset id (a UUID) in column id.")
+        return reject(INVALID, f"id {raw_id!r} is not an Iconik asset id (a UUID such as "
+                               "1b4e28ba-2fa1-11d2-883f-0016d3cca427); correct column id.")
+    start_cell, end_cell = cells.get("time_start_ms"), cells.get("time_end_ms")
+    if _blank(start_cell) and _blank(end_cell):
+        return reject(NO_TIMECODE, "time_start_ms and time_end_ms are both empty; fill them in to sync this asset.")
+    times = []
+    for column, cell in (("time_start_ms", start_cell), ("time_end_ms", end_cell)):
+        if _blank(cell):
+            other = "time_end_ms" if column == "time_start_ms" else "time_start_ms"
+            return reject(INVALID, f"{column} is empty but {other} is not; fill in both or neither.")
+        ms = _whole_ms(cell)
+        if ms is None:
+            return reject(INVALID, f"{column} is {_shown(cell)}, not a whole number of milliseconds "
+                                   "(0 or more); correct the cell.")
+        times.append(ms)
+    start, end = times
+    if end <= start:
+        return reject(INVALID, f"time_end_ms ({end}) is not after time_start_ms ({start}); correct one of them.")
+    for column, ms in (("time_start_S", start), ("time_end_S", end)):
+        cell = cells.get(column)
+        if _blank(cell):
+            continue
+        seconds = _seconds(cell)
+        if seconds is None:
+            return reject(INVALID, f"{column} is {_shown(cell)}, not a number of seconds; correct or clear it.")
+        if abs(seconds * 1000 - ms) > CROSS_CHECK_TOLERANCE_MS:
+            ms_column = column.replace("_S", "_ms")
+            return reject(INVALID, f"{column} ({_shown(cell)} s) and {ms_column} ({ms} ms) disagree by more "
+                                   "than a second; correct whichever is wrong.")
+    record.time_start_ms, record.time_end_ms = start, end
+    return record
+
+
+def merge_duplicates(records):
+    """One record per asset. Rows repeating an asset with the same outcome merge; rows that disagree are
+    all rejected as duplicate_conflict, none guessed."""
+    by_key = {}
+    for record in records:
+        by_key.setdefault(record.key, []).append(record)
+    merged = []
+    for key, group in by_key.items():
+        first = group[0]
+        if len(group) == 1:
+            merged.append(first)
+            continue
+        rows = [n for r in group for n in r.row_numbers]
+        outcomes = {(r.time_start_ms, r.time_end_ms, r.reason) for r in group}
+        merged_record = dataclasses.replace(first, row_numbers=rows)
+        if len(outcomes) > 1:
+            described = "; ".join(f"row {r.row_numbers[0]}: {_describe_times(r)}" for r in group)
+            merged_record.time_start_ms = merged_record.time_end_ms = None
+            merged_record.reason = DUPLICATE_CONFLICT
+            merged_record.reason_text = (
+                f"Rows {', '.join(map(str, rows))}: asset {key} appears on several rows with different "
+                f"times ({described}); keep one row or make them agree.")
+        merged.append(merged_record)
+    return merged
+
+
+def _describe_times(record):
+    if record.reason:
+        return record.reason
+    return f"{record.time_start_ms}-{record.time_end_ms} ms"
+
+
+def records_from_table(header, rows, first_row_number=2):
+    """Validate a header and its data rows (lists of cells) into one AssetRecord per asset."""
+    index = _column_index(header)
+    records = []
+    for offset, row in enumerate(rows):
+        if all(_blank(cell) for cell in row):
+            continue
+        cells = {name: (row[i] if i < len(row) else None) for name, i in index.items()}
+        records.append(check_row(first_row_number + offset, cells))
+    return merge_duplicates(records)
+
+
+def _column_index(header):
+    names = [str(h).strip() for h in header]
+    lowered = {name.lower(): i for i, name in reversed(list(enumerate(names)))}
+    missing = [c for c in REQUIRED_COLUMNS if c.lower() not in lowered]
+    if missing:
+        present = ", ".join(n for n in names if n) or "(none)"
+        raise InputError(f"the sheet has no column {', '.join(missing)} (required: {', '.join(REQUIRED_COLUMNS)}). "
+                         f"Columns present: {present}.")
+    return {c: lowered[c.lower()] for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c.lower() in lowered}
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+def read_csv(path):
+    """Header and a lazy iterator of rows of a CSV export of the sheet (UTF-8, with or without a BOM)."""
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist.") from None
+    reader = csv.reader(handle)
+    try:
+        header = next(reader, None)
+    except UnicodeDecodeError as exc:
+        handle.close()
+        raise _not_utf8(path, exc) from None
+    if header is None:
+        handle.close()
+        raise InputError(f"{path} is empty; export the sheet tab {DEFAULT_WORKSHEET} as CSV.")
+    return header, _rows(path, handle, reader)
+
+
+def _rows(path, handle, reader):
+    # Streamed, not listed: a 100,000-row sheet as lists of 35 strings would cost hundreds of MB (issue #2).
+    with handle:
+        try:
+            yield from reader
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from None
+
+
+def _not_utf8(path, exc):
+    return InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); export it as CSV UTF-8.")
+
+
+# --- Google Sheets ----------------------------------------------------------------------------------
+
+
+def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=None, timeout=(10, 60)):
+    """Header and rows of one tab, read in a single values.get with unformatted values."""
+    key_file = credentials or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if not key_file:
+        raise SheetAccessError("no Google service-account key: pass --credentials FILE or set "
+                               "GOOGLE_APPLICATION_CREDENTIALS.")
+    try:
+        creds = service_account.Credentials.from_service_account_file(key_file, scopes=READONLY_SCOPES)
+    except FileNotFoundError:
+        raise SheetAccessError(f"the service-account key {key_file} does not exist.") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SheetAccessError(
+            f"{key_file} is not a service-account key file ({type(exc).__name__}); download a JSON key for "
+            "the service account from Google Cloud (IAM > Service accounts > Keys).") from None
+
+    client = gspread.Client(auth=creds, http_client=_SheetsHTTPClient)
+    # gspread sets no timeout of its own: without one a stalled connection hangs the load forever.
+    client.set_timeout(timeout)
+    http = client.http_client
+    email = creds.service_account_email
+    try:
+        answer = http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(worksheet),
+                                 params={"valueRenderOption": "UNFORMATTED_VALUE",
+                                         "dateTimeRenderOption": "FORMATTED_STRING",
+                                         "majorDimension": "ROWS"})
+    except gspread.exceptions.APIError as exc:
+        raise _sheet_error(exc, http, spreadsheet_id, worksheet, email) from None
+    except GoogleAuthError as exc:
+        raise SheetAccessError(f"Google refused the service-account key {key_file}: {exc}") from None
+    except OSError as exc:  # requests' connection errors and timeouts are OSErrors
+        raise SheetAccessError(f"could not reach Google Sheets ({type(exc).__name__}); check the network "
+                               "and try again.") from None
+    values = answer.get("values", [])
+    if not values:
+        raise InputError(f"tab {worksheet!r} of spreadsheet {spreadsheet_id} is empty.")
+    header, rows = values[0], values[1:]
+    width = len(header)
+    # The API drops trailing empty cells; pad so that every row has every column.
+    return header, [row + [""] * (width - len(row)) for row in rows]
+
+
+def _sheet_error(exc, http, spreadsheet_id, worksheet, email):
+    code = exc.code if isinstance(exc.code, int) else exc.response.status_code
+    message = exc.error.get("message", "") if isinstance(exc.error, dict) else str(exc.error)
+    if code == 404:
+        return SheetAccessError(
+            f"spreadsheet {spreadsheet_id} was not found. Check the id (the part of the sheet's URL after /d/) "
+            f"and share the sheet with {email}.")
+    if code == 403:
+        return SheetAccessError(
+            f"the service account {email} may not read spreadsheet {spreadsheet_id}: share the sheet with "
+            f"{email} (Viewer is enough). Google said: {message}")
+    if code == 400 and "parse range" in message:
+        try:
+            meta = http.fetch_sheet_metadata(spreadsheet_id, params={"fields": "sheets.properties.title"})
+            tabs = ", ".join(repr(s["properties"]["title"]) for s in meta.get("sheets", []))
+        except gspread.exceptions.APIError:
+            tabs = "(could not list them)"
+        return SheetAccessError(f"spreadsheet {spreadsheet_id} has no tab {worksheet!r}; its tabs are: {tabs}. "
+                                "Pass the right one with --worksheet.")
+    if code == 429 or code >= 500:
+        return SheetAccessError(f"Google Sheets answered {code} ({message}) after retrying; wait a minute "
+                                "and load again.")
+    return SheetAccessError(f"Google Sheets answered {code}: {message}")
+
+
+class _SheetsHTTPClient(gspread.BackOffHTTPClient):
+    """gspread's back-off client (429 and 5xx), giving up after about 30 s instead of four minutes."""
+
+    _MAX_BACKOFF = 16
