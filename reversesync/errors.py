@@ -88,7 +88,11 @@ class ServerError(TransientError):
 
 
 class ConnectionFailed(TransientError):
-    """The request never reached Iconik (refused, DNS, connect timeout) or a read failed."""
+    """The connection failed; never_sent is True when the request provably did not leave this machine."""
+
+    def __init__(self, method, path, message="", never_sent=False):
+        super().__init__(method, path, None, message)
+        self.never_sent = never_sent
 
 
 class UnknownOutcome(IconikError):

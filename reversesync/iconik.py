@@ -1,0 +1,350 @@
+"""The Iconik client: one paced, retrying requests.Session that never re-sends a write it cannot account for."""
+
+import collections
+import datetime
+import email.utils
+import os
+import random
+import threading
+import time
+import urllib.parse
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from . import errors
+from .sources import canonical_uuid
+
+DEFAULT_URL = "https://app.iconik.io"
+ENV_URL, ENV_APP_ID, ENV_AUTH_TOKEN = "ICONIK_URL", "ICONIK_APP_ID", "ICONIK_AUTH_TOKEN"
+
+# Iconik's published limits per App-ID/Auth-Token pair (ICONIK-FACTS 5).
+DEFAULT_RATE = 50.0
+WINDOW_REQUESTS, WINDOW_SECONDS = 1000, 20.0
+
+READ_ROLES = ("can_read_assets", "can_read_segments")
+WRITE_ROLES = ("can_create_segments", "can_write_segments")
+
+# The fields of EditSegmentSchema a client may send back; the rest are read-only (ICONIK-FACTS 3).
+EDITABLE_SEGMENT_FIELDS = (
+    "segment_type", "time_start_milliseconds", "time_end_milliseconds", "metadata", "metadata_view_id",
+    "segment_color", "segment_text", "segment_track", "segment_checked", "external_id", "drawing",
+    "keyframe_id", "version_id", "status", "person_id", "project_id", "share_id", "share_user_email",
+    "face_bounding_boxes", "transcription", "transcription_id",
+)
+
+
+class Pacer:
+    """Request pacing shared by every worker thread.
+
+    Spaces request starts evenly at `rate` per second, never more than WINDOW_REQUESTS in any
+    WINDOW_SECONDS, and lets a 429 pause every worker at once. When Iconik says it is running low
+    (RateLimit-Remaining) or answers 429, the pace drops, then climbs back towards `rate`.
+    """
+
+    def __init__(self, rate=DEFAULT_RATE, window_requests=WINDOW_REQUESTS, window_seconds=WINDOW_SECONDS):
+        self.max_rate = float(rate)
+        self.rate = float(rate)
+        self.min_rate = max(1.0, self.max_rate / 20)
+        self.window_requests = window_requests
+        # A little slack on the window: our send times and Iconik's arrival times differ by network jitter.
+        self.window_seconds = window_seconds * 1.01 if window_requests else 0
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._sent = collections.deque()
+        self._remaining_high = 0
+        self._last_cut = 0.0
+
+    def wait(self):
+        """Block until this thread may send a request; returns the send time."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                start = max(self._next, self._paused_until)
+                if self.window_requests and len(self._sent) >= self.window_requests:
+                    start = max(start, self._sent[0] + self.window_seconds)
+                if start <= now:
+                    # Catch up at most one interval after a late wake-up, so sleep overshoot does not
+                    # cost throughput, but an idle pacer never releases a burst.
+                    self._next = max(self._next, now - 1.0 / self.rate) + 1.0 / self.rate
+                    if self.window_requests:
+                        self._sent.append(now)
+                        while len(self._sent) > self.window_requests:
+                            self._sent.popleft()
+                    return now
+            time.sleep(min(start - now, 0.25))
+
+    def pause(self, seconds):
+        """Stop every worker for seconds (a 429's Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def throttled(self, sent_at):
+        """A 429 for a request sent at sent_at: slow down once per burst of them, not once per worker."""
+        with self._lock:
+            if sent_at >= self._last_cut:
+                self.rate = max(self.min_rate, self.rate * 0.8)
+                self._last_cut = time.monotonic()
+
+    def observe_remaining(self, remaining, sent_at):
+        """Follow Iconik's RateLimit-Remaining: ease off as it runs low, speed up while it stays high."""
+        with self._lock:
+            self._remaining_high = max(self._remaining_high, remaining)
+            if self._remaining_high < 5:
+                return
+            if remaining < 0.2 * self._remaining_high:
+                if sent_at >= self._last_cut:
+                    self.rate = max(self.min_rate, self.rate * 0.95)
+                    self._last_cut = time.monotonic()
+            elif remaining > 0.5 * self._remaining_high and self.rate < self.max_rate:
+                self.rate = min(self.max_rate, self.rate + 0.05)
+
+
+class Stats:
+    """Counters every run reports: requests by method, 429s, unknown outcomes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.by_method = collections.Counter()
+        self.throttled = 0
+
+    def count(self, method, status):
+        with self._lock:
+            self.by_method[method] += 1
+            if status == 429:
+                self.throttled += 1
+
+    @property
+    def requests(self):
+        return sum(self.by_method.values())
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date); None when it gives no usable hint."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        seconds = (when - now).total_seconds()
+    if not seconds > 0 or seconds != seconds or seconds > 3600:
+        return None
+    return seconds
+
+
+def error_message(response):
+    """Iconik's own error text from {"errors": [...]} or {"errors": {"field": "..."}}, else the body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    found = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(found, list):
+        return "; ".join(map(str, found))
+    if isinstance(found, dict):
+        return "; ".join(f"{field}: {message}" for field, message in found.items())
+    return str(body)[:200]
+
+
+def _never_sent(exc):
+    """True when a requests exception proves the request never left this machine."""
+    seen = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                                ConnectionRefusedError, requests.exceptions.ConnectTimeout)):
+            return True
+        pending += [getattr(current, "reason", None), current.__cause__, current.__context__,
+                    *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]]
+    return False
+
+
+def _safe_id(value, what):
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        # Ids are validated on load; one reaching here unvalidated is a bug, never a request.
+        raise ValueError(f"{what} {value!r} is not a canonical UUID")
+    return urllib.parse.quote(canonical, safe="")
+
+
+# Iconik answers null for these when unset but does not accept null for them in a body: leave them out
+# then (a PUT resets an omitted field to unset, which is what it was). Caught by tests/test_contract.py.
+NOT_NULLABLE_FIELDS = frozenset({"metadata", "segment_color", "segment_checked", "status", "version_id",
+                                 "transcription"})
+
+
+def editable_fields(segment):
+    """The fields of a segment that a PUT must carry so that nothing but the times changes."""
+    return {field: segment[field] for field in EDITABLE_SEGMENT_FIELDS
+            if field in segment and not (segment[field] is None and field in NOT_NULLABLE_FIELDS)}
+
+
+class IconikClient:
+    """Talks to one Iconik (or the sandbox) with one pooled session, shared pacing and careful retries."""
+
+    def __init__(self, url=None, app_id=None, auth_token=None, *, rate=DEFAULT_RATE, retries=3, workers=8,
+                 timeout=(5.0, 30.0), per_page=100, pacer=None, backoff=0.5, max_backoff=20.0):
+        url = url or os.environ.get(ENV_URL) or DEFAULT_URL
+        app_id = app_id or os.environ.get(ENV_APP_ID)
+        auth_token = auth_token or os.environ.get(ENV_AUTH_TOKEN)
+        missing = [name for name, value in ((ENV_APP_ID, app_id), (ENV_AUTH_TOKEN, auth_token)) if not value]
+        if missing:
+            raise errors.ConfigError(f"no Iconik credentials: set {' and '.join(missing)} (or pass --app-id and "
+                                     "--auth-token).")
+        self.url = url.rstrip("/")
+        self.retries = retries
+        self.timeout = timeout
+        self.per_page = per_page
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.pacer = pacer or Pacer(rate)
+        self.stats = Stats()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(workers, 1) + 2, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"App-ID": app_id, "Auth-Token": auth_token, "Accept": "application/json"})
+
+    def __repr__(self):
+        return f"<IconikClient {self.url}>"
+
+    def close(self):
+        self._session.close()
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    def get_asset(self, asset_id):
+        return self._call("GET", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/")
+
+    def list_segments(self, asset_id, segment_type=None):
+        """Every segment of an asset (of one type if given), following every page."""
+        path = f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/"
+        params = {"per_page": self.per_page, "page": 1}
+        if segment_type:
+            params["segment_type"] = segment_type
+        found = []
+        while True:
+            page = self._call("GET", path, params=dict(params))
+            found += page.get("objects") or []
+            # Stop at `pages`: Iconik may answer 404 for a page past the last (ICONIK-FACTS 2).
+            if params["page"] >= (page.get("pages") or 1):
+                return found
+            params["page"] += 1
+
+    def get_segment(self, asset_id, segment_id):
+        return self._call("GET", self._segment_path(asset_id, segment_id))
+
+    def create_segment(self, asset_id, start_ms, end_ms, **fields):
+        body = {"segment_type": "GENERIC", "time_start_milliseconds": int(start_ms),
+                "time_end_milliseconds": int(end_ms), **fields}
+        return self._call("POST", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/", body=body)
+
+    def replace_segment_times(self, segment, start_ms, end_ms):
+        """PUT a segment back with all its editable fields and the new times, so nothing else is lost."""
+        body = editable_fields(segment)
+        body.update(time_start_milliseconds=int(start_ms), time_end_milliseconds=int(end_ms))
+        return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body)
+
+    def current_user(self):
+        return self._call("GET", "/API/users/v1/users/current/")
+
+    def current_roles(self):
+        return set(self._call("GET", "/API/users/v1/users/current/roles/").get("objects") or [])
+
+    def _segment_path(self, asset_id, segment_id):
+        return (f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/"
+                f"{_safe_id(segment_id, 'segment id')}/")
+
+    # --- the request path -------------------------------------------------------------------------
+
+    def _call(self, method, path, params=None, body=None):
+        write = method in ("POST", "PUT", "PATCH", "DELETE")
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: self._retryable(exc, write)),
+            stop=self._stop,
+            wait=self._wait,
+            reraise=True,
+        )
+        return retrying(self._once, method, path, params, body, write)
+
+    @staticmethod
+    def _retryable(exc, write):
+        if isinstance(exc, errors.RateLimited):
+            return True  # never applied, read or write
+        if write:
+            return isinstance(exc, errors.ConnectionFailed) and exc.never_sent
+        return isinstance(exc, errors.TransientError)
+
+    def _stop(self, state: RetryCallState):
+        exc = state.outcome.exception()
+        if isinstance(exc, errors.RateLimited):
+            # Throttling is the server pacing us, not a failure of this request: allow many more tries.
+            return state.attempt_number > self.retries + 20
+        return state.attempt_number > self.retries
+
+    def _wait(self, state: RetryCallState):
+        exc = state.outcome.exception()
+        if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
+            return 0  # the pacer already holds every worker for Retry-After
+        return min(self.max_backoff, self.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random())
+
+    def _once(self, method, path, params, body, write):
+        sent_at = self.pacer.wait()
+        try:
+            response = self._session.request(method, self.url + path, params=params, json=body,
+                                             timeout=self.timeout)
+        except requests.exceptions.RequestException as exc:
+            self.stats.count(method, None)
+            raise self._transport_error(exc, method, path, write) from None
+        self.stats.count(method, response.status_code)
+        remaining = response.headers.get("RateLimit-Remaining")
+        if remaining is not None and remaining.strip().isdigit():
+            self.pacer.observe_remaining(int(remaining), sent_at)
+        if response.status_code < 300:
+            return response.json() if response.content else {}
+        raise self._status_error(response, method, path, sent_at)
+
+    def _transport_error(self, exc, method, path, write):
+        kind = type(exc).__name__
+        if _never_sent(exc):
+            return errors.ConnectionFailed(method, path, f"could not connect to {self.url} ({kind})", True)
+        if write:
+            return errors.UnknownOutcome(method, path, None, f"the answer was lost ({kind}); the write may or "
+                                                             "may not have been applied")
+        return errors.ConnectionFailed(method, path, f"the connection failed ({kind})")
+
+    def _status_error(self, response, method, path, sent_at):
+        status = response.status_code
+        message = error_message(response)
+        if status in (401, 403):
+            return errors.AuthError(method, path, status, message)
+        if status == 404:
+            return errors.NotFound(method, path, status, message)
+        if status == 409:
+            return errors.Conflict(method, path, status, message)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self.pacer.throttled(sent_at)
+            if retry_after is not None:
+                self.pacer.pause(retry_after)
+            return errors.RateLimited(method, path, retry_after, message)
+        if status >= 500:
+            return errors.ServerError(method, path, status, message)
+        return errors.BadRequest(method, path, status, message)
