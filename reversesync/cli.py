@@ -1,13 +1,17 @@
 """The reversesync command line. This module parses options and prints; the work happens elsewhere."""
 
 import contextlib
+import json
 import os
+import signal
 import sys
+import threading
 from importlib import resources
 
 import click
 
 from . import __version__, errors, report, sources
+from . import sandbox as sandbox_module
 from .ledger import DEFAULT_LEDGER, STATES, Ledger
 
 EXIT_FAILED_ROWS, EXIT_INPUT, EXIT_RESUMABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -153,3 +157,90 @@ def report_command(ctx, csv_path, state, ledger_path):
             click.echo(line)
     finally:
         ledger.close()
+
+
+def _mix_option(ctx, param, value):
+    if not value:
+        return None
+    try:
+        mix = {name.strip(): float(weight) for name, weight in (part.split("=") for part in value.split(","))}
+    except ValueError:
+        raise click.BadParameter("write it as scenario=weight,... e.g. no_segments=40,in_sync=25") from None
+    unknown = set(mix) - set(sandbox_module.SCENARIOS)
+    if unknown:
+        raise click.BadParameter(f"unknown scenario {', '.join(sorted(unknown))}; known: "
+                                 f"{', '.join(sandbox_module.SCENARIOS)}")
+    return mix
+
+
+def _faults_option(ctx, param, value):
+    try:
+        return sandbox_module.Faults.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command("sandbox")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--from-csv", "from_csv", type=click.Path(exists=True, dir_okay=False),
+              help="Seed a believable catalogue for the ids of this sheet CSV.")
+@click.option("--state", "state_file", type=click.Path(exists=True, dir_okay=False),
+              help="Start from a JSON state written by --dump.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes seeding and faults repeatable.")
+@click.option("--mix", callback=_mix_option, help="Share of each scenario when seeding, e.g. no_segments=40,in_sync=25.")
+@click.option("--latency-ms", type=float, default=0, show_default=True, help="Delay before every answer.")
+@click.option("--jitter-ms", type=float, default=0, show_default=True, help="Random +/- added to the delay.")
+@click.option("--faults", callback=_faults_option, default="",
+              help="e.g. 5xx=0.05,409=0.02,drop_before=0.01,drop_after=0.01,slow=0.01,slow_ms=3000,revoke_after=N")
+@click.option("--rate", type=float, default=None, help="Requests/s allowed before 429 (default: no limit).")
+@click.option("--roles", default=",".join(sandbox_module.ALL_ROLES), show_default=True,
+              help="Roles the credentials have, comma separated.")
+@click.option("--app-id", envvar="ICONIK_APP_ID", default=sandbox_module.DEMO_APP_ID,
+              help="App-ID to accept. Default: env ICONIK_APP_ID, else a demo value.")
+@click.option("--auth-token", envvar="ICONIK_AUTH_TOKEN", default=sandbox_module.DEMO_AUTH_TOKEN,
+              help="Auth-Token to accept. Default: env ICONIK_AUTH_TOKEN, else a demo value.")
+@click.option("--dump", "dump_file", type=click.Path(dir_okay=False), help="Write the state as JSON on exit.")
+def sandbox_command(port, from_csv, state_file, seed, mix, latency_ms, jitter_ms, faults, rate, roles, app_id,
+                    auth_token, dump_file):
+    """Run a local Iconik stand-in on 127.0.0.1 to rehearse a sync without touching production.
+
+    \b
+    Example:
+        reversesync sandbox --from-csv sheet.csv --latency-ms 100 --faults 5xx=0.02
+    """
+    catalogue = sandbox_module.Catalogue()
+    if state_file:
+        with open(state_file, encoding="utf-8") as handle:
+            catalogue.restore(json.load(handle))
+    elif from_csv:
+        with translated_errors():
+            catalogue.seed_from_sheet(from_csv, seed=seed, mix=mix)
+    server = sandbox_module.Sandbox(catalogue, port=port, app_id=app_id, auth_token=auth_token,
+                                    roles=[r.strip() for r in roles.split(",") if r.strip()],
+                                    latency_ms=latency_ms, jitter_ms=jitter_ms, rate=rate, faults=faults, seed=seed)
+    try:
+        server.start()
+    except OSError as exc:
+        raise InputFailure(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port.") from None
+    click.echo(f"Iconik sandbox listening on {server.url}")
+    click.echo(f"ICONIK_URL={server.url}")
+    click.echo(f"ICONIK_APP_ID={app_id} ICONIK_AUTH_TOKEN={auth_token}")
+    click.echo(f"{len(catalogue.assets)} assets; Ctrl-C to stop.")
+    sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *args: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if dump_file:
+            with open(dump_file, "w", encoding="utf-8") as handle:
+                json.dump(catalogue.dump(), handle, indent=1)
+            click.echo(f"State written to {dump_file}")
+
+
+if __name__ == "__main__":
+    cli(prog_name="reversesync")
