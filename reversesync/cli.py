@@ -6,11 +6,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from importlib import resources
 
 import click
 
-from . import __version__, errors, report, sources
+from . import __version__, engine, errors, iconik, report, sources
 from . import sandbox as sandbox_module
 from .ledger import DEFAULT_LEDGER, STATES, Ledger
 
@@ -34,9 +35,9 @@ def translated_errors():
     """Turn reversesync's exceptions into ClickExceptions with the documented exit codes."""
     try:
         yield
-    except (errors.LedgerLocked, errors.AuthError, errors.ConfigError) as exc:
+    except (errors.LedgerLocked, errors.AuthError) as exc:
         raise ResumableAbort(str(exc)) from None
-    except (errors.InputError, errors.LedgerError) as exc:
+    except (errors.InputError, errors.LedgerError, errors.ConfigError) as exc:
         raise InputFailure(str(exc)) from None
 
 
@@ -157,6 +158,183 @@ def report_command(ctx, csv_path, state, ledger_path):
             click.echo(line)
     finally:
         ledger.close()
+
+
+def iconik_options(command):
+    """--iconik-url, --app-id, --auth-token (env ICONIK_URL, ICONIK_APP_ID, ICONIK_AUTH_TOKEN)."""
+    command = click.option("--auth-token", envvar=iconik.ENV_AUTH_TOKEN, default=None, show_envvar=True,
+                           help="Iconik Auth-Token.")(command)
+    command = click.option("--app-id", envvar=iconik.ENV_APP_ID, default=None, show_envvar=True,
+                           help="Iconik App-ID.")(command)
+    return click.option("--iconik-url", envvar=iconik.ENV_URL, default=iconik.DEFAULT_URL, show_default=True,
+                        show_envvar=True, help="Iconik base URL.")(command)
+
+
+class Progress:
+    """Renders the engine's events: a live line on a terminal, a plain line every few seconds elsewhere."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.last_line = 0.0
+
+    def __call__(self, kind, **data):
+        if kind == "start":
+            click.echo(f"Run {data['run_id']} ({data['mode']}): {data['rows']} rows to check", file=self.stream)
+        elif kind == "stopping":
+            click.echo("\nStopping: finishing the requests in flight (Ctrl-C again to abandon them safely)...",
+                       file=self.stream)
+        elif kind == "progress":
+            self._progress(**data)
+
+    def _progress(self, done, total, requests, elapsed, final=False):
+        now = time.monotonic()
+        if not final and (not self.tty and now - self.last_line < 10 or self.tty and now - self.last_line < 0.2):
+            return
+        self.last_line = now
+        rate = requests / elapsed if elapsed > 0 else 0.0
+        eta = (elapsed / done * (total - done)) if done else 0.0
+        width = 30
+        filled = int(width * done / total) if total else width
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows  {rate:5.1f} req/s  "
+                f"elapsed {_clock(elapsed)}  eta {_clock(eta)}")
+        if self.tty:
+            click.echo("\r" + line, nl=final, file=self.stream)
+        else:
+            click.echo(line, file=self.stream)
+
+
+def _clock(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _summary_lines(result):
+    lines = []
+    by_state = {}
+    for key, n in sorted(result.counts.items()):
+        state, _, why = key.partition("/")
+        by_state.setdefault(state, []).append((why, n))
+    if result.mode == "dry":
+        checked = dict(by_state.get("checked", []))
+        in_sync = dict(by_state.get("skipped", [])).get("in_sync", 0)
+        lines.append(f"Plan: would create {checked.get('create', 0)}, would update {checked.get('update', 0)}, "
+                     f"in sync {in_sync}")
+    for state in STATES:
+        for why, n in by_state.get(state, []):
+            lines.append(f"  {state:<8} {why or '-':<18} {n:>6}")
+    lines.append(f"Requests: {result.requests} ({result.writes} writes), 429s: {result.throttled}, "
+                 f"elapsed {result.elapsed:.1f} s")
+    return lines
+
+
+def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resume=False):
+    """The one implementation behind `run` and `resume`."""
+    ledger = open_ledger(ctx, ledger_path)
+    try:
+        with translated_errors():
+            ledger.acquire("resume" if resume else "run")
+        if resume:
+            unfinished = ledger.unfinished_run()
+            if unfinished is None:
+                click.echo("Nothing to resume: the last run finished.")
+                return 0
+            run_id = unfinished["id"]
+            options = engine.RunOptions.from_json(json.loads(unfinished["options"]))
+            click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
+        with translated_errors():
+            client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers)
+        sync = engine.Engine(ledger, client, options, on_event=Progress())
+        try:
+            sync.preflight()
+        except errors.AuthError as exc:
+            variable = "ICONIK_AUTH_TOKEN (or ICONIK_APP_ID)" if exc.status == 401 else "the token's roles"
+            raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. "
+                                 f"Fix {variable}; nothing was written.") from None
+        except (errors.TransientError, errors.IconikError) as exc:
+            raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written; "
+                                 "try again when it answers.") from None
+        if resume:
+            ledger.reopen_run(run_id)
+        else:
+            ledger.supersede_unfinished_runs()
+            run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
+        result = sync.run(run_id, heartbeat=ledger.heartbeat)
+        for line in _summary_lines(result):
+            click.echo(line)
+        if result.status == "aborted":
+            raise ResumableAbort(f"stopped: {result.error}. Rows in flight were left unfinished, not failed; "
+                                 "fix the credentials, then resume with: reversesync resume")
+        if result.status == "interrupted":
+            click.echo("Interrupted. resume with: reversesync resume", err=True)
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED_ROWS if any(k.startswith("failed") for k in result.counts) else 0
+    finally:
+        ledger.release()
+        ledger.close()
+
+
+def run_options(command):
+    """The options `run` shares with nobody else: mode, workers, pace and selection."""
+    for option in reversed([
+        click.option("--live", is_flag=True, help="Write to Iconik. Without it the run only checks and plans."),
+        click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+                     help="Rows worked on at once."),
+        click.option("--rate", type=click.FloatRange(0.1, 1000), default=iconik.DEFAULT_RATE, show_default=True,
+                     help="Requests per second at most (Iconik allows about 50)."),
+        click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N eligible rows."),
+        click.option("--retry-failed", is_flag=True,
+                     help=f"Send failed rows of a passing kind ({', '.join(engine.RETRYABLE_REASONS)}) back to "
+                          "pending first."),
+        click.option("--asset", "assets", multiple=True, metavar="ID", help="Only this asset (repeatable)."),
+    ]):
+        command = option(command)
+    return command
+
+
+@cli.command("run")
+@run_options
+@iconik_options
+@ledger_option
+@click.pass_context
+def run_command(ctx, live, workers, rate, limit, retry_failed, assets, iconik_url, app_id, auth_token,
+                ledger_path):
+    """Check every pending asset against Iconik and plan (default) or write (--live) its segment.
+
+    A dry run reads Iconik and decides exactly as a live run would, but writes nothing.
+    Exit codes: 0 done, 1 some rows failed, 2 bad input, 3 stopped (resumable), 130 interrupted.
+
+    \b
+    Example:
+        reversesync run                  # dry run: prints the plan
+        reversesync run --live --workers 8 --rate 50
+    """
+    canonical = []
+    for value in assets:
+        key = sources.canonical_uuid(value)
+        if key is None:
+            raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
+        canonical.append(key)
+    options = engine.RunOptions(live=live, workers=workers, rate=rate, limit=limit, retry_failed=retry_failed,
+                                assets=tuple(canonical))
+    ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options))
+
+
+@cli.command("resume")
+@iconik_options
+@ledger_option
+@click.pass_context
+def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
+    """Continue the most recent unfinished run with its mode and options.
+
+    Rows caught between recording a write and recording its result are re-checked first;
+    nothing is re-sent blindly.
+
+    \b
+    Example:
+        reversesync resume
+    """
+    ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, resume=True))
 
 
 def _mix_option(ctx, param, value):

@@ -246,6 +246,16 @@ class Ledger:
                 "throttled = throttled + ? where id = ?",
                 [status, now_iso(), json.dumps(counts, sort_keys=True), requests, throttled, run_id])
 
+    def reopen_run(self, run_id):
+        with self._lock, self.db.atomic():
+            self.db.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
+
+    def supersede_unfinished_runs(self):
+        """A new run replaces any unfinished one: `resume` then continues the new one."""
+        with self._lock, self.db.atomic():
+            self.db.execute("update runs set status = 'superseded' where status in "
+                            "('running', 'interrupted', 'aborted')")
+
     def run(self, run_id):
         rows = self.query("select * from runs where id = ?", [run_id])
         return rows[0] if rows else None

@@ -257,6 +257,7 @@ class Sandbox:
         self._log_lock = threading.Lock()
         self._seen = {}
         self._forced = []
+        self.hooks = []  # callables (method, path) run as each request arrives: tests change the world with them
         self._server = None
         self._thread = None
 
@@ -366,6 +367,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay / 1000.0)
         count = sandbox._record(method, path, None)
+        for hook in list(sandbox.hooks):
+            hook(method, path)
         forced = sandbox._take_forced(method, path)
         if forced and forced[0] is not None:
             status, payload, headers, _ = forced

@@ -1,0 +1,368 @@
+"""The sync engine: decide each asset from a fresh read, record intent, write, record the result.
+
+Every row moves pending -> checked -> created | updated | skipped | failed through Ledger.move, one
+committed transaction per step, so a run killed at any instant resumes without a duplicate or a lost row.
+The engine prints nothing: it reports through the on_event callback, which the CLI renders.
+"""
+
+import dataclasses
+import json
+import queue
+import threading
+import time
+
+from . import errors
+from .iconik import READ_ROLES, WRITE_ROLES
+from .ledger import CHECKED, CREATED, FAILED, PENDING, SKIPPED, UPDATED
+
+# Created segments carry this in external_id so that people and later runs can tell them apart.
+MARKER = "reversesync"
+
+# How many times one row is decided again after a write that conflicted, vanished or has an unknown
+# outcome, before it is failed.
+MAX_DECISIONS = 4
+
+# Failed rows whose cause may pass; --retry-failed sends them back to pending.
+RETRYABLE_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome")
+
+
+@dataclasses.dataclass
+class RunOptions:
+    live: bool = False
+    workers: int = 8
+    rate: float = 50.0
+    limit: int = None
+    retry_failed: bool = False
+    assets: tuple = ()
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["assets"] = tuple(values.get("assets") or ())
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class Decision:
+    """What one fresh read says to do: create, update, or finish the row as state/reason."""
+
+    action: str = None            # "create" / "update" / None
+    state: str = None             # final state when there is nothing to write
+    reason: str = None
+    text: str = ""
+    segment: dict = None          # the segment to update, or the one already in sync
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_id: int
+    mode: str
+    status: str                   # finished / interrupted / aborted
+    counts: dict
+    requests: int
+    writes: int
+    throttled: int
+    elapsed: float
+    rows: int
+    error: Exception = None
+
+
+def _ms(start, end):
+    return f"{start}-{end} ms"
+
+
+def decide(asset, generic_segments, start, end):
+    """The decision rules of issue #4, from the asset and its GENERIC segments as just read."""
+    if asset is None:
+        return Decision(state=FAILED, reason="not_found",
+                        text="Iconik has no asset with this id (404); check the id in the sheet.")
+    if asset.get("status") == "DELETED":
+        return Decision(state=SKIPPED, reason="asset_deleted", text="the asset is deleted in Iconik; nothing written.")
+    if asset.get("type") == "SUBCLIP":
+        # A SUBCLIP's in/out points are its own fields; a segment on it would be a wrong write (FACTS 4.2).
+        found = (asset.get("time_start_milliseconds"), asset.get("time_end_milliseconds"))
+        if found == (start, end):
+            return Decision(state=SKIPPED, reason="in_sync", text=f"SUBCLIP already spans {_ms(start, end)}.")
+        return Decision(state=SKIPPED, reason="subclip_mismatch",
+                        text=f"SUBCLIP spans {_ms(*found)} but the sheet says {_ms(start, end)}; a SUBCLIP's "
+                             "range belongs to its parent's segment, so nothing was written. Fix it by hand.")
+    equal = [s for s in generic_segments
+             if (s.get("time_start_milliseconds"), s.get("time_end_milliseconds")) == (start, end)]
+    if equal:
+        return Decision(state=SKIPPED, reason="in_sync", segment=equal[0],
+                        text=f"GENERIC segment {equal[0]['id']} already spans {_ms(start, end)}.")
+    if not generic_segments:
+        return Decision(action="create", text=f"create a GENERIC segment {_ms(start, end)}")
+    if len(generic_segments) == 1:
+        segment = generic_segments[0]
+        return Decision(action="update", segment=segment,
+                        text=f"update GENERIC segment {segment['id']} from "
+                             f"{_ms(segment.get('time_start_milliseconds'), segment.get('time_end_milliseconds'))} "
+                             f"to {_ms(start, end)}")
+    listed = "; ".join(f"{s['id']} {_ms(s.get('time_start_milliseconds'), s.get('time_end_milliseconds'))}"
+                       for s in generic_segments)
+    return Decision(state=SKIPPED, reason="ambiguous",
+                    text=f"{len(generic_segments)} GENERIC segments and none spans {_ms(start, end)} ({listed}); "
+                         "delete the wrong ones in Iconik, then run again.")
+
+
+class _Stop(Exception):
+    """Raised inside a worker when the run is stopping: leave the row as it is."""
+
+
+class Engine:
+    """Runs one mode (dry or live) over the eligible rows of a ledger with a pool of worker threads."""
+
+    def __init__(self, ledger, client, options, on_event=None):
+        self.ledger = ledger
+        self.client = client
+        self.options = options
+        self.on_event = on_event or (lambda kind, **data: None)
+        self._stop = threading.Event()
+        self._fatal = None
+        self._done = 0
+        self._done_lock = threading.Lock()
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def preflight(self):
+        """Credentials and roles, before any row: raises AuthError or ConnectionFailed."""
+        roles = self.client.current_roles()
+        needed = READ_ROLES + (WRITE_ROLES if self.options.live else ())
+        missing = [role for role in needed if role not in roles]
+        if missing:
+            raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
+                                   f"the token lacks the role {', '.join(missing)}; grant it in Iconik "
+                                   "(Admin > Roles) and run again. Nothing was written.")
+        return roles
+
+    def eligible_rows(self, run_id):
+        """Rows caught mid-write first (they must be re-checked before anything else), then the rest."""
+        where = ["in_source = 1", "(state in ('pending', 'checked') or intent is not null)"]
+        params = []
+        if self.options.assets:
+            where.append(f"asset_key in ({', '.join('?' for _ in self.options.assets)})")
+            params += list(self.options.assets)
+        sql = (f"select asset_key from assets where {' and '.join(where)} "
+               "order by intent is null, cast(row_numbers as integer), asset_key")
+        if self.options.limit:
+            sql += f" limit {int(self.options.limit)}"
+        return [row["asset_key"] for row in self.ledger.query(sql, params)]
+
+    def retry_failed(self, run_id):
+        keys = [row["asset_key"] for row in self.ledger.query(
+            f"select asset_key from assets where state = 'failed' and in_source = 1 and reason in "
+            f"({', '.join('?' for _ in RETRYABLE_REASONS)})", list(RETRYABLE_REASONS))]
+        if keys:
+            self.ledger.move_many([(key, PENDING, {"reason": None, "reason_text": None}, "--retry-failed")
+                                   for key in keys], run_id=run_id)
+        return len(keys)
+
+    def run(self, run_id, heartbeat=None):
+        """Process every eligible row; returns a RunResult. Ctrl-C stops taking rows and returns."""
+        began = time.monotonic()
+        if self.options.retry_failed:
+            self.retry_failed(run_id)
+        keys = self.eligible_rows(run_id)
+        mode = "live" if self.options.live else "dry"
+        self.on_event("start", run_id=run_id, mode=mode, rows=len(keys))
+        work = queue.Queue()
+        for key in keys:
+            work.put(key)
+        threads = [threading.Thread(target=self._worker, args=(work, run_id), name=f"worker-{n}", daemon=True)
+                   for n in range(max(1, min(self.options.workers, len(keys) or 1)))]
+        for thread in threads:
+            thread.start()
+        status = "finished"
+        last_beat = time.monotonic()
+        try:
+            while any(thread.is_alive() for thread in threads):
+                time.sleep(0.2)
+                self.on_event("progress", done=self._done, total=len(keys), requests=self.client.stats.requests,
+                              elapsed=time.monotonic() - began)
+                if heartbeat and time.monotonic() - last_beat > 5:
+                    heartbeat()
+                    last_beat = time.monotonic()
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self._stop.set()
+            self.on_event("stopping")
+            try:
+                for thread in threads:
+                    thread.join()
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C abandons in-flight requests; their rows keep their recorded intent
+        if self._fatal is not None:
+            status = "aborted"
+        stats = self.client.stats
+        counts = self.counts(run_id)
+        writes = stats.by_method["POST"] + stats.by_method["PUT"]
+        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled)
+        result = RunResult(run_id, mode, status, counts, stats.requests, writes, stats.throttled,
+                           time.monotonic() - began, len(keys), self._fatal)
+        self.on_event("progress", done=self._done, total=len(keys), requests=stats.requests,
+                      elapsed=result.elapsed, final=True)
+        return result
+
+    def counts(self, run_id):
+        """{"state/reason-or-action": n} over every row this run touched (across resumes)."""
+        rows = self.ledger.query(
+            "select state, coalesce(reason, action, '') as why, count(*) as n from assets where asset_key in "
+            "(select asset_key from events where run_id = ?) group by state, why", [run_id])
+        return {f"{r['state']}/{r['why']}".rstrip("/"): r["n"] for r in rows}
+
+    # --- one worker ---------------------------------------------------------------------------------
+
+    def _worker(self, work, run_id):
+        while not self._stop.is_set():
+            try:
+                key = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.process(key, run_id)
+            except _Stop:
+                return
+            except errors.AuthError as exc:
+                # 401/403 mid-run: every worker stops at once, rows stay as they are (resumable).
+                self._fatal = exc
+                self._stop.set()
+                return
+            with self._done_lock:
+                self._done += 1
+
+    def _read(self, call, *args):
+        if self._stop.is_set():
+            raise _Stop()
+        return call(*args)
+
+    def check(self, row):
+        """One fresh read of the asset (and its GENERIC segments) and the decision it leads to."""
+        try:
+            asset = self._read(self.client.get_asset, row["asset_key"])
+        except errors.NotFound:
+            asset = None
+        generic = []
+        if asset is not None and asset.get("type") != "SUBCLIP" and asset.get("status") != "DELETED":
+            generic = [s for s in self._read(self.client.list_segments, asset["id"], "GENERIC")
+                       if s.get("segment_type") == "GENERIC" and s.get("status") != "DELETED"]
+        return decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
+
+    def process(self, key, run_id):
+        """Decide and, if live, write one row, committing every step before the next depends on it."""
+        row = self.ledger.asset(key)
+        conflicts = 0
+        last_error = None
+        for _ in range(MAX_DECISIONS):
+            try:
+                decision = self.check(row)
+            except errors.NotFound as exc:  # the asset went away between two reads
+                return self._fail(row, run_id, "not_found", exc)
+            except errors.TerminalError as exc:
+                return self._fail(row, run_id, "bad_request", exc)
+            except errors.TransientError as exc:
+                return self._fail(row, run_id, _transient_reason(exc), exc)
+            if row["intent"] and decision.reason == "in_sync" and decision.segment:
+                return self._confirm_intent(row, run_id, decision)
+            if decision.state:
+                return self._finish(row, run_id, decision)
+            if not self.options.live:
+                self.ledger.move(key, CHECKED, run_id=run_id, detail=f"would {decision.text}",
+                                 action=decision.action, reason=None, reason_text=f"would {decision.text}")
+                return
+            row = self._record_intent(row, run_id, decision)
+            try:
+                segment = self._write(row, decision)
+            except errors.Conflict as exc:
+                conflicts += 1
+                last_error = exc
+                if conflicts >= 3:
+                    return self._fail(row, run_id, "conflict", exc)
+                continue  # re-fetch and decide again (the PRD's 409 rule)
+            except errors.NotFound as exc:
+                last_error = exc  # the segment vanished under us: decide again from a fresh read
+                continue
+            except (errors.UnknownOutcome, errors.ServerError, errors.ConnectionFailed) as exc:
+                last_error = exc  # never re-send blindly: re-check, and the intent tells what was meant
+                continue
+            except errors.BadRequest as exc:
+                return self._fail(row, run_id, "bad_request", exc)
+            state = CREATED if decision.action == "create" else UPDATED
+            self.ledger.move(key, state, run_id=run_id, detail=f"{decision.action}d segment {segment['id']}",
+                             segment_id=segment["id"], intent=None, intent_run_id=None, http_status=
+                             201 if state == CREATED else 200, reason=None, last_error=None,
+                             reason_text=f"{decision.text[0].upper()}{decision.text[1:]}: done.")
+            return
+        reason = "conflict" if isinstance(last_error, errors.Conflict) else _transient_reason(last_error)
+        return self._fail(row, run_id, reason, last_error)
+
+    def _record_intent(self, row, run_id, decision):
+        intent = {"op": decision.action, "segment_id": (decision.segment or {}).get("id"), "run_id": run_id,
+                  "start": row["time_start_ms"], "end": row["time_end_ms"]}
+        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail=f"about to {decision.text}",
+                         action=decision.action, intent=json.dumps(intent), intent_run_id=run_id,
+                         attempts=row["attempts"] + 1, reason=None, reason_text=f"writing: {decision.text}")
+        return self.ledger.asset(row["asset_key"])
+
+    def _write(self, row, decision):
+        if self._stop.is_set():
+            raise _Stop()
+        start, end = row["time_start_ms"], row["time_end_ms"]
+        if decision.action == "create":
+            return self.client.create_segment(row["asset_key"], start, end, external_id=MARKER)
+        # A PUT replaces every editable field: send back what Iconik holds now, with the new times.
+        current = self.client.get_segment(decision.segment["asset_id"], decision.segment["id"])
+        return self.client.replace_segment_times(current, start, end)
+
+    def _confirm_intent(self, row, run_id, decision):
+        """A write whose answer was lost is there after all: record it as done, not as in sync."""
+        intent = json.loads(row["intent"])
+        state = CREATED if intent["op"] == "create" else UPDATED
+        if row["state"] not in (CHECKED,):
+            self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail="re-checking an unfinished write")
+        segment_id = decision.segment["id"]
+        self.ledger.move(row["asset_key"], state, run_id=run_id,
+                         detail=f"{intent['op']} confirmed by a fresh read (its answer had been lost)",
+                         segment_id=segment_id, intent=None, intent_run_id=None, reason=None, last_error=None,
+                         action=intent["op"], reason_text=f"{intent['op']}d segment {segment_id}, "
+                                                          f"{_ms(row['time_start_ms'], row['time_end_ms'])}; "
+                                                          "confirmed by a fresh read.")
+
+    def _finish(self, row, run_id, decision):
+        self.ledger.move(row["asset_key"], decision.state, run_id=run_id, detail=decision.reason,
+                         reason=decision.reason, reason_text=decision.text, intent=None, intent_run_id=None,
+                         segment_id=(decision.segment or {}).get("id") or row["segment_id"], action=None,
+                         http_status=404 if decision.reason == "not_found" else 200)
+
+    def _fail(self, row, run_id, reason, exc):
+        row = self.ledger.asset(row["asset_key"])
+        self.ledger.move(row["asset_key"], FAILED, run_id=run_id, detail=f"{reason}: {exc}", reason=reason,
+                         reason_text=_failure_text(reason, exc), last_error=str(exc)[:500],
+                         http_status=getattr(exc, "status", None))
+
+
+def _transient_reason(exc):
+    if isinstance(exc, errors.RateLimited):
+        return "rate_limited"
+    if isinstance(exc, errors.ConnectionFailed):
+        return "connection_error"
+    if isinstance(exc, errors.UnknownOutcome):
+        return "unknown_outcome"
+    return "server_error"
+
+
+def _failure_text(reason, exc):
+    advice = {
+        "bad_request": "Iconik rejected the request; read its message, fix the row, then load and run again.",
+        "conflict": "the segment kept changing under reversesync; run again with --retry-failed.",
+        "server_error": "Iconik kept failing after retries; run again later with --retry-failed.",
+        "connection_error": "Iconik could not be reached after retries; run again with --retry-failed.",
+        "rate_limited": "Iconik kept answering 429; run again with a lower --rate and --retry-failed.",
+        "unknown_outcome": "the write's answers kept getting lost; run again with --retry-failed.",
+    }.get(reason, "")
+    message = getattr(exc, "message", "") or str(exc)
+    return f"{advice} ({message})" if advice else message

@@ -1,0 +1,349 @@
+"""`run`, `run --live` and `resume` through the real CLI against the sandbox on a free loopback port."""
+
+import json
+
+import pytest
+
+from reversesync.engine import MARKER, decide
+from reversesync.ledger import Ledger
+from reversesync.sandbox import Faults, Sandbox
+from tests.test_load import write_sheet
+
+A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with Sandbox() as running:
+        monkeypatch.setenv("ICONIK_URL", running.url)
+        monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
+        monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)
+        yield running
+
+
+@pytest.fixture
+def loaded(invoke, tmp_path):
+    """Load a sheet of (id, start, end) rows into this test's ledger."""
+
+    def load(*rows):
+        path = write_sheet(tmp_path / "sheet.csv", [(key, f"clip {key[-2:]}", s, e) for key, s, e in rows])
+        result = invoke("load", "--csv", path)
+        assert result.exit_code == 0, result.output
+    return load
+
+
+def state(ledger_path, key):
+    row = Ledger(ledger_path).asset(key)
+    return row["state"], row["reason"] or row["action"]
+
+
+def writes(sandbox):
+    return [entry for entry in sandbox.requests() if entry[0] in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+def test_asset_without_segments_gets_one_marked_generic_segment(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--live")
+    assert result.exit_code == 0, result.output
+    [segment] = sandbox.generic_segments(A)
+    assert (segment["time_start_milliseconds"], segment["time_end_milliseconds"]) == (1000, 5000)
+    assert segment["external_id"] == MARKER
+    row = Ledger(ledger_path).asset(A)
+    assert (row["state"], row["action"], row["segment_id"], row["http_status"]) == ("created", "create",
+                                                                                     segment["id"], 201)
+
+
+def test_comment_and_marker_segments_are_never_read_as_ranges_nor_changed(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_segment(A, "COMMENT", 1000, 1000, segment_text="nice")
+    sandbox.catalogue.add_segment(A, "MARKER", 5000, 5000)
+    before = [s for s in sandbox.catalogue.dump()["segments"][A]]
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    after = sandbox.catalogue.dump()["segments"][A]
+    assert after[:2] == before
+    assert [s["segment_type"] for s in after] == ["COMMENT", "MARKER", "GENERIC"]
+    assert state(ledger_path, A) == ("created", "create")
+
+
+def test_update_keeps_the_segments_other_fields(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    old = sandbox.catalogue.add_segment(A, "GENERIC", 9000, 9000, metadata={"Editor": ["kim"]},
+                                        segment_text="logged by hand", segment_color="#ff9900")
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    [segment] = sandbox.generic_segments(A)
+    assert segment["id"] == old["id"]
+    assert (segment["time_start_milliseconds"], segment["time_end_milliseconds"]) == (1000, 5000)
+    assert (segment["metadata"], segment["segment_text"], segment["segment_color"]) == (
+        {"Editor": ["kim"]}, "logged by hand", "#ff9900")
+    assert state(ledger_path, A) == ("updated", "update")
+    assert [w[0] for w in writes(sandbox)] == ["PUT"]
+
+
+@pytest.mark.parametrize("build, expected, reason_text", [
+    (lambda cat: (cat.add_asset(A), cat.add_segment(A, "GENERIC", 1000, 5000)), ("skipped", "in_sync"),
+     "already spans 1000-5000 ms"),
+    (lambda cat: (cat.add_asset(A), cat.add_segment(A, "GENERIC", 1, 2), cat.add_segment(A, "GENERIC", 1000, 5000)),
+     ("skipped", "in_sync"), "already spans"),
+    (lambda cat: (cat.add_asset(A), cat.add_segment(A, "GENERIC", 1, 2), cat.add_segment(A, "GENERIC", 3, 4)),
+     ("skipped", "ambiguous"), "2 GENERIC segments and none spans 1000-5000 ms ("),
+    (lambda cat: cat.add_asset(A, type="SUBCLIP", start=1000, end=5000, original_asset_id=PARENT),
+     ("skipped", "in_sync"), "SUBCLIP already spans 1000-5000 ms"),
+    (lambda cat: cat.add_asset(A, type="SUBCLIP", start=1000, end=6000, original_asset_id=PARENT),
+     ("skipped", "subclip_mismatch"), "SUBCLIP spans 1000-6000 ms but the sheet says 1000-5000 ms"),
+    (lambda cat: cat.add_asset(A, status="DELETED"), ("skipped", "asset_deleted"), "deleted"),
+    (lambda cat: None, ("failed", "not_found"), "Iconik has no asset with this id (404)"),
+])
+def test_each_decision_that_writes_nothing(sandbox, loaded, invoke, ledger_path, build, expected, reason_text):
+    build(sandbox.catalogue)
+    before = sandbox.catalogue.dump()
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--live")
+    assert result.exit_code == (1 if expected[0] == "failed" else 0)
+    assert state(ledger_path, A) == expected
+    assert reason_text in Ledger(ledger_path).asset(A)["reason_text"]
+    assert writes(sandbox) == [] and sandbox.catalogue.dump() == before
+
+
+def test_zero_length_generic_is_updated(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_segment(A, "GENERIC", 3000, 3000)
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    assert state(ledger_path, A) == ("updated", "update")
+
+
+def test_dry_run_writes_nothing_and_plans_what_live_then_does(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_asset(B)
+    sandbox.catalogue.add_segment(B, "GENERIC", 1, 2)
+    sandbox.catalogue.add_asset(C)
+    sandbox.catalogue.add_segment(C, "GENERIC", 1000, 5000)
+    loaded((A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000), (D, 1000, 5000))
+    dry = invoke("run")
+    assert dry.exit_code == 1  # D is unknown to Iconik
+    assert "Plan: would create 1, would update 1, in sync 1" in dry.output
+    assert writes(sandbox) == []
+    plan = {key: state(ledger_path, key) for key in (A, B, C, D)}
+    assert plan == {A: ("checked", "create"), B: ("checked", "update"), C: ("skipped", "in_sync"),
+                    D: ("failed", "not_found")}
+    live = invoke("run", "--live")
+    assert live.exit_code == 0
+    assert {key: state(ledger_path, key) for key in (A, B)} == {A: ("created", "create"), B: ("updated", "update")}
+
+
+def test_live_run_rechecks_a_stale_plan(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    invoke("run")
+    assert state(ledger_path, A) == ("checked", "create")
+    sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)  # someone fixed it by hand meanwhile
+    assert invoke("run", "--live").exit_code == 0
+    assert state(ledger_path, A) == ("skipped", "in_sync")
+    assert writes(sandbox) == []
+
+
+def test_second_live_run_makes_zero_writes(sandbox, loaded, invoke):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_asset(B)
+    sandbox.catalogue.add_segment(B, "GENERIC", 7, 9)
+    loaded((A, 1000, 5000), (B, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    count = len(writes(sandbox))
+    again = invoke("run", "--live")
+    assert again.exit_code == 0
+    assert len(writes(sandbox)) == count == 2
+    assert "(0 writes)" in again.output
+
+
+def test_conflict_is_answered_by_refetching_and_putting_again(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_segment(A, "GENERIC", 1, 2, metadata={"k": ["v"]})
+    sandbox.force("PUT", "/segments/", 409, {"errors": ["Segment was modified"]})
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    [segment] = sandbox.generic_segments(A)
+    assert (segment["time_end_milliseconds"], segment["metadata"]) == (5000, {"k": ["v"]})
+    assert [w[2] for w in writes(sandbox)] == [409, 200]
+    assert state(ledger_path, A) == ("updated", "update")
+
+
+def test_conflict_that_persists_fails_the_row_and_the_run_goes_on(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_segment(A, "GENERIC", 1, 2)
+    sandbox.catalogue.add_asset(B)
+    sandbox.force("PUT", "/segments/", 409, {"errors": ["Segment was modified"]}, times=10)
+    loaded((A, 1000, 5000), (B, 1000, 5000))
+    result = invoke("run", "--live")
+    assert result.exit_code == 1
+    assert state(ledger_path, A) == ("failed", "conflict")
+    assert state(ledger_path, B) == ("created", "create")
+    assert len(sandbox.requests("PUT")) == 3
+
+
+@pytest.mark.parametrize("action", ["drop_after", "drop_before"])
+def test_write_with_lost_answer_leaves_exactly_one_segment(sandbox, loaded, invoke, ledger_path, action):
+    sandbox.catalogue.add_asset(A)
+    sandbox.force("POST", "/segments/$", action=action)
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    assert len(sandbox.generic_segments(A)) == 1
+    assert state(ledger_path, A) == ("created", "create")
+    assert len(sandbox.requests("POST")) == (1 if action == "drop_after" else 2)
+
+
+def test_segment_gone_during_update_is_decided_again(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    segment = sandbox.catalogue.add_segment(A, "GENERIC", 1, 2)
+    loaded((A, 1000, 5000))
+
+    def delete_it_first(method, path):  # someone deletes the segment between our list and our write
+        if method == "GET" and path.endswith(f"/segments/{segment['id']}/"):
+            sandbox.catalogue.segments[A].clear()
+
+    sandbox.hooks.append(delete_it_first)
+    assert invoke("run", "--live").exit_code == 0
+    assert state(ledger_path, A) == ("created", "create")
+    assert len(sandbox.generic_segments(A)) == 1
+    assert [w[0] for w in writes(sandbox)] == ["POST"]
+
+
+def test_bad_request_fails_the_row_with_iconiks_message(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.force("POST", "/segments/$", 400, {"errors": {"time_end_milliseconds": "past the media's end"}})
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 1
+    row = Ledger(ledger_path).asset(A)
+    assert (row["state"], row["reason"], row["http_status"]) == ("failed", "bad_request", 400)
+    assert "time_end_milliseconds: past the media's end" in row["reason_text"]
+
+
+def test_server_errors_after_retries_fail_forward(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_asset(B)
+    sandbox.force("GET", f"/assets/{A}/$", 503, {"errors": ["down"]}, times=4)
+    loaded((A, 1000, 5000), (B, 1000, 5000))
+    result = invoke("run", "--live", "--workers", "1")
+    assert result.exit_code == 1
+    assert state(ledger_path, A) == ("failed", "server_error")
+    assert state(ledger_path, B) == ("created", "create")
+    again = invoke("run", "--live", "--retry-failed")
+    assert again.exit_code == 0
+    assert state(ledger_path, A) == ("created", "create")
+
+
+def test_auth_failure_mid_run_stops_and_leaves_rows_resumable(sandbox, loaded, invoke, ledger_path):
+    keys = [f"8c0d9a10-0000-4000-8000-0000000001{n:02d}" for n in range(20)]
+    for key in keys:
+        sandbox.catalogue.add_asset(key)
+    loaded(*[(key, 1000, 5000) for key in keys])
+    sandbox.faults = Faults(revoke_after=15)
+    result = invoke("run", "--live", "--workers", "2")
+    assert result.exit_code == 3
+    assert "resume with: reversesync resume" in result.output
+    ledger = Ledger(ledger_path)
+    states = [r["state"] for r in ledger.query("select state from assets")]
+    assert "failed" not in states and states.count("pending") >= 10
+    assert ledger.query("select status from runs")[0]["status"] == "aborted"
+    sandbox.faults = Faults()
+    resumed = invoke("resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert {r["state"] for r in ledger.query("select state from assets")} == {"created"}
+    assert all(len(sandbox.generic_segments(key)) == 1 for key in keys)
+
+
+def test_missing_write_role_stops_before_any_write(sandbox, loaded, invoke, ledger_path):
+    sandbox.roles = ["can_read_assets", "can_read_segments", "can_create_segments"]
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--live")
+    assert result.exit_code == 3
+    assert "the token lacks the role can_write_segments" in result.output
+    assert writes(sandbox) == [] and len(sandbox.requests()) == 1
+    assert Ledger(ledger_path).query("select count(*) as n from runs")[0]["n"] == 0
+    assert invoke("run").exit_code == 0  # a dry run needs only the read roles
+
+
+def test_bad_credentials_exit_3_naming_the_variable(sandbox, loaded, invoke, monkeypatch):
+    loaded((A, 1000, 5000))
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "expired")
+    result = invoke("run")
+    assert result.exit_code == 3
+    assert result.output.strip().startswith("Error: Iconik refused the credentials (401)")
+    assert "Fix ICONIK_AUTH_TOKEN (or ICONIK_APP_ID); nothing was written." in result.output
+    assert "expired" not in result.output
+
+
+def test_unreachable_iconik_at_preflight_exits_3(loaded, invoke, monkeypatch):
+    monkeypatch.setenv("ICONIK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ICONIK_APP_ID", "a")
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "b")
+    loaded((A, 1000, 5000))
+    result = invoke("run")
+    assert result.exit_code == 3
+    assert "Error: Iconik is unreachable at http://127.0.0.1:9" in result.output
+
+
+def test_missing_credentials_exit_2_before_any_request(loaded, invoke, monkeypatch):
+    monkeypatch.delenv("ICONIK_APP_ID", raising=False)
+    monkeypatch.delenv("ICONIK_AUTH_TOKEN", raising=False)
+    loaded((A, 1000, 5000))
+    result = invoke("run")
+    assert result.exit_code == 2
+    assert "no Iconik credentials: set ICONIK_APP_ID and ICONIK_AUTH_TOKEN" in result.output
+
+
+def test_second_process_on_the_same_ledger_is_refused(sandbox, loaded, invoke, ledger_path):
+    loaded((A, 1000, 5000))
+    holder = Ledger(ledger_path)
+    holder.acquire("run")
+    result = invoke("run")
+    assert result.exit_code == 3
+    assert "is in use by 'reversesync run' (pid" in result.output
+    assert invoke("load", "--example").exit_code == 3
+    holder.release()
+
+
+def test_resume_with_nothing_unfinished_says_so(sandbox, loaded, invoke):
+    loaded((A, 1000, 5000))
+    result = invoke("resume")
+    assert result.exit_code == 0
+    assert result.output.strip() == "Nothing to resume: the last run finished."
+
+
+def test_row_caught_between_intent_and_result_is_confirmed_not_rewritten(sandbox, loaded, invoke, ledger_path):
+    """A write recorded as about-to-be-sent, and present in Iconik, is recorded as done with no new write."""
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    ledger = Ledger(ledger_path)
+    run_id = ledger.start_run("live", {"live": True})
+    ledger.move(A, "checked", run_id=run_id, action="create", intent=json.dumps({"op": "create", "run_id": run_id}))
+    sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=MARKER)  # the POST had landed
+    result = invoke("resume")
+    assert result.exit_code == 0, result.output
+    row = ledger.asset(A)
+    assert (row["state"], row["action"], row["intent"]) == ("created", "create", None)
+    assert writes(sandbox) == []
+
+
+def test_asset_and_limit_select_rows(sandbox, loaded, invoke, ledger_path):
+    for key in (A, B, C):
+        sandbox.catalogue.add_asset(key)
+    loaded((A, 1, 2), (B, 1, 2), (C, 1, 2))
+    assert invoke("run", "--live", "--asset", B.upper()).exit_code == 0
+    assert [state(ledger_path, k)[0] for k in (A, B, C)] == ["pending", "created", "pending"]
+    assert invoke("run", "--live", "--limit", "1").exit_code == 0
+    assert [state(ledger_path, k)[0] for k in (A, B, C)] == ["created", "created", "pending"]
+    bad = invoke("run", "--asset", "../x")
+    assert bad.exit_code == 2 and "'../x' is not an Iconik asset id" in bad.output
+
+
+def test_decide_never_reads_comment_positions_as_clip_ranges():
+    """Only GENERIC segments are candidates; the caller passes nothing else to decide()."""
+    asset = {"id": A, "type": "ASSET", "status": "ACTIVE"}
+    assert decide(asset, [], 1000, 5000).action == "create"
+    generic = {"id": B, "asset_id": A, "time_start_milliseconds": 1000, "time_end_milliseconds": 1000}
+    assert decide(asset, [generic], 1000, 5000).action == "update"
