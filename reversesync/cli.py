@@ -232,46 +232,55 @@ def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resu
     """The one implementation behind `run` and `resume`."""
     ledger = open_ledger(ctx, ledger_path)
     try:
-        with translated_errors():
-            ledger.acquire("resume" if resume else "run")
-        if resume:
-            unfinished = ledger.unfinished_run()
-            if unfinished is None:
-                click.echo("Nothing to resume: the last run finished.")
-                return 0
-            run_id = unfinished["id"]
-            options = engine.RunOptions.from_json(json.loads(unfinished["options"]))
-            click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
-        with translated_errors():
-            client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers)
-        sync = engine.Engine(ledger, client, options, on_event=Progress())
-        try:
-            sync.preflight()
-        except errors.AuthError as exc:
-            variable = "ICONIK_AUTH_TOKEN (or ICONIK_APP_ID)" if exc.status == 401 else "the token's roles"
-            raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. "
-                                 f"Fix {variable}; nothing was written.") from None
-        except (errors.TransientError, errors.IconikError) as exc:
-            raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written; "
-                                 "try again when it answers.") from None
-        if resume:
-            ledger.reopen_run(run_id)
-        else:
-            ledger.supersede_unfinished_runs()
-            run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
-        result = sync.run(run_id, heartbeat=ledger.heartbeat)
-        for line in _summary_lines(result):
-            click.echo(line)
-        if result.status == "aborted":
-            raise ResumableAbort(f"stopped: {result.error}. Rows in flight were left unfinished, not failed; "
-                                 "fix the credentials, then resume with: reversesync resume")
-        if result.status == "interrupted":
-            click.echo("Interrupted. resume with: reversesync resume", err=True)
-            return EXIT_INTERRUPTED
-        return EXIT_FAILED_ROWS if any(k.startswith("failed") for k in result.counts) else 0
+        return _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the row loop (preflight, bookkeeping): every committed step stands.
+        click.echo("Interrupted. resume with: reversesync resume", err=True)
+        return EXIT_INTERRUPTED
     finally:
         ledger.release()
         ledger.close()
+
+
+def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume):
+    """Preflight, then the run itself; returns the exit code."""
+    with translated_errors():
+        ledger.acquire("resume" if resume else "run")
+    if resume:
+        unfinished = ledger.unfinished_run()
+        if unfinished is None:
+            click.echo("Nothing to resume: the last run finished.")
+            return 0
+        run_id = unfinished["id"]
+        options = engine.RunOptions.from_json(json.loads(unfinished["options"]))
+        click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
+    with translated_errors():
+        client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers)
+    sync = engine.Engine(ledger, client, options, on_event=Progress())
+    try:
+        sync.preflight()
+    except errors.AuthError as exc:
+        variable = "ICONIK_AUTH_TOKEN (or ICONIK_APP_ID)" if exc.status == 401 else "the token's roles"
+        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. "
+                             f"Fix {variable}; nothing was written.") from None
+    except (errors.TransientError, errors.IconikError) as exc:
+        raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written; "
+                             "try again when it answers.") from None
+    if resume:
+        ledger.reopen_run(run_id)
+    else:
+        ledger.supersede_unfinished_runs()
+        run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
+    result = sync.run(run_id, heartbeat=ledger.heartbeat)
+    for line in _summary_lines(result):
+        click.echo(line)
+    if result.status == "aborted":
+        raise ResumableAbort(f"stopped: {result.error}. Rows in flight were left unfinished, not failed; "
+                             "fix the credentials, then resume with: reversesync resume")
+    if result.status == "interrupted":
+        click.echo("Interrupted. resume with: reversesync resume", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED_ROWS if any(k.startswith("failed") for k in result.counts) else 0
 
 
 def run_options(command):
