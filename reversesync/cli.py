@@ -1,10 +1,13 @@
 """The reversesync command line. This module parses options and prints; the work happens elsewhere."""
 
 import contextlib
+import csv
+import dataclasses
 import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from importlib import resources
@@ -131,21 +134,31 @@ def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write one line per asset to FILE ('-' for standard output).")
 @click.option("--state", type=click.Choice(STATES), help="Only assets in this state (with --csv).")
+@click.option("--json", "as_json", is_flag=True, help="Counts and success bars as JSON, for scripts.")
+@click.option("--sync-log", is_flag=True, help="Append finished live runs to the spreadsheet's Sync_Log tab.")
+@click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Spreadsheet for --sync-log.")
+@click.option("--credentials", type=click.Path(dir_okay=False), default=None,
+              help="Service-account key with write access (--sync-log). Default: GOOGLE_APPLICATION_CREDENTIALS.")
 @ledger_option
 @click.pass_context
-def report_command(ctx, csv_path, state, ledger_path):
-    """Show what the ledger holds: counts by state and reason, or every asset as CSV.
+def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, credentials, ledger_path):
+    """Show what the ledger holds: counts by state and reason and the PRD's success bars, or every asset as CSV.
 
     \b
     Example:
         reversesync report
         reversesync report --csv report.csv --state failed
+        reversesync report --sync-log --sheet 1pUMPKe... --credentials key.json
     """
     path = _ledger_path(ctx, ledger_path)
     if not os.path.exists(path):
         raise InputFailure(f"no ledger at {os.path.abspath(path)}; run 'reversesync load' first.")
+    if sync_log and not spreadsheet_id:
+        raise click.UsageError("--sync-log needs --sheet SPREADSHEET_ID.")
     ledger = open_ledger(ctx, ledger_path)
     try:
+        if sync_log:
+            return _append_sync_log(ledger, spreadsheet_id, credentials)
         if csv_path:
             if csv_path == "-":
                 count = report.write_csv(ledger, sys.stdout, state)
@@ -154,10 +167,41 @@ def report_command(ctx, csv_path, state, ledger_path):
                     count = report.write_csv(ledger, handle, state)
                 click.echo(f"Wrote {count} assets to {csv_path}", err=True)
             return
-        for line in report.summary_lines(ledger):
+        if as_json:
+            by_state, by_reason = ledger.counts()
+            click.echo(json.dumps({
+                "ledger": ledger.path, "by_state": by_state,
+                "by_reason": [{"state": s, "reason": r, "assets": n} for (s, r), n in sorted(
+                    by_reason.items(), key=lambda item: (item[0][0], item[0][1] or "")) if r],
+                "success_bars": report.success_bars(ledger)}, indent=2))
+            return
+        for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
             click.echo(line)
     finally:
         ledger.close()
+
+
+def _append_sync_log(ledger, spreadsheet_id, credentials):
+    entries = []
+    for run in ledger.query("select * from runs where mode = 'live' and status = 'finished' order by id"):
+        counts = json.loads(run["counts"] or "{}")
+        failed = sum(n for key, n in counts.items() if key.startswith("failed"))
+        entries.append({
+            "Sync_ID": f"rs-{run['started_at'][:19].replace('-', '').replace(':', '')}-{run['id']}",
+            "Sync_Type": "reverse_timecode", "Started_At": run["started_at"], "Completed_At": run["finished_at"],
+            "Assets_New": counts.get("created/create", 0), "Assets_Updated": counts.get("updated/update", 0),
+            "Status": f"finished, {failed} failed" if failed else "finished",
+        })
+    if not entries:
+        raise InputFailure("no finished live run to log; run 'reversesync run --live' first.")
+    with translated_errors():
+        appended, present = sources.append_sync_log(spreadsheet_id, entries, credentials)
+    ledger.mark_sync_logged({e["Sync_ID"]: int(e["Sync_ID"].rsplit("-", 1)[1]) for e in entries
+                             if e["Sync_ID"] in appended + present})
+    if appended:
+        click.echo(f"Appended to Sync_Log: {', '.join(appended)}")
+    if present:
+        click.echo(f"Already in Sync_Log, not appended again: {', '.join(present)}")
 
 
 def iconik_options(command):
@@ -173,12 +217,16 @@ def iconik_options(command):
 class Progress:
     """Renders the engine's events: a live line on a terminal, a plain line every few seconds elsewhere."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, interrupt_after=None):
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
         self.last_line = 0.0
+        self.interrupt_after = interrupt_after
 
     def __call__(self, kind, **data):
+        if self.interrupt_after is not None and kind == "progress" and data["done"] >= self.interrupt_after:
+            self.interrupt_after = None
+            raise KeyboardInterrupt  # the demo's on-purpose Ctrl-C, taken exactly where a real one lands
         if kind == "start":
             click.echo(f"Run {data['run_id']} ({data['mode']}): {data['rows']} rows to check", file=self.stream)
         elif kind == "stopping":
@@ -228,11 +276,11 @@ def _summary_lines(result):
     return lines
 
 
-def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resume=False):
+def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resume=False, progress=None):
     """The one implementation behind `run` and `resume`."""
     ledger = open_ledger(ctx, ledger_path)
     try:
-        return _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume)
+        return _sync(ledger, iconik_url, app_id, auth_token, options, resume, progress or Progress())
     except KeyboardInterrupt:
         # Ctrl-C outside the row loop (preflight, bookkeeping): every committed step stands.
         click.echo("Interrupted. resume with: reversesync resume", err=True)
@@ -242,7 +290,7 @@ def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resu
         ledger.close()
 
 
-def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume):
+def _sync(ledger, iconik_url, app_id, auth_token, options, resume, progress):
     """Preflight, then the run itself; returns the exit code."""
     with translated_errors():
         ledger.acquire("resume" if resume else "run")
@@ -256,7 +304,7 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume):
         click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
     with translated_errors():
         client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers)
-    sync = engine.Engine(ledger, client, options, on_event=Progress())
+    sync = engine.Engine(ledger, client, options, on_event=progress)
     try:
         sync.preflight()
     except errors.AuthError as exc:
@@ -344,6 +392,141 @@ def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
         reversesync resume
     """
     ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, resume=True))
+
+
+@cli.command("verify")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Assets read at once.")
+@click.option("--rate", type=click.FloatRange(0.1, 1000), default=iconik.DEFAULT_RATE, show_default=True,
+              help="Requests per second at most.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), help="Write mismatches here.")
+@iconik_options
+@ledger_option
+@click.pass_context
+def verify_command(ctx, workers, rate, csv_path, iconik_url, app_id, auth_token, ledger_path):
+    """Read Iconik again and confirm it holds the sheet's times wherever the ledger says so.
+
+    Checks every asset that is created, updated or in sync: the GENERIC segment (exactly one where
+    reversesync wrote) or the SUBCLIP must span the sheet's times. Exit 0 when all match, 1 otherwise.
+
+    \b
+    Example:
+        reversesync verify --csv mismatches.csv
+    """
+    ledger = open_ledger(ctx, ledger_path)
+    try:
+        code = _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path)
+    finally:
+        ledger.close()
+    ctx.exit(code)
+
+
+def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None):
+    with translated_errors():
+        client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=rate, workers=workers)
+        checked, mismatches = engine.verify(ledger, client, workers, on_event=Progress())
+    for found in mismatches:
+        click.echo(f"MISMATCH {found.asset_id} (row {found.row_numbers}, {found.state}): expected {found.expected}; "
+                   f"found {found.found}")
+    if csv_path:
+        handle = sys.stdout if csv_path == "-" else open(csv_path, "w", encoding="utf-8", newline="")
+        try:
+            writer = csv.writer(handle)
+            writer.writerow(["asset_id", "row_numbers", "state", "expected", "found"])
+            for found in mismatches:
+                writer.writerow([report.neutralise(v) for v in (found.asset_id, found.row_numbers, found.state,
+                                                                 found.expected, found.found)])
+        finally:
+            if handle is not sys.stdout:
+                handle.close()
+    click.echo(f"Verified {checked} assets: {checked - len(mismatches)} match, {len(mismatches)} do not "
+               f"({client.stats.requests} requests).")
+    return 1 if mismatches else 0
+
+
+@cli.command("runs")
+@ledger_option
+@click.pass_context
+def runs_command(ctx, ledger_path):
+    """List the ledger's runs: mode, times, duration, status, counts, requests and 429s.
+
+    \b
+    Example:
+        reversesync runs
+    """
+    ledger = open_ledger(ctx, ledger_path)
+    try:
+        table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
+    finally:
+        ledger.close()
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+@cli.command("demo")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep the ledger and CSV in DIR.")
+@click.pass_context
+def demo_command(ctx, keep_dir):
+    """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify.
+
+    \b
+    Example:
+        reversesync demo --keep ./demo
+    """
+    folder = os.path.abspath(keep_dir) if keep_dir else tempfile.mkdtemp(prefix="reversesync-demo-")
+    os.makedirs(folder, exist_ok=True)
+    ledger_path = os.path.join(folder, "demo.db")
+    for stale in (ledger_path, ledger_path + "-wal", ledger_path + "-shm"):
+        if os.path.exists(stale):
+            os.remove(stale)
+    catalogue = sandbox_module.Catalogue()
+    catalogue.seed_from_sheet(example_sheet_path(), seed=7)
+    faults = sandbox_module.Faults(server_error=0.02, conflict=0.02, drop_before=0.01, drop_after=0.02)
+    server = sandbox_module.Sandbox(catalogue, latency_ms=3, faults=faults, seed=7).start()
+    url, app, token = server.url, server.app_id, server.auth_token
+    rate = 200.0  # the sandbox is local; against Iconik keep the default 50
+
+    def step(number, text):
+        click.echo("")
+        click.secho(f"== {number}/7 {text}", bold=True)
+
+    try:
+        click.echo(f"A sandbox Iconik is running on {url} with {len(catalogue.assets)} assets and a few injected "
+                   "faults (5xx, 409, lost answers).")
+        step(1, "load the example sheet (about 300 rows, every case) into the ledger")
+        ctx.invoke(load, csv_path=example_sheet_path(), ledger_path=ledger_path, spreadsheet_id=None,
+                   worksheet=sources.DEFAULT_WORKSHEET, credentials=None, example=False)
+        step(2, "dry run: read Iconik, decide every asset, write nothing")
+        options = engine.RunOptions(rate=rate)
+        _do_run(ctx, ledger_path, url, app, token, options)
+        step(3, "live run, interrupted on purpose after 60 rows, as a Ctrl-C would")
+        _do_run(ctx, ledger_path, url, app, token, dataclasses.replace(options, live=True),
+                progress=Progress(interrupt_after=60))
+        step(4, "resume: rows caught mid-write are re-checked first, nothing is re-sent blindly")
+        _do_run(ctx, ledger_path, url, app, token, resume=True)
+        step(5, "live run again: everything is done, so it makes zero writes")
+        _do_run(ctx, ledger_path, url, app, token, dataclasses.replace(options, live=True))
+        step(6, "report")
+        ledger = open_ledger(ctx, ledger_path)
+        csv_file = os.path.join(folder, "report.csv")
+        try:
+            for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
+                click.echo(line)
+            with open(csv_file, "w", encoding="utf-8", newline="") as handle:
+                report.write_csv(ledger, handle)
+            step(7, "verify: read Iconik again for every asset reversesync wrote or found in sync")
+            code = _verify(ledger, url, app, token, 8, rate)
+        finally:
+            ledger.close()
+    finally:
+        server.stop()
+    click.echo("")
+    click.echo(f"Ledger: {ledger_path}")
+    click.echo(f"Report: {csv_file}")
+    click.echo("The failed rows are ids the example sheet names but the sandbox does not hold (404), on purpose.")
+    if not keep_dir:
+        click.echo("(a temporary folder; keep the files with --keep DIR)")
+    ctx.exit(code)
 
 
 def _mix_option(ctx, param, value):

@@ -5,6 +5,7 @@ committed transaction per step, so a run killed at any instant resumes without a
 The engine prints nothing: it reports through the on_event callback, which the CLI renders.
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import queue
@@ -201,9 +202,10 @@ class Engine:
         stats = self.client.stats
         counts = self.counts(run_id)
         writes = stats.by_method["POST"] + stats.by_method["PUT"]
-        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled)
-        result = RunResult(run_id, mode, status, counts, stats.requests, writes, stats.throttled,
-                           time.monotonic() - began, len(keys), self._fatal)
+        elapsed = time.monotonic() - began
+        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled, writes, elapsed)
+        result = RunResult(run_id, mode, status, counts, stats.requests, writes, stats.throttled, elapsed,
+                           len(keys), self._fatal)
         self.on_event("progress", done=self._done, total=len(keys), requests=stats.requests,
                       elapsed=result.elapsed, final=True)
         return result
@@ -366,3 +368,72 @@ def _failure_text(reason, exc):
     }.get(reason, "")
     message = getattr(exc, "message", "") or str(exc)
     return f"{advice} ({message})" if advice else message
+
+
+# --- verify ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Mismatch:
+    """An asset whose Iconik state is not what the ledger says reversesync left there."""
+
+    asset_id: str
+    row_numbers: str
+    state: str
+    expected: str
+    found: str
+
+
+def _spans(segments):
+    return "; ".join(f"GENERIC {s['id']} {_ms(s.get('time_start_milliseconds'), s.get('time_end_milliseconds'))}"
+                     for s in segments) or "no GENERIC segment"
+
+
+def verify_row(client, row):
+    """None when Iconik holds exactly what the ledger says for this row, else a Mismatch."""
+    start, end = row["time_start_ms"], row["time_end_ms"]
+    written = row["state"] in (CREATED, UPDATED)
+    expected = (f"exactly one GENERIC segment {_ms(start, end)}" if written
+                else f"a GENERIC segment or SUBCLIP spanning {_ms(start, end)}")
+
+    def mismatch(found):
+        return Mismatch(row["asset_key"], row["row_numbers"], row["state"], expected, found)
+
+    try:
+        asset = client.get_asset(row["asset_key"])
+    except errors.NotFound:
+        return mismatch("the asset is gone (404)")
+    except (errors.TransientError, errors.TerminalError) as exc:
+        return mismatch(f"could not be read: {exc}")
+    if asset.get("type") == "SUBCLIP":
+        found = (asset.get("time_start_milliseconds"), asset.get("time_end_milliseconds"))
+        return None if found == (start, end) and not written else mismatch(f"SUBCLIP {_ms(*found)}")
+    try:
+        generic = [s for s in client.list_segments(row["asset_key"], "GENERIC")
+                   if s.get("segment_type") == "GENERIC" and s.get("status") != "DELETED"]
+    except (errors.TransientError, errors.TerminalError) as exc:
+        return mismatch(f"segments could not be read: {exc}")
+    equal = [s for s in generic
+             if (s.get("time_start_milliseconds"), s.get("time_end_milliseconds")) == (start, end)]
+    if written and (len(generic) != 1 or not equal) or not equal:
+        return mismatch(_spans(generic))
+    return None
+
+
+def verify(ledger, client, workers=8, on_event=None):
+    """Read Iconik again for every asset the ledger says is created, updated or in sync; returns
+    (rows verified, [Mismatch])."""
+    on_event = on_event or (lambda kind, **data: None)
+    rows = ledger.query("select * from assets where in_source = 1 and (state in ('created', 'updated') or "
+                        "(state = 'skipped' and reason = 'in_sync')) order by cast(row_numbers as integer)")
+    began = time.monotonic()
+    mismatches = []
+    done = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for found in pool.map(lambda row: verify_row(client, row), rows):
+            done += 1
+            if found:
+                mismatches.append(found)
+            on_event("progress", done=done, total=len(rows), requests=client.stats.requests,
+                     elapsed=time.monotonic() - began, final=done == len(rows))
+    return len(rows), mismatches

@@ -239,16 +239,25 @@ class Ledger:
                 [mode, json.dumps(options, sort_keys=True), now_iso()])
             return cursor.lastrowid
 
-    def finish_run(self, run_id, status, counts, requests=0, throttled=0):
+    def finish_run(self, run_id, status, counts, requests=0, throttled=0, writes=0, elapsed=0.0):
+        """Close a run (or one leg of it, before a resume); figures add up over the legs."""
         with self._lock, self.db.atomic():
             self.db.execute(
                 "update runs set status = ?, finished_at = ?, counts = ?, requests = requests + ?, "
-                "throttled = throttled + ? where id = ?",
-                [status, now_iso(), json.dumps(counts, sort_keys=True), requests, throttled, run_id])
+                "throttled = throttled + ?, writes = writes + ?, elapsed_seconds = elapsed_seconds + ? "
+                "where id = ?",
+                [status, now_iso(), json.dumps(counts, sort_keys=True), requests, throttled, writes, elapsed,
+                 run_id])
 
     def reopen_run(self, run_id):
         with self._lock, self.db.atomic():
             self.db.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
+
+    def mark_sync_logged(self, ids_by_run):
+        """Remember which runs are in the spreadsheet's Sync_Log ({sync id: run id})."""
+        with self._lock, self.db.atomic():
+            for sync_id, run_id in ids_by_run.items():
+                self.db.execute("update runs set sync_log_id = ? where id = ?", [sync_id, run_id])
 
     def supersede_unfinished_runs(self):
         """A new run replaces any unfinished one: `resume` then continues the new one."""

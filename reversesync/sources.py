@@ -16,6 +16,10 @@ DEFAULT_WORKSHEET = "GGmetadata_and_timestamps"
 REQUIRED_COLUMNS = ("id", "time_start_ms", "time_end_ms")
 OPTIONAL_COLUMNS = ("title", "time_start_S", "time_end_S")
 READONLY_SCOPES = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
+WRITE_SCOPES = ["https://www.googleapis.com/auth/spreadsheets"]
+SYNC_LOG_TAB = "Sync_Log"
+SYNC_LOG_COLUMNS = ("Sync_ID", "Sync_Type", "Started_At", "Completed_At", "Assets_New", "Assets_Updated",
+                    "Status")
 
 # Seconds and milliseconds may disagree by rounding; more than this means one of them is wrong.
 CROSS_CHECK_TOLERANCE_MS = 1000
@@ -232,38 +236,45 @@ def _not_utf8(path, exc):
 # --- Google Sheets ----------------------------------------------------------------------------------
 
 
-def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=None, timeout=(10, 60)):
-    """Header and rows of one tab, read in a single values.get with unformatted values."""
+def _sheets_http(credentials, scopes, timeout):
+    """gspread's HTTP client for a service-account key, and the account's email."""
     key_file = credentials or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if not key_file:
         raise SheetAccessError("no Google service-account key: pass --credentials FILE or set "
                                "GOOGLE_APPLICATION_CREDENTIALS.")
     try:
-        creds = service_account.Credentials.from_service_account_file(key_file, scopes=READONLY_SCOPES)
+        creds = service_account.Credentials.from_service_account_file(key_file, scopes=scopes)
     except FileNotFoundError:
         raise SheetAccessError(f"the service-account key {key_file} does not exist.") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise SheetAccessError(
             f"{key_file} is not a service-account key file ({type(exc).__name__}); download a JSON key for "
             "the service account from Google Cloud (IAM > Service accounts > Keys).") from None
-
     client = gspread.Client(auth=creds, http_client=_SheetsHTTPClient)
-    # gspread sets no timeout of its own: without one a stalled connection hangs the load forever.
+    # gspread sets no timeout of its own: without one a stalled connection hangs the command forever.
     client.set_timeout(timeout)
-    http = client.http_client
-    email = creds.service_account_email
+    return client.http_client, creds.service_account_email, key_file
+
+
+def _google_call(call, spreadsheet_id, worksheet, http, email, key_file, writing=False):
     try:
-        answer = http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(worksheet),
-                                 params={"valueRenderOption": "UNFORMATTED_VALUE",
-                                         "dateTimeRenderOption": "FORMATTED_STRING",
-                                         "majorDimension": "ROWS"})
+        return call()
     except gspread.exceptions.APIError as exc:
-        raise _sheet_error(exc, http, spreadsheet_id, worksheet, email) from None
+        raise _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing) from None
     except GoogleAuthError as exc:
         raise SheetAccessError(f"Google refused the service-account key {key_file}: {exc}") from None
     except OSError as exc:  # requests' connection errors and timeouts are OSErrors
         raise SheetAccessError(f"could not reach Google Sheets ({type(exc).__name__}); check the network "
                                "and try again.") from None
+
+
+def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=None, timeout=(10, 60)):
+    """Header and rows of one tab, read in a single values.get with unformatted values."""
+    http, email, key_file = _sheets_http(credentials, READONLY_SCOPES, timeout)
+    answer = _google_call(lambda: http.values_get(
+        spreadsheet_id, gspread.utils.absolute_range_name(worksheet),
+        params={"valueRenderOption": "UNFORMATTED_VALUE", "dateTimeRenderOption": "FORMATTED_STRING",
+                "majorDimension": "ROWS"}), spreadsheet_id, worksheet, http, email, key_file)
     values = answer.get("values", [])
     if not values:
         raise InputError(f"tab {worksheet!r} of spreadsheet {spreadsheet_id} is empty.")
@@ -273,13 +284,36 @@ def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=N
     return header, [row + [""] * (width - len(row)) for row in rows]
 
 
-def _sheet_error(exc, http, spreadsheet_id, worksheet, email):
+def append_sync_log(spreadsheet_id, entries, credentials=None, timeout=(10, 60)):
+    """Append Sync_Log rows (dicts keyed by SYNC_LOG_COLUMNS) whose Sync_ID is not there yet.
+
+    Returns (appended ids, ids already present). Reads the Sync_ID column first, so appending the
+    same run twice never happens, whatever the ledger remembers."""
+    http, email, key_file = _sheets_http(credentials, WRITE_SCOPES, timeout)
+    tab = gspread.utils.absolute_range_name(SYNC_LOG_TAB)
+    present = _google_call(lambda: http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(
+        SYNC_LOG_TAB, "A:A")), spreadsheet_id, SYNC_LOG_TAB, http, email, key_file)
+    logged = {str(row[0]) for row in present.get("values", []) if row}
+    new = [entry for entry in entries if entry["Sync_ID"] not in logged]
+    if new:
+        body = {"values": [[entry[column] for column in SYNC_LOG_COLUMNS] for entry in new]}
+        _google_call(lambda: http.values_append(spreadsheet_id, tab, params={
+            "valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}, body=body),
+            spreadsheet_id, SYNC_LOG_TAB, http, email, key_file, writing=True)
+    return [e["Sync_ID"] for e in new], [e["Sync_ID"] for e in entries if e["Sync_ID"] in logged]
+
+
+def _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False):
     code = exc.code if isinstance(exc.code, int) else exc.response.status_code
     message = exc.error.get("message", "") if isinstance(exc.error, dict) else str(exc.error)
     if code == 404:
         return SheetAccessError(
             f"spreadsheet {spreadsheet_id} was not found. Check the id (the part of the sheet's URL after /d/) "
             f"and share the sheet with {email}.")
+    if code == 403 and writing:
+        return SheetAccessError(
+            f"the service account {email} may read but not write spreadsheet {spreadsheet_id}: share it with "
+            f"{email} as Editor to append to {SYNC_LOG_TAB}. Google said: {message}")
     if code == 403:
         return SheetAccessError(
             f"the service account {email} may not read spreadsheet {spreadsheet_id}: share the sheet with "

@@ -78,8 +78,35 @@ def cassettes():
     ]
 
 
+SYNC_ID = "rs-20261126T010203-2"
+
+
+def _sync_log_uris():
+    from gspread.urls import SPREADSHEET_VALUES_APPEND_URL, SPREADSHEET_VALUES_URL
+
+    column = SPREADSHEET_VALUES_URL % (SHEET_ID, quote("'Sync_Log'!A:A"))
+    append = (SPREADSHEET_VALUES_APPEND_URL % (SHEET_ID, quote("'Sync_Log'"))
+              + "?valueInputOption=RAW&insertDataOption=INSERT_ROWS")
+    return column, append
+
+
+def sync_log_cassettes():
+    column, append = _sync_log_uris()
+    header = ["Sync_ID", "Sync_Type", "Started_At", "Completed_At", "Assets_New", "Assets_Updated", "Status"]
+    earlier = ["2025-12-21-full", "full_sync", "2025-12-21 10:00", "2025-12-21 10:20", 2840, 0, "success"]
+    appended = _exchange("POST", append, 200, {"spreadsheetId": SHEET_ID, "tableRange": "Sync_Log!A1:G2",
+                                               "updates": {"updatedRange": "Sync_Log!A3:G3", "updatedRows": 1}})
+    yield "sync_log_append", [_token(), _exchange("GET", column, 200, {
+        "range": "Sync_Log!A1:A2", "majorDimension": "ROWS", "values": [header[:1], earlier[:1]]}), appended]
+    yield "sync_log_already_there", [_token(), _exchange("GET", column, 200, {
+        "range": "Sync_Log!A1:A3", "majorDimension": "ROWS", "values": [header[:1], earlier[:1], [SYNC_ID]]})]
+    yield "sync_log_viewer_only", [_token(), _exchange("GET", column, 200, {
+        "range": "Sync_Log!A1:A2", "majorDimension": "ROWS", "values": [header[:1]]}),
+        _exchange("POST", append, 403, _error(403, "The caller does not have permission", "PERMISSION_DENIED"))]
+
+
 def main():
-    for name, interactions in cassettes():
+    for name, interactions in [*cassettes(), *sync_log_cassettes()]:
         path = CASSETTES / f"{name}.yaml"
         path.write_text(yaml.safe_dump({"interactions": interactions, "version": 1}, allow_unicode=True,
                                        sort_keys=False), encoding="utf-8")

@@ -53,7 +53,7 @@ def test_new_ledger_is_private_wal_and_fully_migrated(ledger_path):
     assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
     applied = [r[0] for r in conn.execute("select name from _sqlite_migrations order by id")]
     assert applied == [m.name for m in migrations()._migrations]
-    assert applied[:2] == ["001_initial", "002_write_intent_and_lock"]
+    assert applied[:3] == ["001_initial", "002_write_intent_and_lock", "003_run_figures"]
 
 
 def test_ledger_made_by_first_migration_upgrades_in_place(ledger_path):

@@ -1,0 +1,153 @@
+"""verify, runs, the success bars, report --json, the Sync_Log append and the demo."""
+
+import csv
+import json
+import re
+
+import pytest
+
+from reversesync.ledger import Ledger
+from tests.conftest import recorder
+from tests.make_sheet_cassettes import SHEET_ID, SYNC_ID
+from tests.test_engine import A, B, C, PARENT, loaded, sandbox  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def synced(sandbox, loaded, invoke):  # noqa: F811
+    """A, B need a segment; C is a SUBCLIP in sync. One live run, then a re-run."""
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_asset(B)
+    sandbox.catalogue.add_segment(B, "GENERIC", 1, 2)
+    sandbox.catalogue.add_asset(C, type="SUBCLIP", start=1000, end=5000, original_asset_id=PARENT)
+    loaded((A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    return sandbox
+
+
+def test_verify_all_match(synced, invoke):
+    result = invoke("verify")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1].startswith("Verified 3 assets: 3 match, 0 do not")
+
+
+def test_verify_reports_a_mismatch_planted_after_the_run(synced, invoke, tmp_path):
+    [segment] = synced.generic_segments(A)
+    for stored in synced.catalogue.segments[A]:
+        stored["time_end_milliseconds"] = 4000  # someone edits it in Iconik
+    synced.catalogue.add_segment(B, "GENERIC", 1000, 5000)  # and duplicates another
+    out = tmp_path / "mismatches.csv"
+    result = invoke("verify", "--csv", out)
+    assert result.exit_code == 1
+    assert (f"MISMATCH {A} (row 2, created): expected exactly one GENERIC segment 1000-5000 ms; found GENERIC "
+            f"{segment['id']} 1000-4000 ms") in result.output
+    assert f"MISMATCH {B} (row 3, updated)" in result.output
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert [r["asset_id"] for r in rows] == [A, B]
+    assert "Verified 3 assets: 1 match, 2 do not" in result.output
+
+
+def test_runs_lists_every_run(synced, invoke):
+    invoke("run", "--live")
+    lines = invoke("runs").output.splitlines()
+    assert lines[0].split() == ["id", "mode", "started", "finished", "duration", "status", "requests", "429s",
+                                "counts"]
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.match(rf"^1\s+live\s+{stamp}\s+{stamp}\s+0:00:0\d\s+finished\s+\d+\s+0\s+"
+                    r"created/create 1, skipped/in_sync 1, updated/update 1$", lines[1]), lines[1]
+    assert re.match(r"^2\s+live\s+.*\s+finished\s+1\s+0\s+-$", lines[2]), lines[2]
+    assert len(lines) == 3
+
+
+def test_success_bars_and_json(synced, invoke):
+    before = invoke("report", "--json")
+    bars = {bar["name"]: bar for bar in json.loads(before.output)["success_bars"]["bars"]}
+    assert bars["creation_success_rate"]["value"] == 1.0 and bars["creation_success_rate"]["met"] is True
+    assert bars["error_rate"]["value"] == 0.0 and bars["error_rate"]["met"] is True
+    assert bars["elapsed_seconds"]["met"] is True
+    assert bars["rerun_writes"]["met"] is None
+    invoke("run", "--live")
+    document = json.loads(invoke("report", "--json").output)
+    assert document["by_state"]["created"] == 1 and document["by_state"]["updated"] == 1
+    bars = {bar["name"]: bar for bar in document["success_bars"]["bars"]}
+    assert (bars["rerun_writes"]["value"], bars["rerun_writes"]["met"]) == (0, True)
+    text = invoke("report").output
+    assert "Success bars (live run 1, finished):" in text
+    assert "  rerun_writes                  0  target 0       met          re-run 2 made 0 writes" in text
+
+
+def test_error_rate_not_met_is_shown(sandbox, loaded, invoke):  # noqa: F811
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000), (B, 1000, 5000))
+    invoke("run", "--live")
+    line = next(x for x in invoke("report").output.splitlines() if "error_rate" in x)
+    assert "50.0%" in line and "NOT MET" in line and "1 of 2 rows failed" in line
+
+
+def _fixed_run(ledger_path):
+    ledger = Ledger(ledger_path)
+    ledger.start_run("dry", {})
+    run_id = ledger.start_run("live", {"live": True})
+    ledger.finish_run(run_id, "finished", {"created/create": 5, "updated/update": 2}, 20, 0, 7, 12.5)
+    ledger.db.execute("update runs set started_at = '2026-11-26T01:02:03.000+00:00' where id = ?", [run_id])
+    ledger.db.conn.commit()
+    return ledger
+
+
+def test_sync_log_appends_a_finished_live_run(invoke, ledger_path, service_account_key, monkeypatch):
+    import gspread
+
+    sent = []
+    append = gspread.http_client.HTTPClient.values_append
+    monkeypatch.setattr(gspread.http_client.HTTPClient, "values_append",
+                        lambda self, *args, **kwargs: sent.append(kwargs["body"]) or append(self, *args, **kwargs))
+    invoke("load", "--example")
+    ledger = _fixed_run(ledger_path)
+    with recorder().use_cassette("sync_log_append.yaml") as tape:
+        result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", service_account_key)
+    assert result.exit_code == 0, result.output
+    assert tape.all_played
+    assert result.output.strip() == f"Appended to Sync_Log: {SYNC_ID}"
+    [body] = sent
+    assert body["values"][0][:2] == [SYNC_ID, "reverse_timecode"]
+    assert body["values"][0][4:] == [5, 2, "finished"]
+    assert ledger.query("select sync_log_id from runs where id = 2")[0]["sync_log_id"] == SYNC_ID
+
+
+def test_sync_log_refuses_to_append_the_same_run_twice(invoke, ledger_path, service_account_key):
+    invoke("load", "--example")
+    _fixed_run(ledger_path)
+    with recorder().use_cassette("sync_log_already_there.yaml") as tape:
+        result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", service_account_key)
+    assert result.exit_code == 0
+    assert result.output.strip() == f"Already in Sync_Log, not appended again: {SYNC_ID}"
+    assert [r.method for r in tape.requests] == ["POST", "GET"]  # the token, then the read; no append
+
+
+def test_sync_log_with_a_viewer_only_account_says_to_share_as_editor(invoke, ledger_path, service_account_key):
+    invoke("load", "--example")
+    _fixed_run(ledger_path)
+    with recorder().use_cassette("sync_log_viewer_only.yaml"):
+        result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", service_account_key)
+    assert result.exit_code == 2
+    assert "may read but not write spreadsheet" in result.output and "as Editor" in result.output
+
+
+def test_sync_log_needs_a_sheet(invoke):
+    invoke("load", "--example")
+    result = invoke("report", "--sync-log")
+    assert result.exit_code == 2 and "--sync-log needs --sheet SPREADSHEET_ID." in result.output
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_flow_and_exits_0(runner, tmp_path):
+    from reversesync.cli import cli
+
+    result = runner.invoke(cli, ["demo", "--keep", str(tmp_path / "demo")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for step in ("== 1/7 load", "== 2/7 dry run", "== 3/7 live run, interrupted", "== 4/7 resume",
+                 "== 5/7 live run again", "== 6/7 report", "== 7/7 verify"):
+        assert step in result.output
+    assert "Interrupted. resume with: reversesync resume" in result.output
+    assert "Plan: would create" in result.output
+    assert " 0 do not " in result.output
+    assert (tmp_path / "demo" / "demo.db").exists() and (tmp_path / "demo" / "report.csv").exists()
