@@ -343,7 +343,10 @@ def run_options(command):
         click.option("--retry-failed", is_flag=True,
                      help=f"Send failed rows of a passing kind ({', '.join(engine.RETRYABLE_REASONS)}) back to "
                           "pending first."),
-        click.option("--asset", "assets", multiple=True, metavar="ID", help="Only this asset (repeatable)."),
+        click.option("--asset", "assets", multiple=True, metavar="ID",
+                     help="Only this asset, checked again even if finished (repeatable)."),
+        click.option("--recheck", multiple=True, metavar="REASON",
+                     help="Check rows finished with this reason again, e.g. ambiguous (repeatable)."),
     ]):
         command = option(command)
     return command
@@ -354,7 +357,7 @@ def run_options(command):
 @iconik_options
 @ledger_option
 @click.pass_context
-def run_command(ctx, live, workers, rate, limit, retry_failed, assets, iconik_url, app_id, auth_token,
+def run_command(ctx, live, workers, rate, limit, retry_failed, assets, recheck, iconik_url, app_id, auth_token,
                 ledger_path):
     """Check every pending asset against Iconik and plan (default) or write (--live) its segment.
 
@@ -373,7 +376,7 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, iconik_ur
             raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
         canonical.append(key)
     options = engine.RunOptions(live=live, workers=workers, rate=rate, limit=limit, retry_failed=retry_failed,
-                                assets=tuple(canonical))
+                                assets=tuple(canonical), recheck=tuple(recheck))
     ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options))
 
 

@@ -26,6 +26,9 @@ MAX_DECISIONS = 4
 # Failed rows whose cause may pass; --retry-failed sends them back to pending.
 RETRYABLE_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome")
 
+# Reasons given at load time: the sheet row itself is unusable, so no run can help until it is fixed.
+LOAD_REJECTIONS = ("invalid", "no_timecode", "duplicate_conflict")
+
 
 @dataclasses.dataclass
 class RunOptions:
@@ -35,6 +38,7 @@ class RunOptions:
     limit: int = None
     retry_failed: bool = False
     assets: tuple = ()
+    recheck: tuple = ()
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -44,6 +48,7 @@ class RunOptions:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
         values["assets"] = tuple(values.get("assets") or ())
+        values["recheck"] = tuple(values.get("recheck") or ())
         return cls(**values)
 
 
@@ -154,20 +159,34 @@ class Engine:
             sql += f" limit {int(self.options.limit)}"
         return [row["asset_key"] for row in self.ledger.query(sql, params)]
 
-    def retry_failed(self, run_id):
+    def reopen_finished_rows(self, run_id):
+        """Send finished rows back to pending where the options ask: --retry-failed, --recheck REASON, and
+        every row named with --asset. Rows the sheet itself rejected stay as they are."""
+        clauses, params = [], []
+        if self.options.retry_failed:
+            clauses.append(f"(state = 'failed' and reason in ({', '.join('?' for _ in RETRYABLE_REASONS)}))")
+            params += RETRYABLE_REASONS
+        if self.options.recheck:
+            clauses.append(f"reason in ({', '.join('?' for _ in self.options.recheck)})")
+            params += self.options.recheck
+        if self.options.assets:
+            clauses.append(f"asset_key in ({', '.join('?' for _ in self.options.assets)})")
+            params += self.options.assets
+        if not clauses:
+            return 0
         keys = [row["asset_key"] for row in self.ledger.query(
-            f"select asset_key from assets where state = 'failed' and in_source = 1 and reason in "
-            f"({', '.join('?' for _ in RETRYABLE_REASONS)})", list(RETRYABLE_REASONS))]
+            f"select asset_key from assets where in_source = 1 and state in ('created', 'updated', 'skipped', "
+            f"'failed') and coalesce(reason, '') not in ({', '.join('?' for _ in LOAD_REJECTIONS)}) "
+            f"and ({' or '.join(clauses)})", [*LOAD_REJECTIONS, *params])]
         if keys:
-            self.ledger.move_many([(key, PENDING, {"reason": None, "reason_text": None}, "--retry-failed")
+            self.ledger.move_many([(key, PENDING, {"reason": None, "reason_text": None}, "re-check requested")
                                    for key in keys], run_id=run_id)
         return len(keys)
 
     def run(self, run_id, heartbeat=None):
         """Process every eligible row; returns a RunResult. Ctrl-C stops taking rows and returns."""
         began = time.monotonic()
-        if self.options.retry_failed:
-            self.retry_failed(run_id)
+        self.reopen_finished_rows(run_id)
         keys = self.eligible_rows(run_id)
         mode = "live" if self.options.live else "dry"
         self.on_event("start", run_id=run_id, mode=mode, rows=len(keys))

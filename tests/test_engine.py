@@ -347,3 +347,19 @@ def test_decide_never_reads_comment_positions_as_clip_ranges():
     assert decide(asset, [], 1000, 5000).action == "create"
     generic = {"id": B, "asset_id": A, "time_start_milliseconds": 1000, "time_end_milliseconds": 1000}
     assert decide(asset, [generic], 1000, 5000).action == "update"
+
+
+def test_recheck_and_asset_reopen_finished_rows_but_never_load_rejections(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_segment(A, "GENERIC", 1, 2)
+    sandbox.catalogue.add_segment(A, "GENERIC", 3, 4)
+    sandbox.catalogue.add_asset(B)
+    loaded((A, 1000, 5000), (B, "", ""))
+    invoke("run", "--live")
+    assert state(ledger_path, A) == ("skipped", "ambiguous")
+    sandbox.catalogue.segments[A].pop()  # a person deletes the wrong one
+    assert invoke("run", "--live", "--recheck", "ambiguous").exit_code == 0
+    assert state(ledger_path, A) == ("updated", "update")
+    invoke("run", "--live", "--asset", B)
+    assert state(ledger_path, B) == ("skipped", "no_timecode")
+    assert writes(sandbox) == [("PUT", writes(sandbox)[0][1], 200)]
