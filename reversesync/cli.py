@@ -234,6 +234,8 @@ class Progress:
                        file=self.stream)
         elif kind == "progress":
             self._progress(**data)
+        elif kind == "search_unavailable":
+            click.echo(f"Search unavailable ({data['error']}); reading those assets one by one.", file=self.stream)
 
     def _progress(self, done, total, requests, elapsed, final=False):
         now = time.monotonic()
@@ -345,6 +347,9 @@ def run_options(command):
                           "pending first."),
         click.option("--asset", "assets", multiple=True, metavar="ID",
                      help="Only this asset, checked again even if finished (repeatable)."),
+        click.option("--search/--no-search", default=True, show_default=True,
+                     help="Classify assets 100 at a time with Iconik's search; writes are still decided from a "
+                          "fresh per-asset read."),
         click.option("--recheck", multiple=True, metavar="REASON",
                      help="Check rows finished with this reason again, e.g. ambiguous (repeatable)."),
     ]):
@@ -357,8 +362,8 @@ def run_options(command):
 @iconik_options
 @ledger_option
 @click.pass_context
-def run_command(ctx, live, workers, rate, limit, retry_failed, assets, recheck, iconik_url, app_id, auth_token,
-                ledger_path):
+def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, recheck, iconik_url, app_id,
+                auth_token, ledger_path):
     """Check every pending asset against Iconik and plan (default) or write (--live) its segment.
 
     A dry run reads Iconik and decides exactly as a live run would, but writes nothing.
@@ -376,7 +381,7 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, recheck, 
             raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
         canonical.append(key)
     options = engine.RunOptions(live=live, workers=workers, rate=rate, limit=limit, retry_failed=retry_failed,
-                                assets=tuple(canonical), recheck=tuple(recheck))
+                                assets=tuple(canonical), recheck=tuple(recheck), search=search)
     ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options))
 
 

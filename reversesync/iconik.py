@@ -110,10 +110,12 @@ class Stats:
         self._lock = threading.Lock()
         self.by_method = collections.Counter()
         self.throttled = 0
+        self.writes = 0
 
-    def count(self, method, status):
+    def count(self, method, status, write=False):
         with self._lock:
             self.by_method[method] += 1
+            self.writes += write
             if status == 429:
                 self.throttled += 1
 
@@ -262,6 +264,19 @@ class IconikClient:
         body.update(time_start_milliseconds=int(start_ms), time_end_milliseconds=int(end_ms))
         return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body)
 
+    def search(self, doc_type, terms, per_page=500):
+        """Every document of one type matching all terms ({name: [values]}), following every page."""
+        body = {"doc_types": [doc_type], "filter": {"operator": "AND", "terms": [
+            {"name": name, "value_in": list(values)} for name, values in terms.items()]}}
+        found, page = [], 1
+        while True:
+            answer = self._call("POST", "/API/search/v1/search/", params={"per_page": per_page, "page": page},
+                                body=body, write=False)
+            found += answer.get("objects") or []
+            if page >= (answer.get("pages") or 1):
+                return found
+            page += 1
+
     def current_user(self):
         return self._call("GET", "/API/users/v1/users/current/")
 
@@ -274,8 +289,9 @@ class IconikClient:
 
     # --- the request path -------------------------------------------------------------------------
 
-    def _call(self, method, path, params=None, body=None):
-        write = method in ("POST", "PUT", "PATCH", "DELETE")
+    def _call(self, method, path, params=None, body=None, write=None):
+        if write is None:  # a search is a POST that changes nothing: it may be retried like a read
+            write = method in ("POST", "PUT", "PATCH", "DELETE")
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: self._retryable(exc, write)),
             stop=self._stop,
@@ -311,9 +327,9 @@ class IconikClient:
             response = self._session.request(method, self.url + path, params=params, json=body,
                                              timeout=self.timeout)
         except requests.exceptions.RequestException as exc:
-            self.stats.count(method, None)
+            self.stats.count(method, None, write)
             raise self._transport_error(exc, method, path, write) from None
-        self.stats.count(method, response.status_code)
+        self.stats.count(method, response.status_code, write)
         remaining = response.headers.get("RateLimit-Remaining")
         if remaining is not None and remaining.strip().isdigit():
             self.pacer.observe_remaining(int(remaining), sent_at)

@@ -64,6 +64,7 @@ _ROUTES = [
     ("segments", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/$")),
     ("segments_of_type", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/(?P<type>[A-Z]+)/$")),
     ("segment", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/(?P<segment>{_UUID_PART})/$")),
+    ("search", re.compile(r"^/API/search/v1/search/$")),
     ("state", re.compile(r"^/_sandbox/state/$")),
 ]
 
@@ -185,7 +186,7 @@ class Catalogue:
             record = by_key[key]
             if record.reason:
                 self.add_asset(key, title=record.title)  # rejected rows still name real assets
-                dealt[key] = "no_segments"
+                dealt[key] = "rejected"
                 continue
             fraction = (position + 0.5) / len(ids)
             scenario = next(name for bound, name in bounds if fraction <= bound + 1e-12)
@@ -570,6 +571,37 @@ class _Api:
         segment.update({k: v for k, v in self.body.items() if k in EDITABLE_DEFAULTS or k == "segment_type"})
         segment["date_modified"] = _now()
         return 200, copy.deepcopy(segment)
+
+    def search_post(self):
+        """Iconik's batch search, for the two document types and the terms reversesync uses."""
+        body = self.body if isinstance(self.body, dict) else {}
+        doc_types = body.get("doc_types") or []
+        if doc_types not in (["assets"], ["segments"]):
+            return 400, {"errors": {"doc_types": "the sandbox searches one of assets, segments"}}
+        refused = self._needs("can_read_assets" if doc_types == ["assets"] else "can_read_segments")
+        if refused:
+            return refused
+        terms = (body.get("filter") or {}).get("terms") or []
+        wanted = {}
+        for term in terms:
+            values = term.get("value_in") or ([term["value"]] if "value" in term else [])
+            wanted[term.get("name")] = set(values)
+        if doc_types == ["assets"]:
+            pool = [dict(a, object_type="assets") for a in self.catalogue.assets.values()]
+        else:
+            pool = [dict(s, object_type="segments") for found in self.catalogue.segments.values() for s in found]
+        unknown = set(wanted) - {"id", "asset_id", "segment_type", "type", "status"}
+        if unknown:
+            return 400, {"errors": {"filter": f"unsupported terms {sorted(unknown)}"}}
+        hits = [doc for doc in pool if all(str(doc.get(name)) in values for name, values in wanted.items())]
+        try:
+            per_page = min(MAX_PER_PAGE, max(1, int((self.query.get("per_page") or [DEFAULT_PER_PAGE])[0])))
+            page = max(1, int((self.query.get("page") or [1])[0]))
+        except ValueError:
+            return 400, {"errors": {"per_page": "must be a whole number"}}
+        pages = max(1, math.ceil(len(hits) / per_page))
+        return 200, {"objects": copy.deepcopy(hits[(page - 1) * per_page: page * per_page]), "page": page,
+                     "pages": pages, "per_page": per_page, "total": len(hits)}
 
     def segment_patch(self):
         return self.segment_put(merge=True)

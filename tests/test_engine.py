@@ -39,7 +39,8 @@ def state(ledger_path, key):
 
 
 def writes(sandbox):
-    return [entry for entry in sandbox.requests() if entry[0] in ("POST", "PUT", "PATCH", "DELETE")]
+    return [entry for entry in sandbox.requests()
+            if entry[0] in ("POST", "PUT", "PATCH", "DELETE") and not entry[1].startswith("/API/search/")]
 
 
 def test_asset_without_segments_gets_one_marked_generic_segment(sandbox, loaded, invoke, ledger_path):
@@ -97,11 +98,13 @@ def test_update_keeps_the_segments_other_fields(sandbox, loaded, invoke, ledger_
     (lambda cat: cat.add_asset(A, status="DELETED"), ("skipped", "asset_deleted"), "deleted"),
     (lambda cat: None, ("failed", "not_found"), "Iconik has no asset with this id (404)"),
 ])
-def test_each_decision_that_writes_nothing(sandbox, loaded, invoke, ledger_path, build, expected, reason_text):
+@pytest.mark.parametrize("search", ["--search", "--no-search"])
+def test_each_decision_that_writes_nothing(sandbox, loaded, invoke, ledger_path, build, expected, reason_text,
+                                           search):
     build(sandbox.catalogue)
     before = sandbox.catalogue.dump()
     loaded((A, 1000, 5000))
-    result = invoke("run", "--live")
+    result = invoke("run", "--live", search)
     assert result.exit_code == (1 if expected[0] == "failed" else 0)
     assert state(ledger_path, A) == expected
     assert reason_text in Ledger(ledger_path).asset(A)["reason_text"]
@@ -116,14 +119,17 @@ def test_zero_length_generic_is_updated(sandbox, loaded, invoke, ledger_path):
     assert state(ledger_path, A) == ("updated", "update")
 
 
-def test_dry_run_writes_nothing_and_plans_what_live_then_does(sandbox, loaded, invoke, ledger_path):
+@pytest.mark.parametrize("search", ["--search", "--no-search"])
+def test_dry_run_writes_nothing_and_plans_what_live_then_does(sandbox, loaded, invoke, ledger_path, search):
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
     sandbox.catalogue.add_segment(B, "GENERIC", 1, 2)
     sandbox.catalogue.add_asset(C)
     sandbox.catalogue.add_segment(C, "GENERIC", 1000, 5000)
     loaded((A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000), (D, 1000, 5000))
-    dry = invoke("run")
+    dry = invoke("run", search)
+    # with search: the roles check, two searches, and one read for D, which the index does not know
+    assert len(sandbox.requests()) == (4 if search == "--search" else 1 + 4 + 3)
     assert dry.exit_code == 1  # D is unknown to Iconik
     assert "Plan: would create 1, would update 1, in sync 1" in dry.output
     assert writes(sandbox) == []
@@ -192,7 +198,7 @@ def test_write_with_lost_answer_leaves_exactly_one_segment(sandbox, loaded, invo
     assert invoke("run", "--live").exit_code == 0
     assert len(sandbox.generic_segments(A)) == 1
     assert state(ledger_path, A) == ("created", "create")
-    assert len(sandbox.requests("POST")) == (1 if action == "drop_after" else 2)
+    assert len([w for w in writes(sandbox) if w[0] == "POST"]) == (1 if action == "drop_after" else 2)
 
 
 def test_segment_gone_during_update_is_decided_again(sandbox, loaded, invoke, ledger_path):
@@ -363,3 +369,27 @@ def test_recheck_and_asset_reopen_finished_rows_but_never_load_rejections(sandbo
     invoke("run", "--live", "--asset", B)
     assert state(ledger_path, B) == ("skipped", "no_timecode")
     assert writes(sandbox) == [("PUT", writes(sandbox)[0][1], 200)]
+
+
+def test_a_stale_search_index_never_causes_a_write(sandbox, loaded, invoke, ledger_path):
+    """Search said 'no segment, create one'; the fresh per-asset read says in sync: nothing is written."""
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)
+    stale_asset = dict(sandbox.catalogue.assets[A], object_type="assets")
+    sandbox.force("POST", "^/API/search/", 200, {"objects": [stale_asset], "page": 1, "pages": 1})
+    sandbox.force("POST", "^/API/search/", 200, {"objects": [], "page": 1, "pages": 1})  # no GENERIC, it says
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    assert state(ledger_path, A) == ("skipped", "in_sync")
+    assert writes(sandbox) == []
+    assert "(from Iconik's search index)" not in Ledger(ledger_path).asset(A)["reason_text"]
+
+
+def test_search_unavailable_falls_back_to_per_asset_reads(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.force("POST", "^/API/search/", 400, {"errors": ["search is disabled"]})
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--live")
+    assert result.exit_code == 0
+    assert "Search unavailable (POST /API/search/v1/search/ answered 400: search is disabled)" in result.output
+    assert state(ledger_path, A) == ("created", "create")

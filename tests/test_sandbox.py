@@ -161,7 +161,7 @@ def test_seeding_from_the_example_sheet_is_deterministic_and_covers_every_scenar
     assert dealt == second.seed_from_sheet(str(EXAMPLE_SHEET), seed=3)
     counts = collections.Counter(dealt.values())
     assert set(counts) == {"no_segments", "comments_only", "in_sync", "differs", "zero_length", "two_one_equal",
-                           "two_none_equal", "subclip_equal", "subclip_differs", "deleted", "unknown"}
+                           "two_none_equal", "subclip_equal", "subclip_differs", "deleted", "unknown", "rejected"}
     subclip = next(k for k, v in dealt.items() if v == "subclip_equal")
     assert first.assets[subclip]["type"] == "SUBCLIP" and first.segments[subclip] == []
     unknown = next(k for k, v in dealt.items() if v == "unknown")
@@ -192,3 +192,20 @@ def test_sandbox_command_prints_url_and_credentials(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_search_answers_assets_and_generic_segments_by_id_in_pages(sandbox):
+    other = "6a1d0f3c-0000-4000-8000-0000000000b2"
+    sandbox.catalogue.add_asset(other)
+    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    sandbox.catalogue.add_segment(ASSET, "COMMENT", 1, 1)
+    sandbox.catalogue.add_segment(other, "GENERIC", 3, 4)
+    client = client_for(sandbox)
+    assets = client.search("assets", {"id": [ASSET, other, "6a1d0f3c-0000-4000-8000-00000000ffff"]}, per_page=1)
+    assert sorted(a["id"] for a in assets) == sorted([ASSET, other])
+    segments = client.search("segments", {"asset_id": [ASSET, other], "segment_type": ["GENERIC"]})
+    assert sorted(s["time_start_milliseconds"] for s in segments) == [1, 3]
+    assert client.stats.writes == 0 and client.stats.by_method["POST"] == 3
+    bad = raw(sandbox, "POST", "/API/search/v1/search/", {"doc_types": ["assets"], "filter": {
+        "operator": "AND", "terms": [{"name": "title", "value": "x"}]}})
+    assert bad.status_code == 400

@@ -1,0 +1,198 @@
+"""Benchmark: load, dry run and live run of a real-sized sheet through the real CLI against the sandbox.
+
+    python tests/bench/bench_sync.py                      # everything (about 20 minutes)
+    python tests/bench/bench_sync.py --only live --repeat 1
+
+Prints, per step: wall time, requests by method, 429s, requests/s, the ideal time (the minimum necessary
+requests / 50 per second) and wall / ideal, as medians of --repeat runs. Then the same live run with
+--workers 1 (one request at a time, as the sheet's owners and the PRD planned), a run against a sandbox that
+allows only 20 requests/s, and the tool's own CPU time per row at zero latency.
+"""
+
+import argparse
+import collections
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+from reversesync.sandbox import Catalogue, Sandbox  # noqa: E402
+from tests import sheetgen  # noqa: E402
+
+# The real mix (issue #6): 40% need a segment, 8% an update, 25% in sync, 15% SUBCLIPs, the rest 404s;
+# rejected rows come from the sheet itself.
+MIX = {"no_segments": 32, "comments_only": 8, "differs": 5, "zero_length": 3, "in_sync": 22, "two_one_equal": 3,
+       "subclip_equal": 12, "subclip_differs": 3, "unknown": 10}
+# Requests a decision needs at least: asset read; GENERIC list unless SUBCLIP or 404; POST; GET + PUT.
+READS = {"unknown": 1, "subclip_equal": 1, "subclip_differs": 1, "deleted": 1}
+WRITES = {"no_segments": 1, "comments_only": 1, "differs": 2, "zero_length": 2}
+RATE = 50.0
+
+
+def make_sheet(path, rows, seed=2450):
+    rng = random.Random(seed)
+    good = sheetgen.valid_rows(rng, rows - rows // 50)
+    bad = []
+    for n in range(rows // 50):
+        start, end = ("", "") if n % 2 else ("abc", "9000")
+        bad.append(sheetgen._row(rng, sheetgen._new_id(rng), start, end))
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        sheetgen.write(good + bad, handle)
+
+
+def minimum_requests(dealt, live):
+    """The fewest requests the decision rules allow: one read per asset, a list where needed, the writes."""
+    total = 1  # the roles preflight
+    for scenario in dealt.values():
+        total += READS.get(scenario, 2)
+        if live:
+            total += WRITES.get(scenario, 0)
+    return total
+
+
+def cli(ledger, sandbox, *args):
+    """Run the real CLI in a fresh process; returns (wall seconds, CPU seconds, stdout)."""
+    env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id, ICONIK_AUTH_TOKEN=sandbox.auth_token)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "reversesync.cli", "--ledger", ledger, *args], env=env,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"reversesync {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
+
+
+def seeded(sheet, seed=5):
+    catalogue = Catalogue()
+    dealt = catalogue.seed_from_sheet(sheet, seed=seed, mix=MIX)
+    return catalogue, {k: v for k, v in dealt.items() if not _rejected(catalogue, k, v)}
+
+
+def _rejected(catalogue, key, scenario):
+    return False
+
+
+def figures(sandbox, wall, minimum, since):
+    log = sandbox.requests()[since:]
+    by_method = collections.Counter(method for method, _, _ in log)
+    throttled = sum(1 for _, _, status in log if status == 429)
+    ideal = minimum / RATE
+    return {"wall": wall, "requests": len(log), "by_method": dict(by_method), "429s": throttled,
+            "req_per_s": len(log) / wall, "minimum": minimum, "ideal": ideal, "ratio": wall / ideal,
+            "extra": len(log) / minimum}
+
+
+def print_table(title, runs):
+    print(f"\n{title}")
+    print(f"{'step':<10} {'wall s':>8} {'requests':>9} {'min':>6} {'req/min':>8} {'429s':>5} {'req/s':>6} "
+          f"{'ideal s':>8} {'wall/ideal':>10}   by method; walls")
+    for step, results in runs.items():
+        med = {key: statistics.median(r[key] for r in results) for key in
+               ("wall", "requests", "minimum", "429s", "req_per_s", "ideal", "ratio", "extra")}
+        methods = ", ".join(f"{m} {n}" for m, n in sorted(results[-1]["by_method"].items()))
+        print(f"{step:<10} {med['wall']:>8.1f} {med['requests']:>9.0f} {med['minimum']:>6.0f} {med['extra']:>8.3f} "
+              f"{med['429s']:>5.0f} {med['req_per_s']:>6.1f} {med['ideal']:>8.1f} {med['ratio']:>10.3f}   {methods}; "
+              f"{', '.join(f'{r['wall']:.1f}' for r in results)}")
+
+
+def bench_rate_budget(sheet, repeat, latency, jitter, folder, extra_args=()):
+    runs = {"dry": [], "live": []}
+    for attempt in range(repeat):
+        catalogue, dealt = seeded(sheet)
+        with Sandbox(catalogue, latency_ms=latency, jitter_ms=jitter, rate=RATE, seed=attempt) as sandbox:
+            ledger = os.path.join(folder, f"rate{attempt}-{len(extra_args)}.db")
+            cli(ledger, sandbox, "load", "--csv", sheet)
+            since = len(sandbox.requests())
+            wall, _, _ = cli(ledger, sandbox, "run", *extra_args)
+            runs["dry"].append(figures(sandbox, wall, minimum_requests(dealt, False), since))
+            since = len(sandbox.requests())
+            wall, _, _ = cli(ledger, sandbox, "run", "--live", *extra_args)
+            runs["live"].append(figures(sandbox, wall, minimum_requests(dealt, True), since))
+    return runs
+
+
+def bench_serial(sheet, latency, jitter, folder):
+    catalogue, dealt = seeded(sheet)
+    with Sandbox(catalogue, latency_ms=latency, jitter_ms=jitter, rate=RATE) as sandbox:
+        ledger = os.path.join(folder, "serial.db")
+        cli(ledger, sandbox, "load", "--csv", sheet)
+        since = len(sandbox.requests())
+        wall, _, _ = cli(ledger, sandbox, "run", "--live", "--workers", "1", "--no-search")
+        return figures(sandbox, wall, minimum_requests(dealt, True), since)
+
+
+def bench_throttled(sheet, latency, jitter, folder, server_rate=20.0, rows=800):
+    """The server allows fewer requests than configured: the run must settle at the server's pace."""
+    catalogue, _ = seeded(sheet)
+    with Sandbox(catalogue, latency_ms=latency, jitter_ms=jitter, rate=server_rate) as sandbox:
+        ledger = os.path.join(folder, "throttled.db")
+        cli(ledger, sandbox, "load", "--csv", sheet)
+        since = len(sandbox.requests())
+        wall, _, out = cli(ledger, sandbox, "run", "--live", "--limit", str(rows), "--rate", "50", "--no-search")
+        log = sandbox.requests()[since:]
+        ok = sum(1 for _, _, status in log if status != 429)
+        throttled = len(log) - ok
+        failed = [line for line in out.splitlines() if line.strip().startswith("failed") and "not_found" not in line]
+        print(f"\nServer limited to {server_rate:.0f}/s, client configured for 50/s, {rows} rows:")
+        print(f"  wall {wall:.1f} s, answered requests {ok} -> {ok / wall:.1f}/s "
+              f"({ok / wall / server_rate * 100:.0f}% of the server's pace); 429s {throttled} "
+              f"({throttled / len(log) * 100:.1f}% of requests); rows failed other than 404: {failed or 'none'}")
+
+
+def bench_overhead(sheet, folder):
+    """CPU time of the reversesync process per row with an instant sandbox and no limit."""
+    catalogue, dealt = seeded(sheet)
+    with Sandbox(catalogue) as sandbox:
+        ledger = os.path.join(folder, "overhead.db")
+        cli(ledger, sandbox, "load", "--csv", sheet)
+        wall, cpu, _ = cli(ledger, sandbox, "run", "--live", "--rate", "1000", "--no-search")
+        rows = len(dealt)
+        print(f"\nZero latency, no limit, {rows} rows: wall {wall:.1f} s, reversesync CPU {cpu:.2f} s = "
+              f"{cpu / rows * 1000:.2f} ms per row (target < 2 ms), {len(sandbox.requests())} requests")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2450)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=100)
+    parser.add_argument("--jitter-ms", type=float, default=20)
+    parser.add_argument("--only", choices=["live", "search", "serial", "throttled", "overhead"], action="append")
+    options = parser.parse_args()
+    only = set(options.only or ["live", "search", "serial", "throttled", "overhead"])
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; sheet {options.rows} rows; sandbox "
+          f"latency {options.latency_ms:.0f} +/- {options.jitter_ms:.0f} ms, limit {RATE:.0f}/s; medians of "
+          f"{options.repeat}")
+    with tempfile.TemporaryDirectory() as folder:
+        sheet = os.path.join(folder, "sheet.csv")
+        make_sheet(sheet, options.rows)
+        args = (options.latency_ms, options.jitter_ms, folder)
+        live = None
+        if "live" in only:
+            runs = bench_rate_budget(sheet, options.repeat, *args, extra_args=("--no-search",))
+            print_table("Per-asset reads (--no-search):", runs)
+            live = statistics.median(r["wall"] for r in runs["live"])
+        if "search" in only:
+            runs = bench_rate_budget(sheet, options.repeat, *args)
+            print_table("With batched search (the default); 'min' is still the per-asset minimum:", runs)
+            live = statistics.median(r["wall"] for r in runs["live"])
+        if "serial" in only:
+            serial = bench_serial(sheet, *args)
+            print(f"\n--workers 1 --no-search live run: wall {serial['wall']:.1f} s, {serial['requests']} requests, "
+                  f"{serial['req_per_s']:.1f} req/s" + (f"; speed-up of the default run: {serial['wall'] / live:.1f}x"
+                                                        if live else ""))
+        if "throttled" in only:
+            bench_throttled(sheet, *args)
+        if "overhead" in only:
+            bench_overhead(sheet, folder)
+
+
+if __name__ == "__main__":
+    main()
