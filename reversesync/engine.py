@@ -69,6 +69,7 @@ class Decision:
     reason: str = None
     text: str = ""
     segment: dict = None          # the segment to update, or the one already in sync
+    asset: dict = None            # the asset it was decided from
 
 
 @dataclasses.dataclass
@@ -267,8 +268,9 @@ class Engine:
                 row = rows.get(asset.get("id"))
                 if row is None or row["intent"]:
                     continue
-                found[row["asset_key"]] = decide(asset, generic.get(asset["id"], []), row["time_start_ms"],
-                                                 row["time_end_ms"])
+                hint = decide(asset, generic.get(asset["id"], []), row["time_start_ms"], row["time_end_ms"])
+                hint.asset = asset
+                found[row["asset_key"]] = hint
             return found
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
@@ -308,12 +310,18 @@ class Engine:
             raise _Stop()
         return call(*args)
 
-    def check(self, row):
-        """One fresh read of the asset (and its GENERIC segments) and the decision it leads to."""
-        try:
-            asset = self._read(self.client.get_asset, row["asset_key"])
-        except errors.NotFound:
-            asset = None
+    def check(self, row, indexed_asset=None):
+        """One fresh read of the asset (and its GENERIC segments) and the decision it leads to.
+
+        With indexed_asset (the asset as the search index has it), only the GENERIC segments are read
+        afresh: they decide create, update or in sync, and so what a write could duplicate; the asset's
+        type and status do not go stale in a way that matters (an asset never becomes a SUBCLIP)."""
+        asset = indexed_asset
+        if asset is None:
+            try:
+                asset = self._read(self.client.get_asset, row["asset_key"])
+            except errors.NotFound:
+                asset = None
         generic = []
         if asset is not None and asset.get("type") != "SUBCLIP" and asset.get("status") != "DELETED":
             generic = [s for s in self._read(self.client.list_segments, asset["id"], "GENERIC")
@@ -332,11 +340,13 @@ class Engine:
             self.ledger.move(key, CHECKED, run_id=run_id, detail=f"would {hint.text}", action=hint.action,
                              reason=None, reason_text=f"would {hint.text}")
             return
+        indexed = hint.asset if hint and self.options.live else None
         conflicts = 0
         last_error = None
         for _ in range(MAX_DECISIONS):
             try:
-                decision = self.check(row)
+                decision = self.check(row, indexed)
+                indexed = None  # a decision taken again after a failed write reads everything afresh
             except errors.NotFound as exc:  # the asset went away between two reads
                 return self._fail(row, run_id, "not_found", exc)
             except errors.TerminalError as exc:

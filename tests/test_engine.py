@@ -232,7 +232,7 @@ def test_server_errors_after_retries_fail_forward(sandbox, loaded, invoke, ledge
     sandbox.catalogue.add_asset(B)
     sandbox.force("GET", f"/assets/{A}/$", 503, {"errors": ["down"]}, times=4)
     loaded((A, 1000, 5000), (B, 1000, 5000))
-    result = invoke("run", "--live", "--workers", "1")
+    result = invoke("run", "--live", "--workers", "1", "--no-search")
     assert result.exit_code == 1
     assert state(ledger_path, A) == ("failed", "server_error")
     assert state(ledger_path, B) == ("created", "create")
@@ -393,3 +393,13 @@ def test_search_unavailable_falls_back_to_per_asset_reads(sandbox, loaded, invok
     assert result.exit_code == 0
     assert "Search unavailable (POST /API/search/v1/search/ answered 400: search is disabled)" in result.output
     assert state(ledger_path, A) == ("created", "create")
+
+
+def test_live_run_with_search_reads_only_the_segments_afresh_before_writing(sandbox, loaded, invoke):
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    paths = [(method, path.replace(A, "A")) for method, path, _ in sandbox.requests()]
+    assert paths == [("GET", "/API/users/v1/users/current/roles/"), ("POST", "/API/search/v1/search/"),
+                     ("POST", "/API/search/v1/search/"), ("GET", "/API/assets/v1/assets/A/segments/"),
+                     ("POST", "/API/assets/v1/assets/A/segments/")]
