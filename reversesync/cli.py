@@ -441,8 +441,8 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
             writer = csv.writer(handle)
             writer.writerow(["asset_id", "row_numbers", "state", "expected", "found"])
             for found in mismatches:
-                writer.writerow([report.neutralise(v) for v in (found.asset_id, found.row_numbers, found.state,
-                                                                 found.expected, found.found)])
+                cells = (found.asset_id, found.row_numbers, found.state, found.expected, found.found)
+                writer.writerow([report.neutralise(cell) for cell in cells])
         finally:
             if handle is not sys.stdout:
                 handle.close()
@@ -565,7 +565,8 @@ def _faults_option(ctx, param, value):
 @click.option("--state", "state_file", type=click.Path(exists=True, dir_okay=False),
               help="Start from a JSON state written by --dump.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes seeding and faults repeatable.")
-@click.option("--mix", callback=_mix_option, help="Share of each scenario when seeding, e.g. no_segments=40,in_sync=25.")
+@click.option("--mix", callback=_mix_option,
+              help="Share of each scenario when seeding, e.g. no_segments=40,in_sync=25.")
 @click.option("--latency-ms", type=float, default=0, show_default=True, help="Delay before every answer.")
 @click.option("--jitter-ms", type=float, default=0, show_default=True, help="Random +/- added to the delay.")
 @click.option("--faults", callback=_faults_option, default="",

@@ -156,7 +156,7 @@ class Engine:
                                    "(Admin > Roles) and run again. Nothing was written.")
         return roles
 
-    def eligible_rows(self, run_id):
+    def eligible_rows(self):
         """Rows caught mid-write first (they must be re-checked before anything else), then the rest."""
         where = ["in_source = 1", "(state in ('pending', 'checked') or intent is not null)"]
         params = []
@@ -197,7 +197,7 @@ class Engine:
         """Process every eligible row; returns a RunResult. Ctrl-C stops taking rows and returns."""
         began = time.monotonic()
         self.reopen_finished_rows(run_id)
-        keys = self.eligible_rows(run_id)
+        keys = self.eligible_rows()
         mode = "live" if self.options.live else "dry"
         self.on_event("start", run_id=run_id, mode=mode, rows=len(keys))
         self._hints = self.search_hints(keys) if self.options.search else {}
@@ -380,8 +380,8 @@ class Engine:
                 return self._fail(row, run_id, "bad_request", exc)
             state = CREATED if decision.action == "create" else UPDATED
             self.ledger.move(key, state, run_id=run_id, detail=f"{decision.action}d segment {segment['id']}",
-                             segment_id=segment["id"], intent=None, intent_run_id=None, http_status=
-                             201 if state == CREATED else 200, reason=None, last_error=None,
+                             segment_id=segment["id"], intent=None, intent_run_id=None,
+                             http_status=201 if state == CREATED else 200, reason=None, last_error=None,
                              reason_text=f"{decision.text[0].upper()}{decision.text[1:]}: done.")
             return
         reason = "conflict" if isinstance(last_error, errors.Conflict) else _transient_reason(last_error)

@@ -472,9 +472,28 @@ class _Api:
             return 403, {"errors": [f"You do not have the role {role}"]}
         return None
 
-    def _asset(self):
+    def _asset(self, role):
+        """(asset, None), or (None, the error answer) when the role is missing or the asset unknown."""
+        refused = self._needs(role)
+        if refused:
+            return None, refused
         asset = self.catalogue.assets.get(self.match["asset"].lower())
-        return asset
+        if asset is None:
+            return None, (404, {"errors": ["Asset not found"]})
+        return asset, None
+
+    def _page(self, items):
+        """One page of items as Iconik lists them, or a 400/404 answer: (page body, None) / (None, answer)."""
+        try:
+            per_page = min(MAX_PER_PAGE, max(1, int((self.query.get("per_page") or [DEFAULT_PER_PAGE])[0])))
+            page = max(1, int((self.query.get("page") or [1])[0]))
+        except ValueError:
+            return None, (400, {"errors": {"per_page": "must be a whole number"}})
+        pages = max(1, math.ceil(len(items) / per_page))
+        if page > pages:
+            return None, (404, {"errors": ["Page not found"]})
+        return {"objects": copy.deepcopy(items[(page - 1) * per_page: page * per_page]), "page": page,
+                "pages": pages, "per_page": per_page, "total": len(items)}, None
 
     # --- users and auth -----------------------------------------------------------------------------
 
@@ -494,40 +513,25 @@ class _Api:
     # --- assets and segments ------------------------------------------------------------------------
 
     def asset_get(self):
-        refused = self._needs("can_read_assets")
-        if refused:
-            return refused
-        asset = self._asset()
-        if asset is None:
-            return 404, {"errors": ["Asset not found"]}
-        return 200, asset
+        asset, error = self._asset("can_read_assets")
+        return error or (200, asset)
 
     def segments_get(self, segment_type=None):
-        refused = self._needs("can_read_segments")
-        if refused:
-            return refused
-        asset = self._asset()
-        if asset is None:
-            return 404, {"errors": ["Asset not found"]}
+        asset, error = self._asset("can_read_segments")
+        if error:
+            return error
         segment_type = segment_type or (self.query.get("segment_type") or [None])[0]
         found = [s for s in self.catalogue.segments.get(asset["id"], [])
                  if segment_type is None or s["segment_type"] == segment_type]
-        try:
-            per_page = min(MAX_PER_PAGE, max(1, int((self.query.get("per_page") or [DEFAULT_PER_PAGE])[0])))
-            page = max(1, int((self.query.get("page") or [1])[0]))
-        except ValueError:
-            return 400, {"errors": {"per_page": "must be a whole number"}}
-        pages = max(1, math.ceil(len(found) / per_page))
-        if page > pages:
-            return 404, {"errors": ["Page not found"]}
-        objects = found[(page - 1) * per_page: page * per_page]
-        next_url = None
-        if page < pages:
+        body, error = self._page(found)
+        if error:
+            return error
+        body["next_url"] = None
+        if body["page"] < body["pages"]:
             next_query = dict((k, v[0]) for k, v in self.query.items())
-            next_query.update(page=page + 1, per_page=per_page)
-            next_url = f"/API/assets/v1/assets/{asset['id']}/segments/?{urllib.parse.urlencode(next_query)}"
-        return 200, {"objects": copy.deepcopy(objects), "page": page, "pages": pages, "per_page": per_page,
-                     "total": len(found), "next_url": next_url}
+            next_query.update(page=body["page"] + 1, per_page=body["per_page"])
+            body["next_url"] = f"/API/assets/v1/assets/{asset['id']}/segments/?{urllib.parse.urlencode(next_query)}"
+        return 200, body
 
     def segments_of_type_get(self):
         if self.match["type"] not in SEGMENT_TYPES:
@@ -535,12 +539,9 @@ class _Api:
         return self.segments_get(self.match["type"])
 
     def segments_post(self):
-        refused = self._needs("can_create_segments")
-        if refused:
-            return refused
-        asset = self._asset()
-        if asset is None:
-            return 404, {"errors": ["Asset not found"]}
+        asset, error = self._asset("can_create_segments")
+        if error:
+            return error
         problem = _check_segment_body(self.body, READ_ONLY_SEGMENT_FIELDS)
         if problem:
             return 400, {"errors": problem}
@@ -551,27 +552,21 @@ class _Api:
         segment.update(user_first_name="Sync", user_last_name="Bot")
         return 201, copy.deepcopy(segment)
 
-    def _segment(self):
-        asset = self._asset()
-        if asset is None:
-            return None, (404, {"errors": ["Asset not found"]})
+    def _segment(self, role):
+        asset, error = self._asset(role)
+        if error:
+            return None, error
         for segment in self.catalogue.segments.get(asset["id"], []):
             if segment["id"] == self.match["segment"].lower():
                 return segment, None
         return None, (404, {"errors": ["Segment not found"]})
 
     def segment_get(self):
-        refused = self._needs("can_read_segments")
-        if refused:
-            return refused
-        segment, missing = self._segment()
+        segment, missing = self._segment("can_read_segments")
         return missing or (200, copy.deepcopy(segment))
 
     def segment_put(self, merge=False):
-        refused = self._needs("can_write_segments")
-        if refused:
-            return refused
-        segment, missing = self._segment()
+        segment, missing = self._segment("can_write_segments")
         if missing:
             return missing
         problem = _check_segment_body(self.body, READ_ONLY_ON_EDIT)
@@ -606,23 +601,14 @@ class _Api:
         if unknown:
             return 400, {"errors": {"filter": f"unsupported terms {sorted(unknown)}"}}
         hits = [doc for doc in pool if all(str(doc.get(name)) in values for name, values in wanted.items())]
-        try:
-            per_page = min(MAX_PER_PAGE, max(1, int((self.query.get("per_page") or [DEFAULT_PER_PAGE])[0])))
-            page = max(1, int((self.query.get("page") or [1])[0]))
-        except ValueError:
-            return 400, {"errors": {"per_page": "must be a whole number"}}
-        pages = max(1, math.ceil(len(hits) / per_page))
-        return 200, {"objects": copy.deepcopy(hits[(page - 1) * per_page: page * per_page]), "page": page,
-                     "pages": pages, "per_page": per_page, "total": len(hits)}
+        body, error = self._page(hits)
+        return error or (200, body)
 
     def segment_patch(self):
         return self.segment_put(merge=True)
 
     def segment_delete(self):
-        refused = self._needs("can_delete_segments")
-        if refused:
-            return refused
-        segment, missing = self._segment()
+        segment, missing = self._segment("can_delete_segments")
         if missing:
             return missing
         self.catalogue.segments[segment["asset_id"]].remove(segment)

@@ -42,6 +42,14 @@ def recorder():
     )
 
 
+def client_for(sandbox, **options):
+    """The real Iconik client pointed at a running sandbox, with short back-off for tests."""
+    from reversesync.iconik import IconikClient
+
+    options.setdefault("backoff", 0.001)
+    return IconikClient(sandbox.url, sandbox.app_id, sandbox.auth_token, **options)
+
+
 @pytest.fixture
 def ledger_path(tmp_path):
     return str(tmp_path / "ledger.db")

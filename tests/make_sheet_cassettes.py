@@ -23,12 +23,14 @@ HEADER = ["id", "title", "time_start_ms", "time_end_ms", "time_start_S", "time_e
           "ProjectName"]
 
 
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
+
+
 def _exchange(method, uri, status, body):
     return {
         "request": {"body": None, "headers": {"Accept": ["*/*"]}, "method": method, "uri": uri},
         "response": {
-            "status": {"code": status, "message": {200: "OK", 400: "Bad Request", 403: "Forbidden",
-                                                  404: "Not Found"}[status]},
+            "status": {"code": status, "message": REASONS[status]},
             "headers": {"Content-Type": ["application/json; charset=UTF-8"]},
             "body": {"string": json.dumps(body, ensure_ascii=False)},
         },

@@ -11,7 +11,7 @@ import pytest
 from reversesync import errors
 from reversesync.iconik import IconikClient, Pacer, parse_retry_after
 from reversesync.sandbox import DEMO_APP_ID, DEMO_AUTH_TOKEN, Faults, Sandbox
-from tests.conftest import CASSETTES, recorder
+from tests.conftest import CASSETTES, client_for, recorder
 
 RECORD_PORT = 18931
 RECORD_URL = f"http://127.0.0.1:{RECORD_PORT}"
@@ -156,11 +156,6 @@ def sandbox():
     with Sandbox() as running:
         running.catalogue.add_asset(ASSET, title="clip")
         yield running
-
-
-def client_for(sandbox, **options):
-    options.setdefault("backoff", 0.01)
-    return IconikClient(sandbox.url, sandbox.app_id, sandbox.auth_token, **options)
 
 
 @pytest.mark.parametrize("action", ["drop_before", "drop_after"])

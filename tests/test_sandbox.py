@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from reversesync import errors
-from reversesync.iconik import IconikClient, Pacer
+from reversesync.iconik import Pacer
 from reversesync.sandbox import Catalogue, Faults, Sandbox
-from tests.conftest import EXAMPLE_SHEET
+from tests.conftest import EXAMPLE_SHEET, client_for
 
 ASSET = "6a1d0f3c-0000-4000-8000-0000000000b1"
 
@@ -22,11 +22,6 @@ def sandbox():
     with Sandbox() as running:
         running.catalogue.add_asset(ASSET, title="clip")
         yield running
-
-
-def client_for(sandbox, **options):
-    options.setdefault("backoff", 0.001)
-    return IconikClient(sandbox.url, sandbox.app_id, sandbox.auth_token, **options)
 
 
 def raw(sandbox, method, path, body=None, **headers):

@@ -205,7 +205,8 @@ def main():
             live = statistics.median(r["wall"] for r in runs["live only"])
         if "serial" in only:
             serial = bench_serial(sheet, *args)
-            print(f"\n--workers 1 --no-search, load -> live: wall {serial['wall']:.1f} s, {serial['requests']} requests, "
+            print(f"\n--workers 1 --no-search, load -> live: wall {serial['wall']:.1f} s, "
+                  f"{serial['requests']} requests, "
                   f"{serial['req_per_s']:.1f} req/s" + (f"; the 'live only' run above is {serial['wall'] / live:.1f}x "
                                                         "faster" if live else ""))
         if "throttled" in only:
