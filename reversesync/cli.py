@@ -13,6 +13,7 @@ import time
 from importlib import resources
 
 import click
+from click.core import ParameterSource
 
 from . import __version__, engine, errors, iconik, report, sources
 from . import sandbox as sandbox_module
@@ -603,7 +604,10 @@ def sandbox_command(port, from_csv, state_file, seed, mix, latency_ms, jitter_ms
         raise InputFailure(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port.") from None
     click.echo(f"Iconik sandbox listening on {server.url}")
     click.echo(f"ICONIK_URL={server.url}")
-    click.echo(f"ICONIK_APP_ID={app_id} ICONIK_AUTH_TOKEN={auth_token}")
+    # A token taken from the environment may be a real one: say where it is instead of printing it.
+    from_env = click.get_current_context().get_parameter_source("auth_token") == ParameterSource.ENVIRONMENT
+    shown_token = "(the one in your environment)" if from_env else auth_token
+    click.echo(f"ICONIK_APP_ID={app_id} ICONIK_AUTH_TOKEN={shown_token}")
     click.echo(f"{len(catalogue.assets)} assets; Ctrl-C to stop.")
     sys.stdout.flush()
     stop = threading.Event()

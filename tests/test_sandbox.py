@@ -2,6 +2,7 @@
 
 import collections
 import json
+import os
 import subprocess
 import sys
 import time
@@ -204,3 +205,16 @@ def test_search_answers_assets_and_generic_segments_by_id_in_pages(sandbox):
     bad = raw(sandbox, "POST", "/API/search/v1/search/", {"doc_types": ["assets"], "filter": {
         "operator": "AND", "terms": [{"name": "title", "value": "x"}]}})
     assert bad.status_code == 400
+
+
+def test_sandbox_never_prints_a_token_taken_from_the_environment():
+    env = dict(os.environ, ICONIK_AUTH_TOKEN="real-looking-secret")
+    process = subprocess.Popen([sys.executable, "-m", "reversesync.cli", "sandbox", "--port", "0"], env=env,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "real-looking-secret" not in "".join(lines)
+    assert "ICONIK_AUTH_TOKEN=(the one in your environment)" in lines[2]
