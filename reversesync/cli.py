@@ -45,11 +45,17 @@ def translated_errors():
         raise InputFailure(str(exc)) from None
 
 
-def ledger_option(command):
+def ledger_option(command, envvar=None):
     """--ledger PATH, accepted on the group and on every command that uses the ledger."""
     return click.option(
-        "--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None, envvar="REVERSESYNC_LEDGER",
+        "--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None, envvar=envvar,
         help=f"Ledger file (SQLite). Default: ./{DEFAULT_LEDGER}; env REVERSESYNC_LEDGER.")(command)
+
+
+def group_ledger_option(command):
+    """The group's --ledger also reads REVERSESYNC_LEDGER; the commands' do not, so that an explicit
+    --ledger, before or after the command name, beats the environment."""
+    return ledger_option(command, envvar="REVERSESYNC_LEDGER")
 
 
 def _ledger_path(ctx, ledger_path):
@@ -68,7 +74,7 @@ def example_sheet_path():
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reversesync")
-@ledger_option
+@group_ledger_option
 @click.pass_context
 def cli(ctx, ledger_path):
     """Put lost timecodes from the GGmetadata sheet back into Iconik, exactly once.

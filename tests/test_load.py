@@ -116,6 +116,9 @@ def test_ledger_option_and_env_var(runner, tmp_path, monkeypatch):
     cmd_ledger = tmp_path / "cmd.db"
     assert runner.invoke(cli, ["load", "--example", "--ledger", str(cmd_ledger)]).exit_code == 0
     assert cmd_ledger.exists()
+    group_ledger = tmp_path / "group.db"
+    assert runner.invoke(cli, ["--ledger", str(group_ledger), "load", "--example"]).exit_code == 0
+    assert group_ledger.exists(), "an explicit --ledger beats REVERSESYNC_LEDGER"
 
 
 def test_report_csv_round_trip_neutralises_formulas(invoke, ledger_path, tmp_path):
