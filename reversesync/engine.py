@@ -302,6 +302,13 @@ class Engine:
                 self._fatal = exc
                 self._stop.set()
                 return
+            except Exception as exc:  # a bug or a surprise from Iconik must not vanish with its thread
+                try:
+                    self._fail(self.ledger.asset(key), run_id, "internal_error", exc)
+                except Exception:
+                    self._fatal = exc
+                    self._stop.set()
+                    return
             with self._done_lock:
                 self._done += 1
 
@@ -450,6 +457,7 @@ def _failure_text(reason, exc):
         "connection_error": "Iconik could not be reached after retries; run again with --retry-failed.",
         "rate_limited": "Iconik kept answering 429; run again with a lower --rate and --retry-failed.",
         "unknown_outcome": "the write's answers kept getting lost; run again with --retry-failed.",
+        "internal_error": "reversesync hit an unexpected error on this row; please report it with this text.",
     }.get(reason, "")
     message = getattr(exc, "message", "") or str(exc)
     return f"{advice} ({message})" if advice else message

@@ -403,3 +403,16 @@ def test_live_run_with_search_reads_only_the_segments_afresh_before_writing(sand
     assert paths == [("GET", "/API/users/v1/users/current/roles/"), ("POST", "/API/search/v1/search/"),
                      ("POST", "/API/search/v1/search/"), ("GET", "/API/assets/v1/assets/A/segments/"),
                      ("POST", "/API/assets/v1/assets/A/segments/")]
+
+
+def test_an_unexpected_answer_fails_its_row_and_the_run_goes_on(sandbox, loaded, invoke, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    sandbox.catalogue.add_asset(B)
+    sandbox.force("GET", f"/assets/{A}/segments/$", 200, ["not", "a", "page"])
+    loaded((A, 1000, 5000), (B, 1000, 5000))
+    result = invoke("run", "--live", "--no-search")
+    assert result.exit_code == 1
+    row = Ledger(ledger_path).asset(A)
+    assert (row["state"], row["reason"]) == ("failed", "internal_error")
+    assert row["reason_text"].startswith("reversesync hit an unexpected error on this row")
+    assert state(ledger_path, B) == ("created", "create")
