@@ -416,7 +416,7 @@ class Engine:
         """A write whose answer was lost is there after all: record it as done, not as in sync."""
         intent = json.loads(row["intent"])
         state = CREATED if intent["op"] == "create" else UPDATED
-        if row["state"] not in (CHECKED,):
+        if row["state"] != CHECKED:
             self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail="re-checking an unfinished write")
         segment_id = decision.segment["id"]
         self.ledger.move(row["asset_key"], state, run_id=run_id,
