@@ -32,6 +32,7 @@ SEARCH_BATCH = 100
 # A decision from the search index may finish a row only when it writes nothing; a write is always
 # decided from a fresh per-asset read, since the index can lag.
 SEARCH_FINAL_REASONS = ("in_sync", "subclip_mismatch", "asset_deleted", "ambiguous")
+SEGMENT_FIELDS = ("id", "asset_id", "segment_type", "time_start_milliseconds", "time_end_milliseconds")
 
 # Reasons given at load time: the sheet row itself is unusable, so no run can help until it is fixed.
 LOAD_REJECTIONS = ("invalid", "no_timecode", "duplicate_conflict")
@@ -258,6 +259,11 @@ class Engine:
                     if ordinary else []
             except (errors.TransientError, errors.TerminalError, errors.AuthError) as exc:
                 self.on_event("search_unavailable", error=str(exc))
+                return {}
+            # Only documents that carry every field a decision needs are trusted: an index without an
+            # asset's type could otherwise let a segment be written on a SUBCLIP.
+            assets = [a for a in assets if all(field in a for field in ("id", "type", "status"))]
+            if any(not all(field in s for field in SEGMENT_FIELDS) for s in segments):
                 return {}
             generic = {}
             for segment in segments:

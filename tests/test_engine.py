@@ -416,3 +416,15 @@ def test_an_unexpected_answer_fails_its_row_and_the_run_goes_on(sandbox, loaded,
     assert (row["state"], row["reason"]) == ("failed", "internal_error")
     assert row["reason_text"].startswith("reversesync hit an unexpected error on this row")
     assert state(ledger_path, B) == ("created", "create")
+
+
+def test_search_documents_without_the_fields_a_decision_needs_are_not_trusted(sandbox, loaded, invoke, ledger_path):
+    """An index that leaves out an asset's type must not let a segment be written on a SUBCLIP."""
+    sandbox.catalogue.add_asset(A, type="SUBCLIP", start=1, end=2, original_asset_id=PARENT)
+    untyped = {"id": A, "title": "clip", "object_type": "assets"}
+    sandbox.force("POST", "^/API/search/", 200, {"objects": [untyped], "page": 1, "pages": 1})
+    sandbox.force("POST", "^/API/search/", 200, {"objects": [], "page": 1, "pages": 1})
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    assert state(ledger_path, A) == ("skipped", "subclip_mismatch")
+    assert writes(sandbox) == [] and sandbox.generic_segments(A) == []
