@@ -170,7 +170,7 @@ def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, cred
             if csv_path == "-":
                 count = report.write_csv(ledger, sys.stdout, state)
             else:
-                with open(csv_path, "w", encoding="utf-8", newline="") as handle:
+                with _output_file(csv_path) as handle:
                     count = report.write_csv(ledger, handle, state)
                 click.echo(f"Wrote {count} assets to {csv_path}", err=True)
             return
@@ -186,6 +186,14 @@ def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, cred
             click.echo(line)
     finally:
         ledger.close()
+
+
+def _output_file(path):
+    """A CSV file opened for writing, or an input error that says why it cannot be."""
+    try:
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputFailure(f"cannot write {path}: {exc.strerror}.") from None
 
 
 def _append_sync_log(ledger, spreadsheet_id, credentials):
@@ -443,7 +451,7 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
         click.echo(f"MISMATCH {found.asset_id} (row {found.row_numbers}, {found.state}): expected {found.expected}; "
                    f"found {found.found}")
     if csv_path:
-        handle = sys.stdout if csv_path == "-" else open(csv_path, "w", encoding="utf-8", newline="")
+        handle = sys.stdout if csv_path == "-" else _output_file(csv_path)
         try:
             writer = csv.writer(handle)
             writer.writerow(["asset_id", "row_numbers", "state", "expected", "found"])

@@ -162,3 +162,11 @@ def test_report_without_ledger_is_an_input_error(runner, tmp_path):
     result = runner.invoke(cli, ["--ledger", str(missing), "report"])
     assert result.exit_code == 2
     assert not os.path.exists(missing)
+
+
+def test_report_csv_into_a_missing_folder_is_an_input_error(invoke, tmp_path):
+    invoke("load", "--example")
+    target = tmp_path / "no" / "such" / "report.csv"
+    result = invoke("report", "--csv", target)
+    assert result.exit_code == 2
+    assert result.output.strip() == f"Error: cannot write {target}: No such file or directory."
