@@ -1,6 +1,5 @@
 -- A write about to be sent is recorded first (issue #4): resume re-checks every row caught in that window.
-ALTER TABLE assets ADD COLUMN intent TEXT;
-ALTER TABLE assets ADD COLUMN intent_run_id INTEGER;
+ALTER TABLE assets ADD COLUMN intent TEXT;  -- JSON: op, segment_id, run_id, start, end
 
 -- One process at a time writes a ledger; a killed holder is detected by pid/host and heartbeat.
 CREATE TABLE lock (

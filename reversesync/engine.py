@@ -310,7 +310,7 @@ class Engine:
                 return
             except Exception as exc:  # a bug or a surprise from Iconik must not vanish with its thread
                 try:
-                    self._fail(self.ledger.asset(key), run_id, "internal_error", exc)
+                    self._fail(key, run_id, "internal_error", exc)
                 except Exception:
                     self._fatal = exc
                     self._stop.set()
@@ -361,11 +361,11 @@ class Engine:
                 decision = self.check(row, indexed)
                 indexed = None  # a decision taken again after a failed write reads everything afresh
             except errors.NotFound as exc:  # the asset went away between two reads
-                return self._fail(row, run_id, "not_found", exc)
+                return self._fail(key, run_id, "not_found", exc)
             except errors.TerminalError as exc:
-                return self._fail(row, run_id, "bad_request", exc)
+                return self._fail(key, run_id, "bad_request", exc)
             except errors.TransientError as exc:
-                return self._fail(row, run_id, _transient_reason(exc), exc)
+                return self._fail(key, run_id, _transient_reason(exc), exc)
             if row["intent"] and decision.reason == "in_sync" and decision.segment:
                 return self._confirm_intent(row, run_id, decision)
             if decision.state:
@@ -381,7 +381,7 @@ class Engine:
                 conflicts += 1
                 last_error = exc
                 if conflicts >= 3:
-                    return self._fail(row, run_id, "conflict", exc)
+                    return self._fail(key, run_id, "conflict", exc)
                 continue  # re-fetch and decide again (the PRD's 409 rule)
             except errors.NotFound as exc:
                 last_error = exc  # the segment vanished under us: decide again from a fresh read
@@ -390,23 +390,23 @@ class Engine:
                 last_error = exc  # never re-send blindly: re-check, and the intent tells what was meant
                 continue
             except errors.BadRequest as exc:
-                return self._fail(row, run_id, "bad_request", exc)
+                return self._fail(key, run_id, "bad_request", exc)
             state = CREATED if decision.action == "create" else UPDATED
             self.ledger.move(key, state, run_id=run_id, detail=f"{decision.action}d segment {segment['id']}",
-                             segment_id=segment["id"], intent=None, intent_run_id=None,
+                             segment_id=segment["id"], intent=None,
                              http_status=201 if state == CREATED else 200, reason=None, last_error=None,
                              reason_text=f"{decision.text[0].upper()}{decision.text[1:]}: done.")
             return
         reason = "conflict" if isinstance(last_error, errors.Conflict) else _transient_reason(last_error)
-        return self._fail(row, run_id, reason, last_error)
+        return self._fail(key, run_id, reason, last_error)
 
     def _record_intent(self, row, run_id, decision):
         intent = {"op": decision.action, "segment_id": (decision.segment or {}).get("id"), "run_id": run_id,
                   "start": row["time_start_ms"], "end": row["time_end_ms"]}
-        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail=f"about to {decision.text}",
-                         action=decision.action, intent=json.dumps(intent), intent_run_id=run_id,
-                         attempts=row["attempts"] + 1, reason=None, reason_text=f"writing: {decision.text}")
-        return self.ledger.asset(row["asset_key"])
+        fields = dict(action=decision.action, intent=json.dumps(intent), attempts=row["attempts"] + 1,
+                      reason=None, reason_text=f"writing: {decision.text}")
+        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail=f"about to {decision.text}", **fields)
+        return dict(row, state=CHECKED, **fields)
 
     def _write(self, row, decision):
         if self._stop.is_set():
@@ -427,20 +427,19 @@ class Engine:
         segment_id = decision.segment["id"]
         self.ledger.move(row["asset_key"], state, run_id=run_id,
                          detail=f"{intent['op']} confirmed by a fresh read (its answer had been lost)",
-                         segment_id=segment_id, intent=None, intent_run_id=None, reason=None, last_error=None,
+                         segment_id=segment_id, intent=None, reason=None, last_error=None,
                          action=intent["op"], reason_text=f"{intent['op']}d segment {segment_id}, "
                                                           f"{_ms(row['time_start_ms'], row['time_end_ms'])}; "
                                                           "confirmed by a fresh read.")
 
     def _finish(self, row, run_id, decision):
         self.ledger.move(row["asset_key"], decision.state, run_id=run_id, detail=decision.reason,
-                         reason=decision.reason, reason_text=decision.text, intent=None, intent_run_id=None,
+                         reason=decision.reason, reason_text=decision.text, intent=None,
                          segment_id=(decision.segment or {}).get("id") or row["segment_id"], action=None,
                          http_status=404 if decision.reason == "not_found" else 200)
 
-    def _fail(self, row, run_id, reason, exc):
-        row = self.ledger.asset(row["asset_key"])
-        self.ledger.move(row["asset_key"], FAILED, run_id=run_id, detail=f"{reason}: {exc}", reason=reason,
+    def _fail(self, key, run_id, reason, exc):
+        self.ledger.move(key, FAILED, run_id=run_id, detail=f"{reason}: {exc}", reason=reason,
                          reason_text=_failure_text(reason, exc), last_error=str(exc)[:500],
                          http_status=getattr(exc, "status", None))
 

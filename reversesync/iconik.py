@@ -216,6 +216,7 @@ class IconikClient:
         self.per_page = per_page
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self._retrying = {False: self._retrying_for(False), True: self._retrying_for(True)}
         self.pacer = pacer or Pacer(rate, window_requests=int(rate * WINDOW_SECONDS))
         self.stats = Stats()
         # One pooled adapter, sent to directly: requests' Session machinery (cookie jars, redirects, hooks,
@@ -295,13 +296,12 @@ class IconikClient:
     def _call(self, method, path, params=None, body=None, write=None):
         if write is None:  # a search is a POST that changes nothing: it may be retried like a read
             write = method in ("POST", "PUT", "PATCH", "DELETE")
-        retrying = Retrying(
-            retry=retry_if_exception(lambda exc: self._retryable(exc, write)),
-            stop=self._stop,
-            wait=self._wait,
-            reraise=True,
-        )
-        return retrying(self._once, method, path, params, body, write)
+        return self._retrying[write](self._once, method, path, params, body, write)
+
+    def _retrying_for(self, write):
+        # Built once per client: tenacity keeps each call's state per thread, so workers can share them.
+        return Retrying(retry=retry_if_exception(lambda exc: self._retryable(exc, write)), stop=self._stop,
+                        wait=self._wait, reraise=True)
 
     @staticmethod
     def _retryable(exc, write):

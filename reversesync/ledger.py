@@ -20,7 +20,6 @@ DEFAULT_LEDGER = "reversesync.db"
 PENDING, CHECKED, CREATED, UPDATED, SKIPPED, FAILED = (
     "pending", "checked", "created", "updated", "skipped", "failed")
 STATES = (PENDING, CHECKED, CREATED, UPDATED, SKIPPED, FAILED)
-FINAL_STATES = frozenset({CREATED, UPDATED, SKIPPED, FAILED})
 
 # The state machine is this table and nothing else. A self-transition records a change of a row's
 # details (new plan, new reason, source edited) without moving it. None is "not yet in the ledger".
@@ -51,13 +50,18 @@ def check_transition(from_state, to_state):
         raise IllegalTransition(f"a row cannot move from {from_state or 'nothing'} to {to_state}")
 
 
+def _migration_files():
+    folder = resources.files("reversesync.migrations")
+    return sorted((entry for entry in folder.iterdir() if entry.name.endswith(".sql")), key=lambda e: e.name)
+
+
+MIGRATION_NAMES = tuple(entry.name[: -len(".sql")] for entry in _migration_files())
+
+
 def migrations():
     """The ledger's schema migrations, one per SQL file shipped in reversesync.migrations, in name order."""
     steps = Migrations(_MIGRATION_SET)
-    folder = resources.files("reversesync.migrations")
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".sql"):
-            continue
+    for entry in _migration_files():
         sql = entry.read_text(encoding="utf-8")
 
         def apply(db, sql=sql):
@@ -88,19 +92,18 @@ class Ledger:
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
             self.db = sqlite_utils.Database(conn)
-            self._refuse_newer()
+            steps = migrations()
+            self._refuse_newer(steps)
             self.db.execute("PRAGMA journal_mode=WAL")
             # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the last commits.
             self.db.execute("PRAGMA synchronous=NORMAL")
             if upgrade:
-                migrations().apply(self.db, stop_before=stop_before)
+                steps.apply(self.db, stop_before=stop_before)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path} is not a usable reversesync ledger: {exc}") from exc
 
-    def _refuse_newer(self):
-        known = {m.name for m in migrations()._migrations}
-        applied = {m.name for m in migrations().applied(self.db)}
-        unknown = sorted(applied - known)
+    def _refuse_newer(self, steps):
+        unknown = sorted({m.name for m in steps.applied(self.db)} - set(MIGRATION_NAMES))
         if unknown:
             raise LedgerTooNew(
                 f"{self.path} was written by a newer reversesync (it has migrations {', '.join(unknown)}); "
@@ -109,13 +112,6 @@ class Ledger:
     def close(self):
         with self._lock:
             self.db.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
-        self.close()
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -132,12 +128,12 @@ class Ledger:
         rows = self.query("select * from assets where asset_key = ?", [key])
         return rows[0] if rows else None
 
-    def counts(self, where="in_source = 1"):
-        """{state: n} and {(state, reason): n} over the assets matching where."""
+    def counts(self):
+        """{state: n} and {(state, reason): n} over the assets still in the source."""
         by_state = {s: 0 for s in STATES}
         by_reason = {}
         for row in self.query(
-                f"select state, reason, count(*) as n from assets where {where} group by state, reason"):
+                "select state, reason, count(*) as n from assets where in_source = 1 group by state, reason"):
             by_state[row["state"]] += row["n"]
             by_reason[(row["state"], row["reason"])] = row["n"]
         return by_state, by_reason
@@ -264,10 +260,6 @@ class Ledger:
         with self._lock, self.db.atomic():
             self.db.execute("update runs set status = 'superseded' where status in "
                             "('running', 'interrupted', 'aborted')")
-
-    def run(self, run_id):
-        rows = self.query("select * from runs where id = ?", [run_id])
-        return rows[0] if rows else None
 
     def unfinished_run(self):
         """The most recent run that did not finish (interrupted, aborted or killed), or None."""
