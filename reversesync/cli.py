@@ -62,6 +62,23 @@ def _ledger_path(ctx, ledger_path):
     return ledger_path or (ctx.obj or {}).get("ledger_path") or DEFAULT_LEDGER
 
 
+def next_step(ctx, *words, ledger_path=None):
+    """A command line the user can paste as printed: `reversesync [--ledger PATH] words...`.
+
+    The --ledger given on the group or on the command (or taken from REVERSESYNC_LEDGER) is carried along,
+    so that following a hint works on the same ledger (issue #11)."""
+    path = ledger_path or (ctx.obj or {}).get("ledger_path") if ctx is not None else ledger_path
+    parts = ["reversesync"]
+    if path:
+        parts += ["--ledger", _quoted(os.path.abspath(path))]
+    return " ".join(parts + [_quoted(str(word)) for word in words])
+
+
+def _quoted(word):
+    # Double quotes work in POSIX shells, cmd and PowerShell alike for the paths and words we print.
+    return f'"{word}"' if not word or any(ch in word for ch in " \t'&;|()<>$`") else word
+
+
 def open_ledger(ctx, ledger_path):
     with translated_errors():
         return Ledger(_ledger_path(ctx, ledger_path))

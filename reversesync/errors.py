@@ -35,6 +35,14 @@ class IllegalTransition(LedgerError):
     """A row was asked to move between states that the state table does not allow."""
 
 
+class LockLost(LedgerError):
+    """Another process took this ledger's lock; this process must stop writing at once."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger cannot be written just now (disk full, busy); a resume can continue once it can."""
+
+
 # --- Iconik -------------------------------------------------------------------------------------------
 
 
@@ -60,7 +68,15 @@ class TerminalError(IconikError):
 
 
 class AuthError(IconikError):
-    """401 or 403: the credentials are wrong or lack a role; the whole run must stop."""
+    """401, or a role the whole run needs is missing: the credentials cannot do the job; the run must stop."""
+
+
+class Forbidden(TerminalError):
+    """403 on one request: the token's user may not do this to this asset; recorded against the row."""
+
+
+class UnexpectedAnswer(TerminalError):
+    """Iconik answered with a shape a decision cannot be taken from (a field missing, a stray segment)."""
 
 
 class NotFound(TerminalError):
@@ -101,3 +117,7 @@ class UnknownOutcome(IconikError):
 
 class ConfigError(ReverseSyncError):
     """A required setting (URL, App-ID, Auth-Token) is missing; no request was made."""
+
+
+class EndpointError(ConfigError):
+    """The Iconik URL cannot work as given (malformed, or its TLS certificate is refused); exit 2."""
