@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from click.core import ParameterSource
 
 from . import __version__, engine, errors, iconik, report, sources
 from . import sandbox as sandbox_module
+from . import verify as verify_module
 from .ledger import DEFAULT_LEDGER, STATES, Ledger
 
 EXIT_FAILED_ROWS, EXIT_INPUT, EXIT_RESUMABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -39,7 +41,7 @@ def translated_errors():
     """Turn reversesync's exceptions into ClickExceptions with the documented exit codes."""
     try:
         yield
-    except (errors.LedgerLocked, errors.AuthError) as exc:
+    except (errors.LedgerLocked, errors.AuthError, errors.LedgerUnavailable, errors.LockLost) as exc:
         raise ResumableAbort(str(exc)) from None
     except (errors.InputError, errors.LedgerError, errors.ConfigError) as exc:
         raise InputFailure(str(exc)) from None
@@ -254,6 +256,7 @@ class Progress:
         self.tty = self.stream.isatty()
         self.last_line = 0.0
         self.interrupt_after = interrupt_after
+        self.settling_said = False
 
     def __call__(self, kind, **data):
         if self.interrupt_after is not None and kind == "progress" and data["done"] >= self.interrupt_after:
@@ -268,8 +271,18 @@ class Progress:
             self._progress(**data)
         elif kind == "search_unavailable":
             click.echo(f"Search unavailable ({data['error']}); reading those assets one by one.", file=self.stream)
+        elif kind == "unfinished_writes":
+            click.echo(f"{data['rows']} row(s) hold a write whose outcome is not known yet; a dry run leaves them "
+                       "to the next live run, which re-checks them first.", file=self.stream)
+        elif kind == "settling" and not self.settling_said:
+            self.settling_said = True
+            click.echo(f"Waiting {data['seconds']:.0f} s before re-checking writes whose answers were lost, so that "
+                       "Iconik has settled (a blind re-send could duplicate them).", file=self.stream)
+        elif kind == "settle_wait":
+            click.echo(f"Waiting {data['seconds']:.0f} s for the last writes to settle before reading segment lists.",
+                       file=self.stream)
 
-    def _progress(self, done, total, requests, elapsed, final=False):
+    def _progress(self, done, total, requests, elapsed, final=False, parked=0, next_due=0.0, waiting=0.0):
         now = time.monotonic()
         if not final and (not self.tty and now - self.last_line < 10 or self.tty and now - self.last_line < 0.2):
             return
@@ -280,8 +293,12 @@ class Progress:
         filled = int(width * done / total) if total else width
         line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows  {rate:5.1f} req/s  "
                 f"elapsed {_clock(elapsed)}  eta {_clock(eta)}")
+        if parked:
+            line += f"  {parked} settling ({next_due:.0f} s)"
+        if waiting >= 5:
+            line += f"  waiting on Iconik for {waiting:.0f} s"
         if self.tty:
-            click.echo("\r" + line, nl=final, file=self.stream)
+            click.echo("\r" + line + "  ", nl=final, file=self.stream)
         else:
             click.echo(line, file=self.stream)
 
@@ -291,7 +308,8 @@ def _clock(seconds):
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _summary_lines(result):
+def _summary_lines(result, ledger):
+    """This run's counts, then the ledger's totals over the current sheet (issue #11)."""
     lines = []
     by_state = {}
     for key, n in sorted(result.counts.items()):
@@ -302,71 +320,151 @@ def _summary_lines(result):
         in_sync = dict(by_state.get("skipped", [])).get("in_sync", 0)
         lines.append(f"Plan: would create {checked.get('create', 0)}, would update {checked.get('update', 0)}, "
                      f"in sync {in_sync}")
+    lines.append(f"This run ({result.run_id}):")
     for state in STATES:
         for why, n in by_state.get(state, []):
             lines.append(f"  {state:<8} {why or '-':<18} {n:>6}")
+    totals, _ = ledger.counts()
+    lines.append("Ledger (current sheet): " + ", ".join(f"{state} {totals[state]}" for state in STATES))
     lines.append(f"Requests: {result.requests} ({result.writes} writes), 429s: {result.throttled}, "
                  f"elapsed {result.elapsed:.1f} s")
     return lines
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Where output goes once the reader of stdout has gone away (`run --live | head -2`)."""
+
+    def write(self, text):
+        return len(text)
+
+
+@contextlib.contextmanager
+def _stdout_may_close():
+    """A closed stdout stops the run as Ctrl-C does (issue #11): rows in flight finish, the run's record
+    stays right, and nothing more is printed to the pipe."""
+    try:
+        yield
+    except BrokenPipeError:
+        sys.stdout = _ClosedOutput()
+        raise
 
 
 def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resume=False, progress=None):
     """The one implementation behind `run` and `resume`."""
     ledger = open_ledger(ctx, ledger_path)
     try:
-        return _sync(ledger, iconik_url, app_id, auth_token, options, resume, progress or Progress())
-    except KeyboardInterrupt:
+        with translated_errors():
+            return _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress or Progress())
+    except (KeyboardInterrupt, BrokenPipeError):
         # Ctrl-C outside the row loop (preflight, bookkeeping): every committed step stands.
-        click.echo("Interrupted. resume with: reversesync resume", err=True)
+        _say_stderr(f"Interrupted. Continue with: {next_step(ctx, 'resume', ledger_path=ledger_path)}")
         return EXIT_INTERRUPTED
     finally:
         ledger.release()
         ledger.close()
 
 
-def _sync(ledger, iconik_url, app_id, auth_token, options, resume, progress):
-    """Preflight, then the run itself; returns the exit code."""
-    with translated_errors():
-        ledger.acquire("resume" if resume else "run")
+def _say_stderr(text):
+    try:
+        click.echo(text, err=True)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress):
+    """Record the run, preflight, then the run itself; returns the exit code."""
+    hint = next_step(ctx, "resume", ledger_path=ledger.path)
+    ledger.acquire("resume" if resume else "run")
     if resume:
         unfinished = ledger.unfinished_run()
         if unfinished is None:
             click.echo("Nothing to resume: the last run finished.")
-            return 0
+            return EXIT_FAILED_ROWS if ledger.failed_in_source() else 0
         run_id = unfinished["id"]
         options = engine.RunOptions.from_json(json.loads(unfinished["options"]))
         click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
-    with translated_errors():
-        client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers)
+    client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers,
+                                 timeout=(5.0, options.read_timeout))
     sync = engine.Engine(ledger, client, options, on_event=progress)
-    try:
-        sync.preflight()
-    except errors.AuthError as exc:
-        variable = "ICONIK_AUTH_TOKEN (or ICONIK_APP_ID)" if exc.status == 401 else "the token's roles"
-        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. "
-                             f"Fix {variable}; nothing was written.") from None
-    except (errors.TransientError, errors.IconikError) as exc:
-        raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written; "
-                             "try again when it answers.") from None
     if resume:
         ledger.reopen_run(run_id)
     else:
-        ledger.supersede_unfinished_runs()
+        # Recorded before the first request, so a kill or a refusal at preflight leaves it to resume (issue #10).
         run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
-    result = sync.run(run_id, heartbeat=ledger.heartbeat)
-    for line in _summary_lines(result):
-        click.echo(line)
+        ledger.supersede_unfinished_runs(but=run_id)
+    try:
+        user = sync.preflight()
+    except errors.AuthError as exc:
+        ledger.finish_run(run_id, "aborted", {})
+        fix = ("set ICONIK_APP_ID and ICONIK_AUTH_TOKEN to a valid application token" if exc.status == 401
+               else "grant the role(s) in Iconik (Admin > Roles)")
+        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. Nothing was written. "
+                             f"Then {fix}, then continue with: {hint}") from None
+    except errors.ConfigError:
+        ledger.finish_run(run_id, "aborted", {})
+        raise
+    except (errors.TransientError, errors.IconikError) as exc:
+        ledger.finish_run(run_id, "aborted", {})
+        raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written. When it answers, "
+                             f"continue with: {hint}") from None
+    who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
+    click.echo(f"Iconik {client.url} as {who}; ledger {ledger.path}")
+    with _stdout_may_close():
+        result = sync.run(run_id)
+        for line in _summary_lines(result, ledger):
+            click.echo(line)
     if result.status == "aborted":
-        raise ResumableAbort(f"stopped: {result.error}. Rows in flight were left unfinished, not failed; "
-                             "fix the credentials, then resume with: reversesync resume")
+        raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
+                             f"{_remedy(result.error)}, then continue with: {hint}")
     if result.status == "interrupted":
-        click.echo("Interrupted. resume with: reversesync resume", err=True)
+        _say_stderr(f"Interrupted. Continue with: {hint}")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED_ROWS if any(k.startswith("failed") for k in result.counts) else 0
+    if result.mode == "dry" and result.unfinished_writes:
+        click.echo(f"Before writing, re-check the unfinished writes with: {next_step(ctx, 'run', '--live', ledger_path=ledger.path)}")
+    # The exit code says what the ledger holds, not what this run happened to touch (issue #11).
+    return EXIT_FAILED_ROWS if ledger.failed_in_source() else 0
+
+
+def _cause(exc):
+    if isinstance(exc, errors.AuthError) and exc.status == 401:
+        return f"Iconik no longer accepts the token (401: {exc.message})."
+    if isinstance(exc, errors.AuthError):
+        return f"{exc.message}."
+    if isinstance(exc, errors.LockLost):
+        return str(exc)
+    if isinstance(exc, errors.LedgerError):
+        return str(exc)
+    if isinstance(exc, engine.IconikUnreachable):
+        return f"Iconik stopped answering: {exc.message}."
+    if isinstance(exc, errors.IllegalTransition):
+        return f"a state-machine bug ({exc}); please report it."
+    return f"{type(exc).__name__}: {exc}."
+
+
+def _remedy(exc):
+    if isinstance(exc, errors.AuthError):
+        return "fix the token or its access in Iconik"
+    if isinstance(exc, errors.LockLost):
+        return "let the other process finish"
+    if isinstance(exc, errors.LedgerError):
+        return "fix the ledger's disk or close the program holding it"
+    if isinstance(exc, engine.IconikUnreachable):
+        return "wait until Iconik answers again"
+    return "look at the cause above"
+
+
+def _known_reasons():
+    return sorted(set(engine.RETRYABLE_REASONS) | set(rules_reasons()))
+
+
+def rules_reasons():
+    """Every reason a finished row can carry, for --recheck."""
+    return ("in_sync", "subclip_mismatch", "subclip_linked", "ambiguous", "asset_deleted", "unsupported_type",
+            "not_found", "bad_request", "internal_error", "unexpected_answer", "duplicated", "undone")
 
 
 def run_options(command):
-    """The options `run` shares with nobody else: mode, workers, pace and selection."""
+    """The options `run` shares with nobody else: mode, workers, pace, selection and the exactly-once knobs."""
     for option in reversed([
         click.option("--live", is_flag=True, help="Write to Iconik. Without it the run only checks and plans."),
         click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
@@ -381,9 +479,13 @@ def run_options(command):
                      help="Only this asset, checked again even if finished (repeatable)."),
         click.option("--search/--no-search", default=True, show_default=True,
                      help="Classify assets 100 at a time with Iconik's search; writes are still decided from a "
-                          "fresh per-asset read."),
+                          "per-asset read."),
         click.option("--recheck", multiple=True, metavar="REASON",
                      help="Check rows finished with this reason again, e.g. ambiguous (repeatable)."),
+        click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
+                     help="Seconds after a write whose answer was lost before it is re-checked (see README)."),
+        click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT,
+                     show_default=True, help="Seconds to wait for an answer from Iconik."),
     ]):
         command = option(command)
     return command
@@ -394,12 +496,13 @@ def run_options(command):
 @iconik_options
 @ledger_option
 @click.pass_context
-def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, recheck, iconik_url, app_id,
-                auth_token, ledger_path):
+def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, recheck, settle, read_timeout,
+                iconik_url, app_id, auth_token, ledger_path):
     """Check every pending asset against Iconik and plan (default) or write (--live) its segment.
 
     A dry run reads Iconik and decides exactly as a live run would, but writes nothing.
-    Exit codes: 0 done, 1 some rows failed, 2 bad input, 3 stopped (resumable), 130 interrupted.
+    Exit codes: 0 no row of the sheet failed, 1 some rows are failed, 2 bad input, 3 stopped (resumable),
+    130 interrupted.
 
     \b
     Example:
@@ -412,8 +515,25 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, r
         if key is None:
             raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
         canonical.append(key)
+    unknown = sorted(set(recheck) - set(_known_reasons()))
+    if unknown:
+        raise click.BadParameter(f"unknown reason {', '.join(unknown)}; one of: {', '.join(_known_reasons())}",
+                                 param_hint="--recheck")
+    if settle and settle <= read_timeout:
+        raise click.BadParameter(f"must be longer than --read-timeout ({read_timeout:g} s): a write can still land "
+                                 "after the client stops waiting for its answer", param_hint="--settle")
     options = engine.RunOptions(live=live, workers=workers, rate=rate, limit=limit, retry_failed=retry_failed,
-                                assets=tuple(canonical), recheck=tuple(recheck), search=search)
+                                assets=tuple(canonical), recheck=tuple(recheck), search=search, settle=settle,
+                                read_timeout=read_timeout)
+    if canonical:
+        ledger = open_ledger(ctx, ledger_path)
+        try:
+            missing = sorted(set(canonical) - ledger.known_keys(canonical))
+        finally:
+            ledger.close()
+        if missing:
+            raise click.BadParameter(f"{', '.join(missing)} not in the ledger; load a sheet that has it first",
+                                     param_hint="--asset")
     ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options))
 
 
@@ -422,10 +542,10 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, r
 @ledger_option
 @click.pass_context
 def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
-    """Continue the most recent unfinished run with its mode and options.
+    """Continue the most recent unfinished run: its mode, its options and exactly the rows it selected.
 
-    Rows caught between recording a write and recording its result are re-checked first;
-    nothing is re-sent blindly.
+    Rows caught between recording a write and recording its result are re-checked first, once their
+    settle time has passed; nothing is re-sent blindly.
 
     \b
     Example:
@@ -439,14 +559,18 @@ def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
 @click.option("--rate", type=click.FloatRange(0.1, 1000), default=iconik.DEFAULT_RATE, show_default=True,
               help="Requests per second at most.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), help="Write mismatches here.")
+@click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
+              help="Seconds after the last write before segment lists are trusted.")
 @iconik_options
 @ledger_option
 @click.pass_context
-def verify_command(ctx, workers, rate, csv_path, iconik_url, app_id, auth_token, ledger_path):
+def verify_command(ctx, workers, rate, csv_path, settle, iconik_url, app_id, auth_token, ledger_path):
     """Read Iconik again and confirm it holds the sheet's times wherever the ledger says so.
 
-    Checks every asset that is created, updated or in sync: the GENERIC segment (exactly one where
-    reversesync wrote) or the SUBCLIP must span the sheet's times. Exit 0 when all match, 1 otherwise.
+    Every created, updated or in-sync asset: its segment read by id must be GENERIC and span the sheet's
+    times (a SUBCLIP's own range likewise), and its segment list must hold no extra GENERIC segment, in
+    particular no second one carrying reversesync's marker. Waits out the settle time after the last
+    write first. Exit 0 when all match, 1 otherwise, 130 on Ctrl-C.
 
     \b
     Example:
@@ -454,26 +578,31 @@ def verify_command(ctx, workers, rate, csv_path, iconik_url, app_id, auth_token,
     """
     ledger = open_ledger(ctx, ledger_path)
     try:
-        code = _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path)
+        code = _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path, settle)
+    except KeyboardInterrupt:
+        _say_stderr("Interrupted; verify changed nothing.")
+        code = EXIT_INTERRUPTED
     finally:
         ledger.close()
     ctx.exit(code)
 
 
-def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None):
+def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None, settle=0.0):
+    if csv_path and csv_path != "-":
+        _check_writable(csv_path)  # before any read: a bad path must not cost a whole verify (issue #11)
     with translated_errors():
         client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=rate, workers=workers)
-        checked, mismatches = engine.verify(ledger, client, workers, on_event=Progress())
+        checked, mismatches = verify_module.verify(ledger, client, workers, on_event=Progress(), settle=settle)
     for found in mismatches:
-        click.echo(f"MISMATCH {found.asset_id} (row {found.row_numbers}, {found.state}): expected {found.expected}; "
-                   f"found {found.found}")
+        click.echo(f"MISMATCH {found.asset_id} (row {found.row_numbers}, {found.state}, {found.kind}): expected "
+                   f"{found.expected}; found {found.found}")
     if csv_path:
         handle = sys.stdout if csv_path == "-" else _output_file(csv_path)
         try:
             writer = csv.writer(handle)
-            writer.writerow(["asset_id", "row_numbers", "state", "expected", "found"])
+            writer.writerow(["asset_id", "row_numbers", "state", "kind", "expected", "found"])
             for found in mismatches:
-                cells = (found.asset_id, found.row_numbers, found.state, found.expected, found.found)
+                cells = (found.asset_id, found.row_numbers, found.state, found.kind, found.expected, found.found)
                 writer.writerow([report.neutralise(cell) for cell in cells])
         finally:
             if handle is not sys.stdout:
@@ -481,6 +610,12 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
     click.echo(f"Verified {checked} assets: {checked - len(mismatches)} match, {len(mismatches)} do not "
                f"({client.stats.requests} requests).")
     return 1 if mismatches else 0
+
+
+def _check_writable(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise InputFailure(f"cannot write {path}: folder {folder} does not exist or is not writable.")
 
 
 @cli.command("runs")

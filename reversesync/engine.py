@@ -1,41 +1,68 @@
-"""The sync engine: decide each asset from a fresh read, record intent, write, record the result.
+"""The sync engine: the machinery that schedules rows, reads Iconik, records intent, writes and settles.
 
 Every row moves pending -> checked -> created | updated | skipped | failed through Ledger.move, one
-committed transaction per step, so a run killed at any instant resumes without a duplicate or a lost row.
+committed transaction per step. What to do with a row is decided by rules.py from the freshest read
+Iconik offers; this module only carries it out:
+
+- intent is recorded before every write, and the moment it goes on the wire after (Ledger.mark_sent);
+- a write whose outcome is unknown (timeout, lost answer, 5xx, a kill) is never re-sent blindly: the row
+  is parked, without holding a worker, until `settle` seconds after the send, then re-checked by the
+  marker its segment carries (issue #10);
+- a run stops, leaving its rows resumable, on a 401, a token that can read nothing, a lost lock, or an
+  Iconik that stopped answering (issue #11).
+
 The engine prints nothing: it reports through the on_event callback, which the CLI renders.
 """
 
 import concurrent.futures
 import dataclasses
+import heapq
 import json
-import queue
 import threading
 import time
+import uuid
 
-from . import errors
-from .iconik import READ_ROLES, WRITE_ROLES
+from . import errors, rules
+from .iconik import READ_ROLES, WRITE_ROLES, editable_fields
 from .ledger import CHECKED, CREATED, FAILED, PENDING, SKIPPED, UPDATED
+from .rules import Decision, ms, span
 
-# Created segments carry this in external_id so that people and later runs can tell them apart.
-MARKER = "reversesync"
+# How long after a write's last send its outcome counts as settled (issue #10). It must outlast the read
+# timeout (30 s: the client gives up, the server may not have), a margin for a backend that applies the
+# write late (30 s), and the search index behind segment lists (a few seconds; 30 s margin). See README.
+DEFAULT_SETTLE = 90.0
+DEFAULT_READ_TIMEOUT = 30.0
 
 # How many times one row is decided again after a write that conflicted, vanished or has an unknown
 # outcome, before it is failed.
 MAX_DECISIONS = 4
+# A 409 is answered by re-reading and writing again, this many times at most (the PRD's rule).
+MAX_CONFLICTS = 3
 
 # Failed rows whose cause may pass; --retry-failed sends them back to pending.
-RETRYABLE_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome")
-
-# Assets per batched search request (issue #6): Iconik's search takes a list of ids per term.
-SEARCH_BATCH = 100
-
-# A decision from the search index may finish a row only when it writes nothing; a write is always
-# decided from a fresh per-asset read, since the index can lag.
-SEARCH_FINAL_REASONS = ("in_sync", "subclip_mismatch", "asset_deleted", "ambiguous")
-SEGMENT_FIELDS = ("id", "asset_id", "segment_type", "time_start_milliseconds", "time_end_milliseconds")
+RETRYABLE_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome", "forbidden")
 
 # Reasons given at load time: the sheet row itself is unusable, so no run can help until it is fixed.
 LOAD_REJECTIONS = ("invalid", "no_timecode", "duplicate_conflict")
+
+# Assets per batched search request (issue #6): Iconik's search takes a list of ids per term.
+SEARCH_BATCH = 100
+# A decision from the search index may finish a row only when it writes nothing; a write is always
+# decided from a per-asset read, since the index can lag.
+SEARCH_FINAL_REASONS = ("in_sync", "subclip_mismatch", "asset_deleted", "ambiguous", "unsupported_type",
+                        "subclip_linked")
+ASSET_FIELDS = ("id", "type", "status", "time_start_milliseconds", "time_end_milliseconds", "original_asset_id")
+ASSET_REQUIRED = ("id", "type", "status")
+SEGMENT_FIELDS = ("id", "asset_id", "segment_type", "time_start_milliseconds", "time_end_milliseconds",
+                  "subclip_id", "external_id", "status")
+SEGMENT_REQUIRED = ("id", "asset_id", "segment_type")
+
+# Iconik gone away (issue #11): this many connection failures in a row, or this long with no answer at
+# all while requests wait, stops the run (exit 3); the rows of the streak stay pending.
+CONNECTION_STREAK_STOP = 10
+SILENCE_STOP = 30.0
+# A token whose user may read none of the first this-many assets cannot do the job: stop, not fail them all.
+FORBIDDEN_PROBE = 25
 
 
 @dataclasses.dataclass
@@ -48,6 +75,8 @@ class RunOptions:
     assets: tuple = ()
     recheck: tuple = ()
     search: bool = True
+    settle: float = DEFAULT_SETTLE
+    read_timeout: float = DEFAULT_READ_TIMEOUT
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -62,18 +91,6 @@ class RunOptions:
 
 
 @dataclasses.dataclass
-class Decision:
-    """What one fresh read says to do: create, update, or finish the row as state/reason."""
-
-    action: str = None            # "create" / "update" / None
-    state: str = None             # final state when there is nothing to write
-    reason: str = None
-    text: str = ""
-    segment: dict = None          # the segment to update, or the one already in sync
-    asset: dict = None            # the asset it was decided from
-
-
-@dataclasses.dataclass
 class RunResult:
     run_id: int
     mode: str
@@ -85,141 +102,151 @@ class RunResult:
     elapsed: float
     rows: int
     error: Exception = None
+    unfinished_writes: int = 0    # rows left holding an intent (a dry run leaves them to a live run)
 
 
-def _ms(start, end):
-    return f"{start}-{end} ms"
-
-
-def decide(asset, generic_segments, start, end):
-    """The decision rules of issue #4, from the asset and its GENERIC segments as just read."""
-    if asset is None:
-        return Decision(state=FAILED, reason="not_found",
-                        text="Iconik has no asset with this id (404); check the id in the sheet.")
-    if asset.get("status") == "DELETED":
-        return Decision(state=SKIPPED, reason="asset_deleted", text="the asset is deleted in Iconik; nothing written.")
-    if asset.get("type") == "SUBCLIP":
-        # A SUBCLIP's in/out points are its own fields; a segment on it would be a wrong write (FACTS 4.2).
-        found = (asset.get("time_start_milliseconds"), asset.get("time_end_milliseconds"))
-        if found == (start, end):
-            return Decision(state=SKIPPED, reason="in_sync", text=f"SUBCLIP already spans {_ms(start, end)}.")
-        return Decision(state=SKIPPED, reason="subclip_mismatch",
-                        text=f"SUBCLIP spans {_ms(*found)} but the sheet says {_ms(start, end)}; a SUBCLIP's "
-                             "range belongs to its parent's segment, so nothing was written. Fix it by hand.")
-    equal = [s for s in generic_segments
-             if (s.get("time_start_milliseconds"), s.get("time_end_milliseconds")) == (start, end)]
-    if equal:
-        return Decision(state=SKIPPED, reason="in_sync", segment=equal[0],
-                        text=f"GENERIC segment {equal[0]['id']} already spans {_ms(start, end)}.")
-    if not generic_segments:
-        return Decision(action="create", text=f"create a GENERIC segment {_ms(start, end)}")
-    if len(generic_segments) == 1:
-        segment = generic_segments[0]
-        return Decision(action="update", segment=segment,
-                        text=f"update GENERIC segment {segment['id']} from "
-                             f"{_ms(segment.get('time_start_milliseconds'), segment.get('time_end_milliseconds'))} "
-                             f"to {_ms(start, end)}")
-    listed = "; ".join(f"{s['id']} {_ms(s.get('time_start_milliseconds'), s.get('time_end_milliseconds'))}"
-                       for s in generic_segments)
-    return Decision(state=SKIPPED, reason="ambiguous",
-                    text=f"{len(generic_segments)} GENERIC segments and none spans {_ms(start, end)} ({listed}); "
-                         "delete the wrong ones in Iconik, then run again.")
+class IconikUnreachable(errors.TransientError):
+    """Iconik stopped answering mid-run: the run stops and is resumable."""
 
 
 class _Stop(Exception):
     """Raised inside a worker when the run is stopping: leave the row as it is."""
 
 
+class _Again(Exception):
+    """The row cannot go on now; work it again at `due` (epoch seconds), without holding a worker."""
+
+    def __init__(self, due):
+        super().__init__(due)
+        self.due = due
+
+
+class _Schedule:
+    """The run's rows: ready ones in order, parked ones by the time they are due, and how many are in hand."""
+
+    def __init__(self, keys):
+        self._ready = list(reversed(keys))
+        self._parked = []
+        self._busy = 0
+        self._cond = threading.Condition()
+
+    def take(self, stop):
+        """The next row to work, parked rows first once due; None when nothing is left or the run stops."""
+        with self._cond:
+            while not stop.is_set():
+                now = time.time()
+                if self._parked and self._parked[0][0] <= now:
+                    self._busy += 1
+                    return heapq.heappop(self._parked)[1]
+                if self._ready:
+                    self._busy += 1
+                    return self._ready.pop()
+                if not self._parked and not self._busy:
+                    return None
+                self._cond.wait(min(0.25, self._parked[0][0] - now) if self._parked else 0.25)
+            return None
+
+    def done(self, key, due=None):
+        with self._cond:
+            self._busy -= 1
+            if due is not None:
+                heapq.heappush(self._parked, (due, key))
+            self._cond.notify_all()
+
+    def parked(self):
+        """(rows parked, seconds until the next is due)."""
+        with self._cond:
+            return len(self._parked), max(0.0, self._parked[0][0] - time.time()) if self._parked else 0.0
+
+
 class Engine:
-    """Runs one mode (dry or live) over the eligible rows of a ledger with a pool of worker threads."""
+    """Runs one mode (dry or live) over the selected rows of a ledger with a pool of worker threads."""
 
     def __init__(self, ledger, client, options, on_event=None):
         self.ledger = ledger
         self.client = client
         self.options = options
         self.on_event = on_event or (lambda kind, **data: None)
+        self.roles = set()
         self._stop = threading.Event()
         self._fatal = None
         self._done = 0
-        self._done_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._hints = {}
+        self._decisions = {}
+        self._conflicts = {}
+        self._no_more_writes = set()
+        self._streak = 0
+        self._connection_failures = {}
+        self._read_ok = False
+        self._held_forbidden = {}
 
-    # --- the run ----------------------------------------------------------------------------------
+    # --- before the first row ----------------------------------------------------------------------
 
     def preflight(self):
-        """Credentials and roles, before any row: raises AuthError or ConnectionFailed."""
-        roles = self.client.current_roles()
+        """The token's user and roles, before any row: raises AuthError, ConnectionFailed or EndpointError."""
+        user = self.client.current_user()
+        self.roles = self.client.current_roles()
         needed = READ_ROLES + (WRITE_ROLES if self.options.live else ())
-        missing = [role for role in needed if role not in roles]
+        missing = [role for role in needed if role not in self.roles]
         if missing:
             raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
-                                   f"the token lacks the role {', '.join(missing)}; grant it in Iconik "
-                                   "(Admin > Roles) and run again. Nothing was written.")
-        return roles
+                                   f"the token's user lacks the role{'s' if len(missing) > 1 else ''} "
+                                   f"{', '.join(missing)}")
+        if self.options.search and "can_search" not in self.roles:
+            self.on_event("search_unavailable", error="the token's user lacks the role can_search")
+        return user
 
-    def eligible_rows(self):
-        """Rows caught mid-write first (they must be re-checked before anything else), then the rest."""
-        where = ["in_source = 1", "(state in ('pending', 'checked') or intent is not null)"]
-        params = []
-        if self.options.assets:
-            where.append(f"asset_key in ({', '.join('?' for _ in self.options.assets)})")
-            params += list(self.options.assets)
-        sql = (f"select asset_key from assets where {' and '.join(where)} "
-               "order by intent is null, cast(row_numbers as integer), asset_key")
-        if self.options.limit:
-            sql += f" limit {int(self.options.limit)}"
-        return [row["asset_key"] for row in self.ledger.query(sql, params)]
+    def select(self, run_id):
+        """Choose the run's rows once, and reopen finished rows the options ask for (issue #10: resume
+        continues exactly these rows and never reselects)."""
+        options = self.options
+        reopen = self.ledger.reopenable_keys(
+            failed_reasons=RETRYABLE_REASONS if options.retry_failed else (), reasons=options.recheck,
+            assets=options.assets, never=LOAD_REJECTIONS)
+        keys = self.ledger.candidate_keys(assets=options.assets, limit=None)
+        if not options.live:  # a dry run never resolves a write that may have landed: a live run does
+            unfinished = set(self.ledger.candidate_keys(with_intent_only=True))
+            keys = [key for key in keys if key not in unfinished]
+        chosen = list(dict.fromkeys(keys + [key for key in reopen if key not in keys]))
+        chosen = self._order(chosen)
+        if options.limit:
+            chosen = chosen[:options.limit]
+        chosen_set = set(chosen)
+        self.ledger.select_rows(run_id, chosen, reopen=[key for key in reopen if key in chosen_set])
 
-    def reopen_finished_rows(self, run_id):
-        """Send finished rows back to pending where the options ask: --retry-failed, --recheck REASON, and
-        every row named with --asset. Rows the sheet itself rejected stay as they are."""
-        clauses, params = [], []
-        if self.options.retry_failed:
-            clauses.append(f"(state = 'failed' and reason in ({', '.join('?' for _ in RETRYABLE_REASONS)}))")
-            params += RETRYABLE_REASONS
-        if self.options.recheck:
-            clauses.append(f"reason in ({', '.join('?' for _ in self.options.recheck)})")
-            params += self.options.recheck
-        if self.options.assets:
-            clauses.append(f"asset_key in ({', '.join('?' for _ in self.options.assets)})")
-            params += self.options.assets
-        if not clauses:
-            return 0
-        keys = [row["asset_key"] for row in self.ledger.query(
-            f"select asset_key from assets where in_source = 1 and state in ('created', 'updated', 'skipped', "
-            f"'failed') and coalesce(reason, '') not in ({', '.join('?' for _ in LOAD_REJECTIONS)}) "
-            f"and ({' or '.join(clauses)})", [*LOAD_REJECTIONS, *params])]
-        if keys:
-            self.ledger.move_many([(key, PENDING, {"reason": None, "reason_text": None}, "re-check requested")
-                                   for key in keys], run_id=run_id)
-        return len(keys)
+    def _order(self, keys):
+        rows = self.ledger.rows(keys)
+        return sorted(keys, key=lambda key: (rows[key]["intent"] is None, _first_row(rows[key]), key))
 
-    def run(self, run_id, heartbeat=None):
-        """Process every eligible row; returns a RunResult. Ctrl-C stops taking rows and returns."""
+    # --- the run ------------------------------------------------------------------------------------
+
+    def run(self, run_id):
+        """Work the run's unfinished rows; returns a RunResult. Ctrl-C stops taking rows and returns."""
         began = time.monotonic()
-        self.reopen_finished_rows(run_id)
-        keys = self.eligible_rows()
+        if self.ledger.run(run_id)["selected_at"] is None:
+            self.select(run_id)
+        keys = self.ledger.run_keys(run_id)
         mode = "live" if self.options.live else "dry"
-        self.on_event("start", run_id=run_id, mode=mode, rows=len(keys))
-        self._hints = self.search_hints(keys) if self.options.search else {}
-        work = queue.Queue()
-        for key in keys:
-            work.put(key)
-        threads = [threading.Thread(target=self._worker, args=(work, run_id), name=f"worker-{n}", daemon=True)
-                   for n in range(max(1, min(self.options.workers, len(keys) or 1)))]
-        for thread in threads:
-            thread.start()
+        unfinished = len(self.ledger.candidate_keys(with_intent_only=True))
+        self.on_event("start", run_id=run_id, mode=mode, rows=len(keys), selected=self.ledger.run_size(run_id))
+        if not self.options.live and unfinished:
+            self.on_event("unfinished_writes", rows=unfinished)
         status = "finished"
-        last_beat = time.monotonic()
+        schedule = _Schedule(keys)
+        threads = []
         try:
+            if self.options.search and "can_search" in self.roles:
+                self._hints = self.search_hints(keys)
+            threads = [threading.Thread(target=self._worker, args=(schedule, run_id), name=f"worker-{n}",
+                                        daemon=True) for n in range(max(1, min(self.options.workers, len(keys) or 1)))]
+            for thread in threads:
+                thread.start()
             while any(thread.is_alive() for thread in threads):
                 time.sleep(0.2)
-                self.on_event("progress", done=self._done, total=len(keys), requests=self.client.stats.requests,
-                              elapsed=time.monotonic() - began)
-                if heartbeat and time.monotonic() - last_beat > 5:
-                    heartbeat()
-                    last_beat = time.monotonic()
-        except KeyboardInterrupt:
+                self._watch(began)
+                self._progress(schedule, len(keys), began)
+        except (KeyboardInterrupt, BrokenPipeError):
             status = "interrupted"
             self._stop.set()
             self.on_event("stopping")
@@ -228,53 +255,90 @@ class Engine:
                     thread.join()
             except KeyboardInterrupt:
                 pass  # a second Ctrl-C abandons in-flight requests; their rows keep their recorded intent
+        if not self._stop.is_set():
+            self._fail_held_forbidden(run_id)
         if self._fatal is not None:
             status = "aborted"
+        return self._close(run_id, mode, status, len(keys), began, schedule)
+
+    def _close(self, run_id, mode, status, rows, began, schedule):
         stats = self.client.stats
-        counts = self.counts(run_id)
-        writes = stats.writes
+        counts = self.ledger.run_counts(run_id)
         elapsed = time.monotonic() - began
-        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled, writes, elapsed)
-        result = RunResult(run_id, mode, status, counts, stats.requests, writes, stats.throttled, elapsed,
-                           len(keys), self._fatal)
-        self.on_event("progress", done=self._done, total=len(keys), requests=stats.requests,
-                      elapsed=result.elapsed, final=True)
+        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled, stats.writes, elapsed)
+        unfinished = len(self.ledger.candidate_keys(with_intent_only=True))
+        result = RunResult(run_id, mode, status, counts, stats.requests, stats.writes, stats.throttled, elapsed,
+                           rows, self._fatal, unfinished)
+        self._progress(schedule, rows, began, final=True)
         return result
+
+    def _progress(self, schedule, total, began, final=False):
+        parked, next_due = schedule.parked()
+        stats = self.client.stats
+        # Requests out and no answer since: how long Iconik has kept us waiting (issue #11).
+        waiting = time.monotonic() - max(stats.last_answer, began) if stats.last_sent > stats.last_answer else 0.0
+        self.on_event("progress", done=self._done, total=total, requests=stats.requests,
+                      elapsed=time.monotonic() - began, parked=parked, next_due=next_due, waiting=waiting,
+                      final=final)
+
+    def _watch(self, began):
+        """Stop the run when its lock is gone or Iconik has stopped answering altogether."""
+        if self.ledger.lock_lost.is_set() and self._fatal is None:
+            self._abort(errors.LockLost(f"another process took the lock of {self.ledger.path}; this one stopped "
+                                        "at once, leaving its unfinished rows for a resume."))
+        stats = self.client.stats
+        silence_limit = max(SILENCE_STOP, self.options.read_timeout + 5)
+        if stats.last_sent > stats.last_answer:
+            silent = time.monotonic() - max(stats.last_answer, began)
+            if silent > silence_limit and self._fatal is None:
+                self._abort(IconikUnreachable("GET", "", None, f"Iconik at {self.client.url} gave no answer at all "
+                                                              f"for {silent:.0f} s"))
+
+    def _abort(self, exc):
+        with self._lock:
+            if self._fatal is None:
+                self._fatal = exc
+        self._stop.set()
+
+    # --- the search pre-pass ----------------------------------------------------------------------
 
     def search_hints(self, keys):
         """Decisions for many assets at once from Iconik's search index: {asset key: Decision}.
 
-        Rows mid-write and assets the index does not know are left out, so they get a per-asset read."""
-        rows = {row["asset_key"]: row for row in self.ledger.query(
-            "select asset_key, time_start_ms, time_end_ms, intent from assets where asset_key in "
-            "(select value from json_each(?))", [json.dumps(keys)])}
+        Rows holding an intent and assets the index does not know are left out, so they get a per-asset read."""
+        rows = self.ledger.rows(keys)
         batches = [keys[i:i + SEARCH_BATCH] for i in range(0, len(keys), SEARCH_BATCH)]
         hints = {}
 
         def one_batch(batch):
+            if self._stop.is_set():
+                return {}
             try:
-                assets = self.client.search("assets", {"id": batch})
-                ordinary = [a["id"] for a in assets if a.get("type") != "SUBCLIP" and a.get("status") != "DELETED"]
-                segments = self.client.search("segments", {"asset_id": ordinary, "segment_type": ["GENERIC"]}) \
-                    if ordinary else []
-            except (errors.TransientError, errors.TerminalError, errors.AuthError) as exc:
+                assets = self.client.search("assets", {"id": batch}, fields=ASSET_FIELDS)
+                ordinary = [a["id"] for a in assets
+                            if a.get("type") == rules.WRITABLE_TYPE and a.get("status") == "ACTIVE"]
+                segments = self.client.search("segments", {"asset_id": ordinary, "segment_type": ["GENERIC"]},
+                                              fields=SEGMENT_FIELDS) if ordinary else []
+            except (errors.TransientError, errors.TerminalError) as exc:
                 self.on_event("search_unavailable", error=str(exc))
+                return {}
+            except errors.AuthError as exc:
+                self._abort(exc)
                 return {}
             # Only documents that carry every field a decision needs are trusted: an index without an
             # asset's type could otherwise let a segment be written on a SUBCLIP.
-            assets = [a for a in assets if all(field in a for field in ("id", "type", "status"))]
-            if any(not all(field in s for field in SEGMENT_FIELDS) for s in segments):
+            assets = [a for a in assets if rules.index_document_trusted(a, ASSET_REQUIRED)]
+            if not all(rules.index_document_trusted(s, SEGMENT_REQUIRED) for s in segments):
                 return {}
             generic = {}
-            for segment in segments:
-                if segment.get("segment_type") == "GENERIC" and segment.get("status") != "DELETED":
-                    generic.setdefault(segment.get("asset_id"), []).append(segment)
+            for segment in rules.generic_only(segments):
+                generic.setdefault(segment["asset_id"], []).append(segment)
             found = {}
             for asset in assets:
-                row = rows.get(asset.get("id"))
+                row = rows.get(asset["id"])
                 if row is None or row["intent"]:
                     continue
-                hint = decide(asset, generic.get(asset["id"], []), row["time_start_ms"], row["time_end_ms"])
+                hint = rules.decide(asset, generic.get(asset["id"], []), row["time_start_ms"], row["time_end_ms"])
                 hint.asset = asset
                 found[row["asset_key"]] = hint
             return found
@@ -284,173 +348,412 @@ class Engine:
                 hints.update(found)
         return hints
 
-    def counts(self, run_id):
-        """{"state/reason-or-action": n} over every row this run touched (across resumes)."""
-        rows = self.ledger.query(
-            "select state, coalesce(reason, action, '') as why, count(*) as n from assets where asset_key in "
-            "(select asset_key from events where run_id = ?) group by state, why", [run_id])
-        return {f"{r['state']}/{r['why']}".rstrip("/"): r["n"] for r in rows}
-
     # --- one worker ---------------------------------------------------------------------------------
 
-    def _worker(self, work, run_id):
-        while not self._stop.is_set():
-            try:
-                key = work.get_nowait()
-            except queue.Empty:
+    def _worker(self, schedule, run_id):
+        while True:
+            key = schedule.take(self._stop)
+            if key is None:
                 return
+            due = None
             try:
-                self.process(key, run_id)
+                due = self.process(key, run_id)
             except _Stop:
-                return
-            except errors.AuthError as exc:
-                # 401/403 mid-run: every worker stops at once, rows stay as they are (resumable).
-                self._fatal = exc
-                self._stop.set()
-                return
-            except Exception as exc:  # a bug or a surprise from Iconik must not vanish with its thread
+                pass
+            except (errors.AuthError, errors.LockLost, errors.LedgerUnavailable, IconikUnreachable) as exc:
+                self._abort(exc)  # every worker stops at once; rows stay as they are (resumable)
+            except Exception as exc:  # a bug or a surprise must fail its row, never vanish with its thread
                 try:
                     self._fail(key, run_id, "internal_error", exc)
-                except Exception:
-                    self._fatal = exc
-                    self._stop.set()
-                    return
-            with self._done_lock:
-                self._done += 1
+                except Exception as again:
+                    self._abort(again)
+            finally:
+                schedule.done(key, due)
+            if due is None and not self._stop.is_set():
+                with self._lock:
+                    self._done += 1
 
     def _read(self, call, *args):
         if self._stop.is_set():
             raise _Stop()
         return call(*args)
 
-    def check(self, row, indexed_asset=None):
-        """One fresh read of the asset (and its GENERIC segments) and the decision it leads to.
-
-        With indexed_asset (the asset as the search index has it), only the GENERIC segments are read
-        afresh: they decide create, update or in sync, and so what a write could duplicate; the asset's
-        type and status do not go stale in a way that matters (an asset never becomes a SUBCLIP)."""
-        asset = indexed_asset
-        if asset is None:
-            try:
-                asset = self._read(self.client.get_asset, row["asset_key"])
-            except errors.NotFound:
-                asset = None
-        generic = []
-        if asset is not None and asset.get("type") != "SUBCLIP" and asset.get("status") != "DELETED":
-            generic = [s for s in self._read(self.client.list_segments, asset["id"], "GENERIC")
-                       if s.get("segment_type") == "GENERIC" and s.get("status") != "DELETED"]
-        return decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
-
     def process(self, key, run_id):
-        """Decide and, if live, write one row, committing every step before the next depends on it."""
+        """Work one row as far as it can go now; returns when to come back to it (epoch s), or None when done."""
         row = self.ledger.asset(key)
+        try:
+            reuse = None
+            if row["intent"]:
+                row, reuse = self._settle(row, run_id)
+                if row is None:
+                    return None
+            return self._decide_and_write(row, run_id, reuse)
+        except _Again as again:
+            return again.due
+
+    # --- an unfinished write: wait out its settle time, then find out what landed ----------------------
+
+    def _settle(self, row, run_id):
+        """Re-check a row's unfinished write once its settle time has passed; returns (row to go on with, or
+        None when finished, and the intent a re-send must reuse)."""
+        key = row["asset_key"]
+        intent = json.loads(row["intent"])
+        due = (row["intent_sent_at"] or 0) + self.options.settle
+        if time.time() < due:
+            self.on_event("settling", key=key, seconds=due - time.time())
+            raise _Again(due)
+        prior = {name: row[name] for name in ("state", "reason", "reason_text")}
+        if row["state"] != CHECKED:
+            self.ledger.move(key, CHECKED, run_id=run_id, detail="re-checking an unfinished write")
+        try:
+            landed = self._find_landed(key, intent)
+        except errors.NotFound:
+            landed = None  # the asset is gone; nothing of ours can be there any more
+        except errors.Duplicated as exc:
+            self._fail(key, run_id, "duplicated", exc, keep_intent=False)
+            return None, None
+        except (errors.TransientError, errors.Forbidden, errors.UnexpectedAnswer, errors.BadRequest) as exc:
+            # Not settled: keep the intent, so the next run re-checks this row first (issue #10).
+            self._fail(key, run_id, _reason_of(exc), exc, keep_intent=True)
+            return None, None
+        row = self.ledger.asset(key)
+        same_times = (intent["start"], intent["end"]) == (row["time_start_ms"], row["time_end_ms"])
+        syncable = _syncable(row)
+        if landed:
+            state = CREATED if intent["op"] == "create" else UPDATED
+            history = _history(intent, landed["id"], run_id)
+            if same_times and syncable:
+                self.ledger.move(key, state, run_id=run_id, done=True,
+                                 detail=f"{intent['op']} confirmed by a settled re-check", segment_id=landed["id"],
+                                 intent=None, reason=None, last_error=None, action=intent["op"], **history,
+                                 reason_text=f"{intent['op']}d segment {landed['id']}, {ms(intent['start'], intent['end'])}"
+                                             "; its answer was lost, a settled re-check found it.")
+                return None, None
+            self.ledger.move(key, CHECKED, run_id=run_id, intent=None, segment_id=landed["id"], **history,
+                             detail=f"an earlier {intent['op']} ({ms(intent['start'], intent['end'])}) landed; "
+                                    "the sheet has changed since")
+        else:
+            self.ledger.move(key, CHECKED, run_id=run_id, intent=None,
+                             detail=f"the {intent['op']} did not land (settled re-check)")
+        if not syncable:
+            self.ledger.move(key, prior["state"] if prior["state"] != CHECKED else PENDING, run_id=run_id,
+                             done=True, reason=prior["reason"], reason_text=prior["reason_text"],
+                             detail="unfinished write resolved; the row is not for syncing now")
+            return None, None
+        return self.ledger.asset(key), (None if landed else intent)
+
+    def _find_landed(self, key, intent):
+        """The segment the intent's write left in Iconik, or None. Raises errors.Duplicated when a create
+        landed more than once."""
+        if intent["op"] == "create":
+            mark = rules.marker(intent["id"])
+            ours = [s for s in self._list_generic(key) if s.get("external_id") == mark]
+            if len(ours) > 1:
+                raise errors.Duplicated(ours)
+            return ours[0] if ours else None
+        try:
+            segment = self.client.get_segment(key, intent["segment_id"])
+        except errors.NotFound:
+            return None
+        return segment if span(segment) == (intent["start"], intent["end"]) else None
+
+    # --- deciding and writing -------------------------------------------------------------------------
+
+    def _decide_and_write(self, row, run_id, reuse):
+        key = row["asset_key"]
         hint = self._hints.pop(key, None)
         if hint and (hint.reason in SEARCH_FINAL_REASONS or hint.action and not self.options.live):
-            # Settled from the search index: nothing is written on it (a write needs a fresh read).
             hint.text += " (from Iconik's search index)"
             if hint.state:
-                return self._finish(row, run_id, hint)
-            self.ledger.move(key, CHECKED, run_id=run_id, detail=f"would {hint.text}", action=hint.action,
-                             reason=None, reason_text=f"would {hint.text}")
-            return
+                self._finish(row, run_id, hint)
+            else:
+                self._plan(row, run_id, hint)
+            return None
         indexed = hint.asset if hint and self.options.live else None
-        conflicts = 0
-        last_error = None
-        for _ in range(MAX_DECISIONS):
-            try:
-                decision = self.check(row, indexed)
-                indexed = None  # a decision taken again after a failed write reads everything afresh
-            except errors.NotFound as exc:  # the asset went away between two reads
-                return self._fail(key, run_id, "not_found", exc)
-            except errors.TerminalError as exc:
-                return self._fail(key, run_id, "bad_request", exc)
-            except errors.TransientError as exc:
-                return self._fail(key, run_id, _transient_reason(exc), exc)
-            if row["intent"] and decision.reason == "in_sync" and decision.segment:
-                return self._confirm_intent(row, run_id, decision)
+        while True:
+            decision = self._check(row, run_id, indexed)
+            if decision is None:
+                return None
+            indexed = None  # a decision taken again after a failed write reads everything afresh
             if decision.state:
-                return self._finish(row, run_id, decision)
+                self._finish(row, run_id, decision)
+                return None
             if not self.options.live:
-                self.ledger.move(key, CHECKED, run_id=run_id, detail=f"would {decision.text}",
-                                 action=decision.action, reason=None, reason_text=f"would {decision.text}")
-                return
-            row = self._record_intent(row, run_id, decision)
-            try:
-                segment = self._write(row, decision)
-            except errors.Conflict as exc:
-                conflicts += 1
-                last_error = exc
-                if conflicts >= 3:
-                    return self._fail(key, run_id, "conflict", exc)
-                continue  # re-fetch and decide again (the PRD's 409 rule)
-            except errors.NotFound as exc:
-                last_error = exc  # the segment vanished under us: decide again from a fresh read
-                continue
-            except (errors.UnknownOutcome, errors.ServerError, errors.ConnectionFailed) as exc:
-                last_error = exc  # never re-send blindly: re-check, and the intent tells what was meant
-                continue
-            except errors.BadRequest as exc:
-                return self._fail(key, run_id, "bad_request", exc)
-            state = CREATED if decision.action == "create" else UPDATED
-            self.ledger.move(key, state, run_id=run_id, detail=f"{decision.action}d segment {segment['id']}",
-                             segment_id=segment["id"], intent=None,
-                             http_status=201 if state == CREATED else 200, reason=None, last_error=None,
-                             reason_text=f"{decision.text[0].upper()}{decision.text[1:]}: done.")
-            return
-        reason = "conflict" if isinstance(last_error, errors.Conflict) else _transient_reason(last_error)
-        return self._fail(key, run_id, reason, last_error)
+                self._plan(row, run_id, decision)
+                return None
+            if key in self._no_more_writes:
+                return None
+            if self._count_decision(key) > MAX_DECISIONS:
+                self._fail(key, run_id, "conflict", errors.Conflict(
+                    "PUT", key, 409, "the segment kept changing or vanishing under reversesync"))
+                return None
+            if self._write(row, run_id, decision, reuse):
+                return None
+            row = self.ledger.asset(key)
 
-    def _record_intent(self, row, run_id, decision):
-        intent = {"op": decision.action, "segment_id": (decision.segment or {}).get("id"), "run_id": run_id,
-                  "start": row["time_start_ms"], "end": row["time_end_ms"]}
-        fields = dict(action=decision.action, intent=json.dumps(intent), attempts=row["attempts"] + 1,
-                      reason=None, reason_text=f"writing: {decision.text}")
-        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail=f"about to {decision.text}", **fields)
-        return dict(row, state=CHECKED, **fields)
+    def _count_decision(self, key):
+        with self._lock:
+            self._decisions[key] = self._decisions.get(key, 0) + 1
+            return self._decisions[key]
 
-    def _write(self, row, decision):
+    def _check(self, row, run_id, indexed_asset=None):
+        """A read of the asset (from the index, or fresh) and of its GENERIC segments, and the decision it
+        leads to; None when the row was finished or set aside on the way."""
+        key = row["asset_key"]
+        try:
+            asset = indexed_asset
+            if asset is None:
+                try:
+                    asset = self._read(self.client.get_asset, key)
+                except errors.NotFound:
+                    asset = None
+                self._asset_read_ok()
+            generic = []
+            if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == "ACTIVE":
+                generic = self._list_generic(key)
+            decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
+            if decision.action == "create":
+                decision = self._recheck_our_segment(row, asset, generic, decision)
+            self._streak = 0
+            return decision
+        except errors.Forbidden as exc:
+            self._forbidden(row, run_id, exc, asset_read=indexed_asset is None)
+        except errors.ConnectionFailed as exc:
+            self._connection_failed(row, run_id, exc)
+        except (errors.TerminalError, errors.TransientError) as exc:
+            self._fail(key, run_id, _reason_of(exc), exc)
+        return None
+
+    def _list_generic(self, key):
+        return rules.generic_only(self._read(self.client.list_segments, key, "GENERIC"))
+
+    def _recheck_our_segment(self, row, asset, generic, decision):
+        """Before creating, read by id the segment reversesync last wrote on this asset, if the list does
+        not show it: segment lists come from an index that trails writes (ICONIK-FACTS 7.1)."""
+        ours = row["done_segment_id"] or row["segment_id"]
+        if not ours or any(s.get("id") == ours for s in generic):
+            return decision
+        try:
+            segment = self._read(self.client.get_segment, row["asset_key"], ours)
+        except errors.NotFound:
+            return decision
+        if segment.get("asset_id") != row["asset_key"]:
+            return decision
+        return rules.decide(asset, rules.generic_only([segment]), row["time_start_ms"], row["time_end_ms"])
+
+    def _write(self, row, run_id, decision, reuse):
+        """Send one write with intent recorded first; True when the row is finished, False to decide again.
+        Raises _Again to park the row when the write's outcome is unknown."""
+        key = row["asset_key"]
+        try:
+            if decision.action == "create":
+                return self._create(row, run_id, decision, reuse)
+            return self._update(row, run_id, decision)
+        except errors.UnknownOutcome as exc:
+            sent = self.ledger.asset(key)["intent_sent_at"] or time.time()
+            self.ledger.move(key, CHECKED, run_id=run_id, last_error=str(exc)[:500],
+                             reason_text=f"waiting to re-check: {exc.message}",
+                             detail=f"outcome unknown ({exc.message}); re-checked {self.options.settle:.0f} s "
+                                    "after the send")
+            if self._decisions.get(key, 0) >= MAX_DECISIONS:
+                self._fail(key, run_id, "unknown_outcome", exc, keep_intent=True)
+                return True
+            raise _Again(sent + self.options.settle) from None
+        except errors.AuthError:
+            self._clear_intent(key, run_id, "401: not applied")
+            raise
+        except errors.Conflict as exc:
+            self._clear_intent(key, run_id, "409 conflict: not applied; re-reading and writing again")
+            with self._lock:
+                conflicts = self._conflicts[key] = self._conflicts.get(key, 0) + 1
+            if conflicts >= MAX_CONFLICTS:
+                self._fail(key, run_id, "conflict", exc)
+                return True
+            return False
+        except errors.NotFound as exc:
+            if decision.action == "create":
+                self._clear_intent(key, run_id, "the asset vanished")
+                self._fail(key, run_id, "not_found", exc)
+                return True
+            self._clear_intent(key, run_id, "the segment vanished; deciding again")
+            return False
+        except errors.ConnectionFailed as exc:  # provably never sent, after retries
+            self._clear_intent(key, run_id, "never sent")
+            self._connection_failed(row, run_id, exc)
+            return True
+        except errors.RateLimited as exc:
+            self._fail(key, run_id, "rate_limited", exc)
+            return True
+        except errors.Forbidden as exc:
+            self._fail(key, run_id, "forbidden", exc)
+            return True
+        except errors.TerminalError as exc:
+            self._fail(key, run_id, "bad_request", exc)
+            return True
+        except errors.TransientError as exc:
+            self._fail(key, run_id, _reason_of(exc), exc)
+            return True
+
+    def _create(self, row, run_id, decision, reuse):
+        key = row["asset_key"]
+        start, end = row["time_start_ms"], row["time_end_ms"]
+        # A re-send of the same write reuses its intent id, so every copy of it carries one marker.
+        same = reuse and reuse["op"] == "create" and (reuse["start"], reuse["end"]) == (start, end)
+        intent = {"id": reuse["id"] if same else uuid.uuid4().hex, "op": "create", "run_id": run_id,
+                  "start": start, "end": end}
+        self._record_intent(row, run_id, intent, decision)
+        answer = self._send(self.client.create_segment, key, key, start, end, external_id=rules.marker(intent["id"]))
+        problem = rules.created_answer_problem(answer, key)
+        if problem:
+            self._no_more_writes.add(key)  # no further write to this asset in this run (issue #9)
+            self._fail(key, run_id, "unexpected_answer", errors.UnexpectedAnswer("POST", key, 201, problem))
+            return True
+        self._done_writing(row, run_id, intent, answer["id"], decision, 201)
+        return True
+
+    def _update(self, row, run_id, decision):
+        key = row["asset_key"]
+        start, end = row["time_start_ms"], row["time_end_ms"]
+        # The list said "update this one"; only a fresh read by id decides whether a PUT may go (issue #9).
+        current = self._read(self.client.get_segment, key, decision.segment["id"])
+        problem = rules.update_target_problem(current, decision.segment["id"])
+        if problem and problem[0] == "subclip_linked":
+            return self._finish(row, run_id, Decision(
+                state=SKIPPED, reason="subclip_linked", segment=current,
+                text=f"{problem[1]}; it is a subclip's range, not this clip's, so nothing was written."))
+        if problem:
+            return False
+        if span(current) == (start, end):
+            return self._finish(row, run_id, Decision(
+                state=SKIPPED, reason="in_sync", segment=current,
+                text=f"GENERIC segment {current['id']} already spans {ms(start, end)}."))
+        intent = {"id": uuid.uuid4().hex, "op": "update", "run_id": run_id, "segment_id": current["id"],
+                  "start": start, "end": end, "before": editable_fields(current)}
+        self._record_intent(row, run_id, intent, decision)
+        answer = self._send(self.client.replace_segment_times, key, current, start, end)
+        self._done_writing(row, run_id, intent, answer.get("id") or current["id"], decision, 200)
+        return True
+
+    def _send(self, call, key, *args, **kwargs):
         if self._stop.is_set():
             raise _Stop()
-        start, end = row["time_start_ms"], row["time_end_ms"]
-        if decision.action == "create":
-            return self.client.create_segment(row["asset_key"], start, end, external_id=MARKER)
-        # A PUT replaces every editable field: send back what Iconik holds now, with the new times.
-        current = self.client.get_segment(decision.segment["asset_id"], decision.segment["id"])
-        return self.client.replace_segment_times(current, start, end)
+        return call(*args, on_send=lambda: self.ledger.mark_sent(key), **kwargs)
 
-    def _confirm_intent(self, row, run_id, decision):
-        """A write whose answer was lost is there after all: record it as done, not as in sync."""
-        intent = json.loads(row["intent"])
+    def _record_intent(self, row, run_id, intent, decision):
+        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail=f"about to {decision.text}",
+                         action=decision.action, intent=json.dumps(intent), intent_sent_at=None,
+                         attempts=(self.ledger.asset(row["asset_key"])["attempts"] or 0) + 1, reason=None,
+                         reason_text=f"writing: {decision.text}")
+
+    def _clear_intent(self, key, run_id, why):
+        self.ledger.move(key, CHECKED, run_id=run_id, intent=None, detail=f"write not applied: {why}")
+
+    def _done_writing(self, row, run_id, intent, segment_id, decision, status):
         state = CREATED if intent["op"] == "create" else UPDATED
-        if row["state"] != CHECKED:
-            self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail="re-checking an unfinished write")
-        segment_id = decision.segment["id"]
-        self.ledger.move(row["asset_key"], state, run_id=run_id,
-                         detail=f"{intent['op']} confirmed by a fresh read (its answer had been lost)",
-                         segment_id=segment_id, intent=None, reason=None, last_error=None,
-                         action=intent["op"], reason_text=f"{intent['op']}d segment {segment_id}, "
-                                                          f"{_ms(row['time_start_ms'], row['time_end_ms'])}; "
-                                                          "confirmed by a fresh read.")
+        self.ledger.move(row["asset_key"], state, run_id=run_id, done=True,
+                         detail=f"{intent['op']}d segment {segment_id}", segment_id=segment_id, intent=None,
+                         http_status=status, reason=None, last_error=None, **_history(intent, segment_id, run_id),
+                         reason_text=f"{decision.text[0].upper()}{decision.text[1:]}: done.")
+
+    # --- finishing rows ---------------------------------------------------------------------------------
+
+    def _plan(self, row, run_id, decision):
+        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, done=True, detail=f"would {decision.text}",
+                         action=decision.action, reason=None, reason_text=f"would {decision.text}")
 
     def _finish(self, row, run_id, decision):
-        self.ledger.move(row["asset_key"], decision.state, run_id=run_id, detail=decision.reason,
+        self.ledger.move(row["asset_key"], decision.state, run_id=run_id, done=True, detail=decision.reason,
                          reason=decision.reason, reason_text=decision.text, intent=None,
                          segment_id=(decision.segment or {}).get("id") or row["segment_id"], action=None,
                          http_status=404 if decision.reason == "not_found" else 200)
+        return True
 
-    def _fail(self, key, run_id, reason, exc):
-        self.ledger.move(key, FAILED, run_id=run_id, detail=f"{reason}: {exc}", reason=reason,
+    def _fail(self, key, run_id, reason, exc, keep_intent=False):
+        fields = {} if keep_intent else {"intent": None}
+        self.ledger.move(key, FAILED, run_id=run_id, done=True, detail=f"{reason}: {exc}", reason=reason,
                          reason_text=_failure_text(reason, exc), last_error=str(exc)[:500],
-                         http_status=getattr(exc, "status", None))
+                         http_status=getattr(exc, "status", None), **fields)
+        return True
+
+    # --- stopping rules ---------------------------------------------------------------------------------
+
+    def _asset_read_ok(self):
+        if not self._read_ok:
+            with self._lock:
+                self._read_ok = True
+
+    def _forbidden(self, row, run_id, exc, asset_read):
+        """A 403 on one asset fails that row (issue #9), unless the token has read none of the first
+        FORBIDDEN_PROBE assets: then it can read nothing, and the run stops with those rows still pending."""
+        key = row["asset_key"]
+        with self._lock:
+            probing = asset_read and not self._read_ok
+            if probing:
+                self._held_forbidden[key] = exc
+                if len(self._held_forbidden) >= FORBIDDEN_PROBE:
+                    self._fatal = self._fatal or errors.AuthError(
+                        "GET", "/API/assets/v1/assets/", 403,
+                        f"the token's user may read none of the first {FORBIDDEN_PROBE} assets ({exc.message})")
+                    self._stop.set()
+        if probing:
+            if self._read_ok:  # a read succeeded meanwhile: this one is a per-asset refusal after all
+                self._fail_held_forbidden(run_id)
+            raise _Stop()
+        self._fail(key, run_id, "forbidden", exc)
+
+    def _fail_held_forbidden(self, run_id):
+        with self._lock:
+            held, self._held_forbidden = self._held_forbidden, {}
+        for key, exc in held.items():
+            self._fail(key, run_id, "forbidden", exc)
+
+    def _connection_failed(self, row, run_id, exc):
+        """Connection failures after retries: a streak of them means Iconik went away (stop, rows stay
+        pending); a row that keeps failing while others succeed is failed."""
+        key = row["asset_key"]
+        with self._lock:
+            self._streak += 1
+            streak = self._streak
+            tries = self._connection_failures[key] = self._connection_failures.get(key, 0) + 1
+        if streak >= CONNECTION_STREAK_STOP:
+            raise IconikUnreachable(exc.method, exc.path, None,
+                                    f"{streak} connection failures in a row ({exc.message})")
+        if tries >= 3:
+            self._fail(key, run_id, "connection_error", exc)
+            return
+        raise _Again(time.time() + 2.0 * tries)
 
 
-def _transient_reason(exc):
+def _first_row(row):
+    try:
+        return int(str(row["row_numbers"]).split(",")[0])
+    except ValueError:
+        return 0
+
+
+def _syncable(row):
+    return bool(row["in_source"]) and row["reason"] not in LOAD_REJECTIONS and row["time_start_ms"] is not None
+
+
+def _history(intent, segment_id, run_id):
+    """The columns that keep what reversesync did to a row across later re-checks (issue #11)."""
+    return {"done_action": intent["op"], "done_segment_id": segment_id, "done_run_id": run_id,
+            "done_before": json.dumps(intent["before"]) if intent.get("before") is not None else None}
+
+
+def _reason_of(exc):
+    if isinstance(exc, errors.Forbidden):
+        return "forbidden"
+    if isinstance(exc, errors.UnexpectedAnswer):
+        return "unexpected_answer"
     if isinstance(exc, errors.RateLimited):
         return "rate_limited"
     if isinstance(exc, errors.ConnectionFailed):
         return "connection_error"
     if isinstance(exc, errors.UnknownOutcome):
         return "unknown_outcome"
+    if isinstance(exc, errors.TerminalError):
+        return "bad_request"
     return "server_error"
 
 
@@ -461,77 +764,14 @@ def _failure_text(reason, exc):
         "server_error": "Iconik kept failing after retries; run again later with --retry-failed.",
         "connection_error": "Iconik could not be reached after retries; run again with --retry-failed.",
         "rate_limited": "Iconik kept answering 429; run again with a lower --rate and --retry-failed.",
-        "unknown_outcome": "the write's answers kept getting lost; run again with --retry-failed.",
+        "unknown_outcome": "the write's answers kept getting lost; the next run re-checks it first.",
+        "forbidden": "the token's user may not read or write this asset; grant access in Iconik, then run again "
+                     "with --retry-failed.",
+        "unexpected_answer": "Iconik answered in a shape reversesync cannot decide from; nothing more was written "
+                             "to this asset. Report it with this text.",
+        "duplicated": "a write whose answer was lost landed more than once; keep one segment and delete the others "
+                      "in Iconik (reversesync verify lists them).",
         "internal_error": "reversesync hit an unexpected error on this row; please report it with this text.",
     }.get(reason, "")
     message = getattr(exc, "message", "") or str(exc)
     return f"{advice} ({message})" if advice else message
-
-
-# --- verify ----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Mismatch:
-    """An asset whose Iconik state is not what the ledger says reversesync left there."""
-
-    asset_id: str
-    row_numbers: str
-    state: str
-    expected: str
-    found: str
-
-
-def _spans(segments):
-    return "; ".join(f"GENERIC {s['id']} {_ms(s.get('time_start_milliseconds'), s.get('time_end_milliseconds'))}"
-                     for s in segments) or "no GENERIC segment"
-
-
-def verify_row(client, row):
-    """None when Iconik holds exactly what the ledger says for this row, else a Mismatch."""
-    start, end = row["time_start_ms"], row["time_end_ms"]
-    written = row["state"] in (CREATED, UPDATED)
-    expected = (f"exactly one GENERIC segment {_ms(start, end)}" if written
-                else f"a GENERIC segment or SUBCLIP spanning {_ms(start, end)}")
-
-    def mismatch(found):
-        return Mismatch(row["asset_key"], row["row_numbers"], row["state"], expected, found)
-
-    try:
-        asset = client.get_asset(row["asset_key"])
-    except errors.NotFound:
-        return mismatch("the asset is gone (404)")
-    except (errors.TransientError, errors.TerminalError) as exc:
-        return mismatch(f"could not be read: {exc}")
-    if asset.get("type") == "SUBCLIP":
-        found = (asset.get("time_start_milliseconds"), asset.get("time_end_milliseconds"))
-        return None if found == (start, end) and not written else mismatch(f"SUBCLIP {_ms(*found)}")
-    try:
-        generic = [s for s in client.list_segments(row["asset_key"], "GENERIC")
-                   if s.get("segment_type") == "GENERIC" and s.get("status") != "DELETED"]
-    except (errors.TransientError, errors.TerminalError) as exc:
-        return mismatch(f"segments could not be read: {exc}")
-    equal = [s for s in generic
-             if (s.get("time_start_milliseconds"), s.get("time_end_milliseconds")) == (start, end)]
-    if written and (len(generic) != 1 or not equal) or not equal:
-        return mismatch(_spans(generic))
-    return None
-
-
-def verify(ledger, client, workers=8, on_event=None):
-    """Read Iconik again for every asset the ledger says is created, updated or in sync; returns
-    (rows verified, [Mismatch])."""
-    on_event = on_event or (lambda kind, **data: None)
-    rows = ledger.query("select * from assets where in_source = 1 and (state in ('created', 'updated') or "
-                        "(state = 'skipped' and reason = 'in_sync')) order by cast(row_numbers as integer)")
-    began = time.monotonic()
-    mismatches = []
-    done = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for found in pool.map(lambda row: verify_row(client, row), rows):
-            done += 1
-            if found:
-                mismatches.append(found)
-            on_event("progress", done=done, total=len(rows), requests=client.stats.requests,
-                     elapsed=time.monotonic() - began, final=done == len(rows))
-    return len(rows), mismatches

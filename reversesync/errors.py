@@ -115,6 +115,17 @@ class UnknownOutcome(IconikError):
     """A write may or may not have been applied (timeout or dropped connection after sending)."""
 
 
+class Duplicated(ReverseSyncError):
+    """A write whose answer was lost landed more than once: several segments carry its marker."""
+
+    def __init__(self, segments):
+        self.segments = segments
+        self.message = "segments " + ", ".join(
+            f"{s.get('id')} ({s.get('time_start_milliseconds')}-{s.get('time_end_milliseconds')} ms)"
+            for s in segments) + " carry the same reversesync marker"
+        super().__init__(self.message)
+
+
 class ConfigError(ReverseSyncError):
     """A required setting (URL, App-ID, Auth-Token) is missing; no request was made."""
 

@@ -111,6 +111,8 @@ class Stats:
         self.by_method = collections.Counter()
         self.throttled = 0
         self.writes = 0
+        self.last_sent = 0.0      # monotonic time of the latest request sent
+        self.last_answer = 0.0    # monotonic time of the latest answer of any kind
 
     def count(self, method, status, write=False):
         with self._lock:
@@ -257,21 +259,25 @@ class IconikClient:
     def get_segment(self, asset_id, segment_id):
         return self._call("GET", self._segment_path(asset_id, segment_id))
 
-    def create_segment(self, asset_id, start_ms, end_ms, **fields):
+    def create_segment(self, asset_id, start_ms, end_ms, on_send=None, **fields):
         body = {"segment_type": "GENERIC", "time_start_milliseconds": int(start_ms),
                 "time_end_milliseconds": int(end_ms), **fields}
-        return self._call("POST", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/", body=body)
+        return self._call("POST", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/", body=body,
+                          on_send=on_send)
 
-    def replace_segment_times(self, segment, start_ms, end_ms):
+    def replace_segment_times(self, segment, start_ms, end_ms, on_send=None):
         """PUT a segment back with all its editable fields and the new times, so nothing else is lost."""
         body = editable_fields(segment)
         body.update(time_start_milliseconds=int(start_ms), time_end_milliseconds=int(end_ms))
-        return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body)
+        return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body,
+                          on_send=on_send)
 
-    def search(self, doc_type, terms, per_page=500):
+    def search(self, doc_type, terms, per_page=500, fields=None):
         """Every document of one type matching all terms ({name: [values]}), following every page."""
         body = {"doc_types": [doc_type], "filter": {"operator": "AND", "terms": [
             {"name": name, "value_in": list(values)} for name, values in terms.items()]}}
+        if fields:
+            body["include_fields"] = list(fields)
         found, page = [], 1
         while True:
             answer = self._call("POST", "/API/search/v1/search/", params={"per_page": per_page, "page": page},
@@ -293,10 +299,10 @@ class IconikClient:
 
     # --- the request path -------------------------------------------------------------------------
 
-    def _call(self, method, path, params=None, body=None, write=None):
+    def _call(self, method, path, params=None, body=None, write=None, on_send=None):
         if write is None:  # a search is a POST that changes nothing: it may be retried like a read
             write = method in ("POST", "PUT", "PATCH", "DELETE")
-        return self._retrying[write](self._once, method, path, params, body, write)
+        return self._retrying[write](self._once, method, path, params, body, write, on_send)
 
     def _retrying_for(self, write):
         # Built once per client: tenacity keeps each call's state per thread, so workers can share them.
@@ -324,23 +330,27 @@ class IconikClient:
             return 0  # the pacer already holds every worker for Retry-After
         return min(self.max_backoff, self.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random())
 
-    def _once(self, method, path, params, body, write):
+    def _once(self, method, path, params, body, write, on_send=None):
         sent_at = self.pacer.wait()
         try:
             prepared = requests.Request(method, self.url + path, params=params, json=body,
                                         headers=self._headers).prepare()
+            if on_send:
+                on_send()
+            self.stats.last_sent = time.monotonic()
             response = self._adapter.send(prepared, timeout=self.timeout, verify=self._verify,
                                           proxies=self._proxies)
         except requests.exceptions.RequestException as exc:
             self.stats.count(method, None, write)
             raise self._transport_error(exc, method, path, write) from None
+        self.stats.last_answer = time.monotonic()
         self.stats.count(method, response.status_code, write)
         remaining = response.headers.get("RateLimit-Remaining")
         if remaining is not None and remaining.strip().isdigit():
             self.pacer.observe_remaining(int(remaining), sent_at)
         if response.status_code < 300:
             return response.json() if response.content else {}
-        raise self._status_error(response, method, path, sent_at)
+        raise self._status_error(response, method, path, sent_at, write)
 
     def _transport_error(self, exc, method, path, write):
         kind = type(exc).__name__
@@ -351,11 +361,13 @@ class IconikClient:
                                                              "may not have been applied")
         return errors.ConnectionFailed(method, path, f"the connection failed ({kind})")
 
-    def _status_error(self, response, method, path, sent_at):
+    def _status_error(self, response, method, path, sent_at, write=False):
         status = response.status_code
         message = error_message(response)
-        if status in (401, 403):
+        if status == 401:
             return errors.AuthError(method, path, status, message)
+        if status == 403:
+            return errors.Forbidden(method, path, status, message)
         if status == 404:
             return errors.NotFound(method, path, status, message)
         if status == 409:
@@ -366,6 +378,10 @@ class IconikClient:
             if retry_after is not None:
                 self.pacer.pause(retry_after)
             return errors.RateLimited(method, path, retry_after, message)
+        if status >= 500 and write:
+            # A gateway may have passed the write on before failing: its outcome is unknown (issue #10).
+            return errors.UnknownOutcome(method, path, status, f"answered {status} ({message}); the write may "
+                                                               "or may not have been applied")
         if status >= 500:
             return errors.ServerError(method, path, status, message)
         return errors.BadRequest(method, path, status, message)

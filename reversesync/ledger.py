@@ -1,5 +1,6 @@
 """The SQLite ledger: schema through migrations, the row state machine, runs, and the process lock."""
 
+import contextlib
 import datetime
 import json
 import os
@@ -10,10 +11,11 @@ import time
 import uuid
 from importlib import resources
 
+import psutil
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .errors import IllegalTransition, LedgerError, LedgerLocked, LedgerTooNew
+from .errors import IllegalTransition, LedgerError, LedgerLocked, LedgerTooNew, LedgerUnavailable, LockLost
 
 DEFAULT_LEDGER = "reversesync.db"
 
@@ -23,19 +25,24 @@ STATES = (PENDING, CHECKED, CREATED, UPDATED, SKIPPED, FAILED)
 
 # The state machine is this table and nothing else. A self-transition records a change of a row's
 # details (new plan, new reason, source edited) without moving it. None is "not yet in the ledger".
+# A row holding an intent (a write that may have landed) can sit in pending, checked, skipped or failed;
+# from each of them it can go back to checked to be re-checked (issue #10). Any row can fail, so that a bug
+# on one row fails that row and never the run.
 TRANSITIONS = {
     None: frozenset({PENDING, SKIPPED}),
     PENDING: frozenset({PENDING, CHECKED, SKIPPED, FAILED}),
     CHECKED: frozenset({CHECKED, PENDING, CREATED, UPDATED, SKIPPED, FAILED}),
-    CREATED: frozenset({CREATED, PENDING, SKIPPED}),
-    UPDATED: frozenset({UPDATED, PENDING, SKIPPED}),
-    SKIPPED: frozenset({SKIPPED, PENDING}),
-    FAILED: frozenset({FAILED, PENDING, SKIPPED}),
+    CREATED: frozenset({CREATED, PENDING, SKIPPED, FAILED}),
+    UPDATED: frozenset({UPDATED, PENDING, SKIPPED, FAILED}),
+    SKIPPED: frozenset({SKIPPED, PENDING, CHECKED, FAILED}),
+    FAILED: frozenset({FAILED, PENDING, CHECKED, SKIPPED}),
 }
+FINAL_STATES = (CREATED, UPDATED, SKIPPED, FAILED)
 
-# A lock whose holder has not shown a sign of life for this long is stale even if its pid exists
-# (pids are reused after a kill).
+# A holder on another host cannot be probed: it is stale once its heartbeat is this old. On this host
+# a holder is alive exactly as long as its process (pid and start time) exists, whatever its heartbeat.
 LOCK_STALE_AFTER = 120.0
+HEARTBEAT_EVERY = 5.0
 
 _MIGRATION_SET = "reversesync"
 
@@ -84,6 +91,7 @@ class Ledger:
         self.path = os.path.abspath(path)
         self._lock = threading.RLock()
         self._lock_token = None
+        self.lock_lost = threading.Event()
         if not os.path.exists(self.path):
             folder = os.path.dirname(self.path)
             if not os.path.isdir(folder):
@@ -140,14 +148,17 @@ class Ledger:
 
     # --- the state machine -------------------------------------------------------------------------
 
-    def move(self, key, to_state, *, run_id=None, detail=None, **fields):
-        """Move one row to to_state, set fields, and record the event, all in one transaction."""
-        self.move_many([(key, to_state, fields, detail)], run_id=run_id)
+    def move(self, key, to_state, *, run_id=None, detail=None, done=False, **fields):
+        """Move one row to to_state, set fields, and record the event, all in one transaction.
 
-    def move_many(self, moves, *, run_id=None):
+        done=True also marks the row finished for run_id, so a resume of that run does not take it again."""
+        self.move_many([(key, to_state, fields, detail)], run_id=run_id, done=done)
+
+    def move_many(self, moves, *, run_id=None, done=False):
         """Apply (key, to_state, fields, detail) moves in one transaction; any illegal move rolls back all."""
         stamp = now_iso()
-        with self._lock, self.db.atomic():
+        with self._writing():
+            self._check_lock_held()
             events = []
             for key, to_state, fields, detail in moves:
                 row = self.db.execute("select state from assets where asset_key = ?", [key]).fetchone()
@@ -159,7 +170,19 @@ class Ledger:
                 self.db.execute(f"update assets set {assignments} where asset_key = ?",
                                 [*values.values(), key])
                 events.append((key, run_id, row[0], to_state, stamp, detail))
+                if done and run_id is not None:
+                    self.db.execute("update run_rows set done = 1 where run_id = ? and asset_key = ?", [run_id, key])
             self.record_events(events)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """One write transaction; SQLite's own failures come out as errors that name their cause."""
+        with self._lock:
+            try:
+                with self.db.atomic():
+                    yield
+            except sqlite3.OperationalError as exc:
+                raise _unavailable(self.path, exc) from exc
 
     def record_events(self, events):
         """Append (asset_key, run_id, from_state, to_state, at, detail) rows to the event log."""
@@ -229,7 +252,8 @@ class Ledger:
     # --- runs ---------------------------------------------------------------------------------------
 
     def start_run(self, mode, options):
-        with self._lock, self.db.atomic():
+        """Record a run before its first request, so a kill at any instant leaves one to resume (issue #10)."""
+        with self._writing():
             cursor = self.db.execute(
                 "insert into runs (mode, options, started_at, status) values (?, ?, ?, 'running')",
                 [mode, json.dumps(options, sort_keys=True), now_iso()])
@@ -237,7 +261,7 @@ class Ledger:
 
     def finish_run(self, run_id, status, counts, requests=0, throttled=0, writes=0, elapsed=0.0):
         """Close a run (or one leg of it, before a resume); figures add up over the legs."""
-        with self._lock, self.db.atomic():
+        with self._writing():
             self.db.execute(
                 "update runs set status = ?, finished_at = ?, counts = ?, requests = requests + ?, "
                 "throttled = throttled + ?, writes = writes + ?, elapsed_seconds = elapsed_seconds + ? "
@@ -246,70 +270,238 @@ class Ledger:
                  run_id])
 
     def reopen_run(self, run_id):
-        with self._lock, self.db.atomic():
+        with self._writing():
             self.db.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
+
+    def run(self, run_id):
+        rows = self.query("select * from runs where id = ?", [run_id])
+        return rows[0] if rows else None
 
     def mark_sync_logged(self, ids_by_run):
         """Remember which runs are in the spreadsheet's Sync_Log ({sync id: run id})."""
-        with self._lock, self.db.atomic():
+        with self._writing():
             for sync_id, run_id in ids_by_run.items():
                 self.db.execute("update runs set sync_log_id = ? where id = ?", [sync_id, run_id])
 
-    def supersede_unfinished_runs(self):
+    def supersede_unfinished_runs(self, but=None):
         """A new run replaces any unfinished one: `resume` then continues the new one."""
-        with self._lock, self.db.atomic():
+        with self._writing():
             self.db.execute("update runs set status = 'superseded' where status in "
-                            "('running', 'interrupted', 'aborted')")
+                            "('running', 'interrupted', 'aborted') and id != ?", [but or 0])
 
     def unfinished_run(self):
-        """The most recent run that did not finish (interrupted, aborted or killed), or None."""
+        """The most recent run that did not finish (interrupted, aborted, refused at preflight or killed), or None."""
         rows = self.query("select * from runs order by id desc limit 1")
         if rows and rows[0]["status"] not in ("finished", "failed", "superseded"):
             return rows[0]
         return None
 
+    # --- what a run works on ----------------------------------------------------------------------
+
+    def select_rows(self, run_id, keys, reopen=()):
+        """Fix the run's rows once, reopening finished rows the options asked for, in one transaction.
+
+        reopen: keys of finished rows to send back to pending first (--retry-failed, --recheck, --asset)."""
+        stamp = now_iso()
+        with self._writing():
+            self._check_lock_held()
+            events = []
+            for key in reopen:
+                state = self.db.execute("select state from assets where asset_key = ?", [key]).fetchone()[0]
+                check_transition(state, PENDING)
+                self.db.execute("update assets set state = 'pending', reason = null, reason_text = null, "
+                                "updated_at = ? where asset_key = ?", [stamp, key])
+                events.append((key, run_id, state, PENDING, stamp, "re-check requested"))
+            self.record_events(events)
+            self.db.conn.executemany("insert or ignore into run_rows (run_id, asset_key, position) values (?, ?, ?)",
+                                     [(run_id, key, n) for n, key in enumerate(keys)])
+            self.db.execute("update runs set selected_at = ? where id = ?", [stamp, run_id])
+
+    def run_keys(self, run_id):
+        """The selected rows of a run not finished yet, rows holding an intent first."""
+        return [row[0] for row in self.iterate(
+            "select r.asset_key from run_rows r join assets a on a.asset_key = r.asset_key "
+            "where r.run_id = ? and r.done = 0 order by a.intent is null, r.position", [run_id])]
+
+    def run_size(self, run_id):
+        return self.query("select count(*) as n from run_rows where run_id = ?", [run_id])[0]["n"]
+
+    def candidate_keys(self, *, assets=(), limit=None, with_intent_only=False):
+        """Rows a new run takes: those holding an intent first (they must be re-checked before anything
+        else), then pending and checked rows of the current sheet, in sheet order."""
+        where = ["intent is not null"] if with_intent_only else [
+            "(intent is not null or (in_source = 1 and state in ('pending', 'checked')))"]
+        params = []
+        if assets:
+            where.append(f"asset_key in ({', '.join('?' for _ in assets)})")
+            params += list(assets)
+        sql = (f"select asset_key from assets where {' and '.join(where)} "
+               "order by intent is null, cast(row_numbers as integer), asset_key")
+        if limit:
+            sql += f" limit {int(limit)}"
+        return [row[0] for row in self.iterate(sql, params)]
+
+    def reopenable_keys(self, *, failed_reasons=(), reasons=(), assets=(), never=()):
+        """Finished rows of the current sheet that match any of: failed with one of failed_reasons, finished
+        with one of reasons, or one of assets; rows finished with a reason in `never` excepted."""
+        clauses, params = [], []
+        if failed_reasons:
+            clauses.append(f"(state = 'failed' and reason in ({', '.join('?' for _ in failed_reasons)}))")
+            params += failed_reasons
+        if reasons:
+            clauses.append(f"reason in ({', '.join('?' for _ in reasons)})")
+            params += reasons
+        if assets:
+            clauses.append(f"asset_key in ({', '.join('?' for _ in assets)})")
+            params += assets
+        if not clauses:
+            return []
+        excepted = ", ".join("?" for _ in never) or "''"
+        return [row[0] for row in self.iterate(
+            f"select asset_key from assets where in_source = 1 and intent is null and state in "
+            f"('created', 'updated', 'skipped', 'failed') and coalesce(reason, '') not in ({excepted}) "
+            f"and ({' or '.join(clauses)})", [*never, *params])]
+
+    def known_keys(self, keys):
+        """The subset of keys that the ledger holds."""
+        return {row[0] for row in self.iterate(
+            "select asset_key from assets where asset_key in (select value from json_each(?))", [json.dumps(keys)])}
+
+    def known_reasons(self):
+        return {row[0] for row in self.iterate("select distinct reason from assets where reason is not null")}
+
+    def rows(self, keys):
+        """{asset key: row} for keys."""
+        return {row["asset_key"]: row for row in self.query(
+            "select * from assets where asset_key in (select value from json_each(?))", [json.dumps(list(keys))])}
+
+    def run_counts(self, run_id):
+        """{"state/reason-or-action": n} over every row this run touched (across resumes)."""
+        rows = self.query(
+            "select state, coalesce(reason, action, '') as why, count(*) as n from assets where asset_key in "
+            "(select asset_key from events where run_id = ?) group by state, why", [run_id])
+        return {f"{r['state']}/{r['why']}".rstrip("/"): r["n"] for r in rows}
+
+    def failed_in_source(self):
+        """How many rows of the current sheet are failed, whichever run failed them."""
+        return self.query("select count(*) as n from assets where in_source = 1 and state = 'failed'")[0]["n"]
+
+    def rows_to_verify(self):
+        return self.query("select * from assets where in_source = 1 and (state in ('created', 'updated') or "
+                          "(state = 'skipped' and reason = 'in_sync')) order by cast(row_numbers as integer)")
+
+    def last_unknown_outcome_at(self):
+        """Epoch seconds of the latest write whose outcome was unknown (it may still land late), or None."""
+        at = self.query("select max(at) as at from events where detail like 'outcome unknown%'")[0]["at"]
+        return datetime.datetime.fromisoformat(at).timestamp() if at else None
+
+    # --- intents: a write about to be sent, and when it was -------------------------------------------
+
+    def mark_sent(self, key):
+        """Record that the intent's write goes on the wire now; its settle time counts from here.
+
+        Also the last check before a write that this process still holds the lock (issue #10)."""
+        with self._writing():
+            self._check_lock_held()
+            self.db.execute("update assets set intent_sent_at = ? where asset_key = ?", [time.time(), key])
+
     # --- the process lock ---------------------------------------------------------------------------
 
     def acquire(self, command):
-        """Take the ledger for this process, or raise LedgerLocked naming the live holder."""
+        """Take the ledger for this process, or raise LedgerLocked naming the live holder.
+
+        A holder that died is taken over, and the takeover is recorded in lock_log. A heartbeat thread
+        keeps the lock fresh from here to release() and notices if it is ever lost."""
         token = uuid.uuid4().hex
         host = socket.gethostname()
-        with self._lock, self.db.atomic():
-            holder = self.db.execute("select pid, host, command, acquired_at, heartbeat from lock").fetchone()
-            if holder and _holder_alive(holder[0], holder[1], holder[4], host):
-                pid, holder_host, holder_command, acquired_at, _ = holder
-                raise LedgerLocked(
-                    f"{self.path} is in use by 'reversesync {holder_command}' (pid {pid} on {holder_host}, "
-                    f"since {acquired_at}); wait for it to finish or stop it, then try again.")
+        me = psutil.Process()
+        with self._writing():
+            holder = self.db.execute("select pid, host, command, acquired_at, heartbeat, started from lock").fetchone()
+            if holder:
+                pid, holder_host, holder_command, acquired_at, heartbeat, started = holder
+                if holder_alive(pid, holder_host, heartbeat, started, host):
+                    raise LedgerLocked(
+                        f"{self.path} is in use by 'reversesync {holder_command}' (pid {pid} on {holder_host}, "
+                        f"since {acquired_at}); wait for it to finish or stop it, then try again.")
+                self.db.execute("insert into lock_log (at, event, pid, host, command, detail) values (?, ?, ?, ?, ?, ?)",
+                                [now_iso(), "taken_over", pid, holder_host, holder_command,
+                                 f"held since {acquired_at}; its process is gone"])
             self.db.execute("delete from lock")
             self.db.execute(
-                "insert into lock (id, token, pid, host, command, acquired_at, heartbeat) "
-                "values (1, ?, ?, ?, ?, ?, ?)",
-                [token, os.getpid(), host, command, now_iso(), time.time()])
+                "insert into lock (id, token, pid, host, command, acquired_at, heartbeat, started) "
+                "values (1, ?, ?, ?, ?, ?, ?, ?)",
+                [token, me.pid, host, command, now_iso(), time.time(), me.create_time()])
         self._lock_token = token
+        self.lock_lost = threading.Event()
+        self._beating = threading.Event()
+        self._beat_thread = threading.Thread(target=self._beat, name="ledger-heartbeat", daemon=True)
+        self._beat_thread.start()
+
+    def _beat(self):
+        # Its own thread (issue #10): a holder busy in preflight, a search pre-pass or a frozen terminal
+        # still beats; and a holder that finds its lock gone says so at once.
+        while not self._beating.wait(HEARTBEAT_EVERY):
+            try:
+                self.heartbeat()
+            except LockLost:
+                return
+            except (LedgerError, sqlite3.Error):
+                continue  # a busy moment; the next beat tries again
 
     def heartbeat(self):
         if self._lock_token:
-            with self._lock, self.db.atomic():
-                self.db.execute("update lock set heartbeat = ? where token = ?",
-                                [time.time(), self._lock_token])
+            with self._writing():
+                updated = self.db.execute("update lock set heartbeat = ? where token = ?",
+                                          [time.time(), self._lock_token]).rowcount
+                if not updated:
+                    self.lock_lost.set()
+                    raise LockLost(f"another process took the lock of {self.path}; this one stops at once.")
+
+    def _check_lock_held(self):
+        """Inside a write transaction: raise LockLost unless this process still holds the lock."""
+        if not self._lock_token:
+            return
+        row = self.db.execute("select token from lock").fetchone()
+        if self.lock_lost.is_set() or row is None or row[0] != self._lock_token:
+            self.lock_lost.set()
+            raise LockLost(f"another process took the lock of {self.path}; this one stopped at once, leaving "
+                           "its unfinished rows for a resume.")
 
     def release(self):
         if self._lock_token:
-            with self._lock, self.db.atomic():
+            self._beating.set()
+            with self._writing():
                 self.db.execute("delete from lock where token = ?", [self._lock_token])
             self._lock_token = None
 
 
-def _holder_alive(pid, host, heartbeat, this_host):
-    if time.time() - heartbeat > LOCK_STALE_AFTER:
-        return False
+def _unavailable(path, exc):
+    text = str(exc)
+    if "full" in text:
+        return LedgerUnavailable(f"the ledger {path} cannot grow: {text} (disk full?). Free some space, then resume.")
+    if "locked" in text or "busy" in text:
+        return LedgerUnavailable(f"the ledger {path} is busy ({text}): another program holds it. Close it, then "
+                                 "resume.")
+    if "readonly" in text:
+        return LedgerError(f"the ledger {path} is read-only ({text}).")
+    return LedgerUnavailable(f"the ledger {path} could not be written: {text}")
+
+
+def holder_alive(pid, host, heartbeat, started, this_host):
+    """Whether the lock's holder may still be working.
+
+    On this host: exactly while a process with that pid and start time exists (psutil, which also works
+    on Windows, where os.kill(pid, 0) would send a Ctrl-C instead of probing, issue #11). Elsewhere, or for
+    a 0.1 lock without a start time: while its heartbeat is fresh."""
+    fresh = time.time() - heartbeat <= LOCK_STALE_AFTER
     if host != this_host:
-        return True
+        return fresh
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if started is None:
+            return fresh
+        return abs(process.create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
         return False
-    except (PermissionError, OSError):
-        return True
-    return True
+    except psutil.Error:
+        return fresh

@@ -21,7 +21,7 @@ from . import sources
 DEMO_APP_ID = "00000000-0000-4000-8000-00000000a99d"
 DEMO_AUTH_TOKEN = "sandbox-token-not-a-secret"
 ALL_ROLES = ("can_read_assets", "can_read_segments", "can_create_segments", "can_write_segments",
-             "can_delete_segments")
+             "can_delete_segments", "can_search")
 SEGMENT_TYPES = ("MARKER", "QC", "GENERIC", "COMMENT", "TAG", "TRANSCRIPTION", "SCENE", "PERSON")
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 500

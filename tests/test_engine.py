@@ -4,13 +4,15 @@ import json
 
 import pytest
 
-from reversesync.engine import MARKER, decide
+from reversesync.rules import MARKER, decide
 from reversesync.ledger import Ledger
 from reversesync.sandbox import Faults, Sandbox
 from tests.test_load import write_sheet
 
 A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
 PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
+# Settle time and read timeout scaled down for tests, keeping settle > read timeout (issue #10).
+FAST_SETTLE = ("--settle", "1", "--read-timeout", "0.5")
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def test_asset_without_segments_gets_one_marked_generic_segment(sandbox, loaded,
     assert result.exit_code == 0, result.output
     [segment] = sandbox.generic_segments(A)
     assert (segment["time_start_milliseconds"], segment["time_end_milliseconds"]) == (1000, 5000)
-    assert segment["external_id"] == MARKER
+    assert segment["external_id"].startswith(MARKER + ":")
     row = Ledger(ledger_path).asset(A)
     assert (row["state"], row["action"], row["http_status"]) == ("created", "create", 201)
     assert row["segment_id"] == segment["id"]
@@ -128,8 +130,8 @@ def test_dry_run_writes_nothing_and_plans_what_live_then_does(sandbox, loaded, i
     sandbox.catalogue.add_segment(C, "GENERIC", 1000, 5000)
     loaded((A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000), (D, 1000, 5000))
     dry = invoke("run", search)
-    # with search: the roles check, two searches, and one read for D, which the index does not know
-    assert len(sandbox.requests()) == (4 if search == "--search" else 1 + 4 + 3)
+    # with search: the user and roles checks, two searches, and one read for D, which the index does not know
+    assert len(sandbox.requests()) == (5 if search == "--search" else 2 + 4 + 3)
     assert dry.exit_code == 1  # D is unknown to Iconik
     assert "Plan: would create 1, would update 1, in sync 1" in dry.output
     assert writes(sandbox) == []
@@ -137,7 +139,7 @@ def test_dry_run_writes_nothing_and_plans_what_live_then_does(sandbox, loaded, i
     assert plan == {A: ("checked", "create"), B: ("checked", "update"), C: ("skipped", "in_sync"),
                     D: ("failed", "not_found")}
     live = invoke("run", "--live")
-    assert live.exit_code == 0
+    assert live.exit_code == 1  # D is still failed in the ledger: the exit code does not depend on history
     assert {key: state(ledger_path, key) for key in (A, B)} == {A: ("created", "create"), B: ("updated", "update")}
 
 
@@ -195,10 +197,12 @@ def test_write_with_lost_answer_leaves_exactly_one_segment(sandbox, loaded, invo
     sandbox.catalogue.add_asset(A)
     sandbox.force("POST", "/segments/$", action=action)
     loaded((A, 1000, 5000))
-    assert invoke("run", "--live").exit_code == 0
-    assert len(sandbox.generic_segments(A)) == 1
+    assert invoke("run", "--live", *FAST_SETTLE).exit_code == 0
+    [segment] = sandbox.generic_segments(A)
     assert state(ledger_path, A) == ("created", "create")
     assert len([w for w in writes(sandbox) if w[0] == "POST"]) == (1 if action == "drop_after" else 2)
+    bodies = [body for method, _, body in sandbox.bodies if method == "POST" and "segment_type" in body]
+    assert {body["external_id"] for body in bodies} == {segment["external_id"]}  # a re-send reuses the marker
 
 
 def test_segment_gone_during_update_is_decided_again(sandbox, loaded, invoke, ledger_path):
@@ -249,7 +253,7 @@ def test_auth_failure_mid_run_stops_and_leaves_rows_resumable(sandbox, loaded, i
     sandbox.faults = Faults(revoke_after=15)
     result = invoke("run", "--live", "--workers", "2")
     assert result.exit_code == 3
-    assert "resume with: reversesync resume" in result.output
+    assert f"continue with: reversesync --ledger {ledger_path} resume" in result.output
     ledger = Ledger(ledger_path)
     states = [r["state"] for r in ledger.query("select state from assets")]
     assert "failed" not in states and states.count("pending") >= 10
@@ -267,9 +271,11 @@ def test_missing_write_role_stops_before_any_write(sandbox, loaded, invoke, ledg
     loaded((A, 1000, 5000))
     result = invoke("run", "--live")
     assert result.exit_code == 3
-    assert "the token lacks the role can_write_segments" in result.output
-    assert writes(sandbox) == [] and len(sandbox.requests()) == 1
-    assert Ledger(ledger_path).query("select count(*) as n from runs")[0]["n"] == 0
+    assert ("Error: Iconik refused the credentials (403): the token's user lacks the role can_write_segments. "
+            "Nothing was written. Then grant the role(s) in Iconik (Admin > Roles), then continue with: "
+            f"reversesync --ledger {ledger_path} resume") in result.output
+    assert writes(sandbox) == [] and len(sandbox.requests()) == 2
+    assert Ledger(ledger_path).query("select status from runs")[0]["status"] == "aborted"
     assert invoke("run").exit_code == 0  # a dry run needs only the read roles
 
 
@@ -279,7 +285,8 @@ def test_bad_credentials_exit_3_naming_the_variable(sandbox, loaded, invoke, mon
     result = invoke("run")
     assert result.exit_code == 3
     assert result.output.strip().startswith("Error: Iconik refused the credentials (401)")
-    assert "Fix ICONIK_AUTH_TOKEN (or ICONIK_APP_ID); nothing was written." in result.output
+    assert "Nothing was written. Then set ICONIK_APP_ID and ICONIK_AUTH_TOKEN to a valid application token" \
+        in result.output
     assert "expired" not in result.output
 
 
@@ -321,17 +328,20 @@ def test_resume_with_nothing_unfinished_says_so(sandbox, loaded, invoke):
 
 
 def test_row_caught_between_intent_and_result_is_confirmed_not_rewritten(sandbox, loaded, invoke, ledger_path):
-    """A write recorded as about-to-be-sent, and present in Iconik, is recorded as done with no new write."""
+    """A write recorded as sent, and present in Iconik with its marker, is recorded as done with no new write."""
     sandbox.catalogue.add_asset(A)
     loaded((A, 1000, 5000))
     ledger = Ledger(ledger_path)
-    run_id = ledger.start_run("live", {"live": True})
-    ledger.move(A, "checked", run_id=run_id, action="create", intent=json.dumps({"op": "create", "run_id": run_id}))
-    sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=MARKER)  # the POST had landed
+    run_id = ledger.start_run("live", {"live": True, "settle": 1.0, "read_timeout": 0.5})
+    ledger.select_rows(run_id, [A])
+    intent = {"id": "f00d", "op": "create", "run_id": run_id, "start": 1000, "end": 5000}
+    ledger.move(A, "checked", run_id=run_id, action="create", intent=json.dumps(intent))
+    ledger.mark_sent(A)
+    sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:f00d")  # the POST had landed
     result = invoke("resume")
     assert result.exit_code == 0, result.output
     row = ledger.asset(A)
-    assert (row["state"], row["action"], row["intent"]) == ("created", "create", None)
+    assert (row["state"], row["action"], row["intent"], row["done_action"]) == ("created", "create", None, "create")
     assert writes(sandbox) == []
 
 
@@ -400,7 +410,7 @@ def test_live_run_with_search_reads_only_the_segments_afresh_before_writing(sand
     loaded((A, 1000, 5000))
     assert invoke("run", "--live").exit_code == 0
     paths = [(method, path.replace(A, "A")) for method, path, _ in sandbox.requests()]
-    assert paths == [("GET", "/API/users/v1/users/current/roles/"), ("POST", "/API/search/v1/search/"),
+    assert paths == [("GET", "/API/users/v1/users/current/"), ("GET", "/API/users/v1/users/current/roles/"), ("POST", "/API/search/v1/search/"),
                      ("POST", "/API/search/v1/search/"), ("GET", "/API/assets/v1/assets/A/segments/"),
                      ("POST", "/API/assets/v1/assets/A/segments/")]
 

@@ -38,9 +38,9 @@ def test_verify_reports_a_mismatch_planted_after_the_run(synced, invoke, tmp_pat
     out = tmp_path / "mismatches.csv"
     result = invoke("verify", "--csv", out)
     assert result.exit_code == 1
-    assert (f"MISMATCH {A} (row 2, created): expected exactly one GENERIC segment 1000-5000 ms; found GENERIC "
-            f"{segment['id']} 1000-4000 ms") in result.output
-    assert f"MISMATCH {B} (row 3, updated)" in result.output
+    assert (f"MISMATCH {A} (row 2, created, different): expected exactly one GENERIC segment 1000-5000 ms; found "
+            f"segment {segment['id']} is GENERIC 1000-4000 ms") in result.output
+    assert f"MISMATCH {B} (row 3, updated, extra)" in result.output
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     assert [r["asset_id"] for r in rows] == [A, B]
     assert "Verified 3 assets: 1 match, 2 do not" in result.output

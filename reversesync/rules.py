@@ -1,0 +1,144 @@
+"""The decision rules: pure functions from what was just read in Iconik to what to do with one row.
+
+Nothing here reads, writes or waits; engine.py does that. Every rule is tested as a table
+(tests/test_rules.py), and README's decision table is their user-facing form.
+"""
+
+import dataclasses
+
+from .ledger import FAILED, SKIPPED
+
+# Segments reversesync creates carry "reversesync:<intent id>" in external_id (issue #10): a write is
+# recognisable, and every re-send of one intent carries the same marker. 0.1 wrote the bare word.
+MARKER = "reversesync"
+
+# The only asset type reversesync writes on; SUBCLIPs have rules of their own (ICONIK-FACTS 4.2, 7.4).
+WRITABLE_TYPE = "ASSET"
+SUBCLIP = "SUBCLIP"
+
+
+def marker(intent_id):
+    """The external_id of every segment written for this intent."""
+    return f"{MARKER}:{intent_id}"
+
+
+def is_ours(segment):
+    """True when a segment's external_id marks it as written by reversesync (any version)."""
+    external = segment.get("external_id")
+    return isinstance(external, str) and external.startswith(MARKER)
+
+
+@dataclasses.dataclass
+class Decision:
+    """What one read says to do: create, update, or finish the row as state/reason."""
+
+    action: str = None            # "create" / "update" / None
+    state: str = None             # final state when there is nothing to write
+    reason: str = None
+    text: str = ""
+    segment: dict = None          # the segment to update, or the one already in sync
+    asset: dict = None            # the asset it was decided from
+
+
+def ms(start, end):
+    return f"{start}-{end} ms"
+
+
+def span(segment):
+    return segment.get("time_start_milliseconds"), segment.get("time_end_milliseconds")
+
+
+def missing_asset_fields(asset):
+    """The fields a decision needs that a fresh asset read lacks (never guessed at, issue #9)."""
+    return [field for field in ("type", "status") if not asset.get(field)]
+
+
+def generic_only(segments):
+    """The live GENERIC segments of a list; COMMENT, MARKER and the rest are never clip ranges (FACTS 4.3)."""
+    return [s for s in segments if s.get("segment_type") == "GENERIC" and s.get("status") != "DELETED"]
+
+
+def decide(asset, generic_segments, start, end):
+    """The decision rules of issues #4 and #9, in their order, from the asset and its GENERIC segments."""
+    if asset is None:
+        return Decision(state=FAILED, reason="not_found",
+                        text="Iconik has no asset with this id (404); check the id in the sheet.")
+    missing = missing_asset_fields(asset)
+    if missing:
+        return Decision(state=FAILED, reason="unexpected_answer",
+                        text=f"Iconik's answer for the asset has no {' or '.join(missing)}; nothing was written "
+                             "(a decision is never guessed). Report it if it persists.")
+    if asset["status"] == "DELETED":
+        return Decision(state=SKIPPED, reason="asset_deleted", text="the asset is deleted in Iconik; nothing written.")
+    if asset["type"] == SUBCLIP:
+        return _subclip_decision(asset, start, end)
+    if asset["type"] != WRITABLE_TYPE:
+        return Decision(state=SKIPPED, reason="unsupported_type",
+                        text=f"the asset is a {asset['type']}, not an ASSET; reversesync writes segments only on "
+                             "ASSETs, so nothing was written.")
+    return _segment_decision(generic_segments, start, end)
+
+
+def _subclip_decision(asset, start, end):
+    # A SUBCLIP's in/out points are its own fields; a segment on it would be a wrong write (FACTS 4.2).
+    found = span(asset)
+    if found == (start, end):
+        return Decision(state=SKIPPED, reason="in_sync", text=f"SUBCLIP already spans {ms(start, end)}.")
+    return Decision(state=SKIPPED, reason="subclip_mismatch",
+                    text=f"SUBCLIP spans {ms(*found)} but the sheet says {ms(start, end)}; a SUBCLIP's range belongs "
+                         "to its parent's segment, so nothing was written. Fix it by hand.")
+
+
+def _segment_decision(generic_segments, start, end):
+    equal = [s for s in generic_segments if span(s) == (start, end)]
+    if equal:
+        return Decision(state=SKIPPED, reason="in_sync", segment=equal[0],
+                        text=f"GENERIC segment {equal[0]['id']} already spans {ms(start, end)}.")
+    linked = [s for s in generic_segments if s.get("subclip_id")]
+    if linked:
+        # A GENERIC segment with subclip_id is a subclip's range: moving it moves the subclip (FACTS 7.2).
+        names = "; ".join(f"segment {s['id']} {ms(*span(s))} backs SUBCLIP {s['subclip_id']}" for s in linked)
+        return Decision(state=SKIPPED, reason="subclip_linked",
+                        text=f"{names}; it is a subclip's range, not this clip's, so nothing was written. Set the "
+                             "clip's range by hand in Iconik, then run --recheck subclip_linked.")
+    if not generic_segments:
+        return Decision(action="create", text=f"create a GENERIC segment {ms(start, end)}")
+    if len(generic_segments) == 1:
+        segment = generic_segments[0]
+        return Decision(action="update", segment=segment,
+                        text=f"update GENERIC segment {segment['id']} from {ms(*span(segment))} to {ms(start, end)}")
+    listed = "; ".join(f"{s['id']} {ms(*span(s))}" for s in generic_segments)
+    return Decision(state=SKIPPED, reason="ambiguous",
+                    text=f"{len(generic_segments)} GENERIC segments and none spans {ms(start, end)} ({listed}); "
+                         "delete the wrong ones in Iconik, then run --live --recheck ambiguous.")
+
+
+def update_target_problem(segment, expected_id):
+    """Why a segment just read by id must not be PUT, or None when it may (issue #9).
+
+    The list said "update this one"; the fresh GET is what decides."""
+    if segment.get("id") != expected_id:
+        return "changed", f"Iconik answered segment {segment.get('id')} for {expected_id}"
+    if segment.get("segment_type") != "GENERIC" or segment.get("status") == "DELETED":
+        return "changed", f"segment {expected_id} is now a {segment.get('segment_type')} " \
+                          f"({segment.get('status') or 'ACTIVE'})"
+    if segment.get("subclip_id"):
+        return "subclip_linked", f"segment {expected_id} {ms(*span(segment))} backs SUBCLIP {segment['subclip_id']}"
+    return None
+
+
+def created_answer_problem(answer, asset_id):
+    """Why a 201 answer is not the GENERIC segment asked for on this asset, or None (issue #9)."""
+    if not isinstance(answer, dict) or not answer.get("id"):
+        return "Iconik's 201 answer carries no segment id"
+    if answer.get("asset_id") != asset_id or answer.get("segment_type") != "GENERIC":
+        return (f"Iconik created segment {answer.get('id')} ({answer.get('segment_type')}) on asset "
+                f"{answer.get('asset_id')}, not a GENERIC segment on {asset_id}; remove it by hand in Iconik")
+    return None
+
+
+def index_document_trusted(document, fields):
+    """An index document is trusted only if it carries every field a decision needs (issue #9).
+
+    Absent nullable fields (subclip_id, external_id) count as null, so they are not required."""
+    return all(document.get(field) is not None for field in fields)

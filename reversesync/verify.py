@@ -1,0 +1,109 @@
+"""verify: read Iconik again and confirm it holds what the ledger says reversesync left there.
+
+Only fresh reads decide (issue #9): a written or in-sync segment is read by id, a SUBCLIP's range from the
+asset itself. Segment lists come from a search index that trails writes (ICONIK-FACTS 7.1), so they are used
+only to look for extra GENERIC segments, after the last write has had its settle time.
+"""
+
+import concurrent.futures
+import dataclasses
+import time
+
+from . import errors, rules
+from .ledger import CREATED, UPDATED
+from .rules import ms, span
+
+
+@dataclasses.dataclass
+class Mismatch:
+    """An asset whose Iconik state is not what the ledger says reversesync left there."""
+
+    asset_id: str
+    row_numbers: str
+    state: str
+    kind: str          # missing / different / extra / duplicate / subclip / gone / unreadable
+    expected: str
+    found: str
+
+
+def _spans(segments):
+    return "; ".join(f"GENERIC {s['id']} {ms(*span(s))}" for s in segments) or "no GENERIC segment"
+
+
+def verify_row(client, row):
+    """None when Iconik holds exactly what the ledger says for this row, else a Mismatch."""
+    key, start, end = row["asset_key"], row["time_start_ms"], row["time_end_ms"]
+    written = row["state"] in (CREATED, UPDATED)
+    expected = (f"exactly one GENERIC segment {ms(start, end)}" if written
+                else f"a GENERIC segment or SUBCLIP spanning {ms(start, end)}")
+
+    def mismatch(kind, found):
+        return Mismatch(key, row["row_numbers"], row["state"], kind, expected, found)
+
+    try:
+        asset = client.get_asset(key)
+        if asset.get("type") == rules.SUBCLIP:
+            found = span(asset)
+            if found == (start, end) and not written:
+                return None
+            return mismatch("subclip", f"SUBCLIP {ms(*found)}")
+        segment_id = row["segment_id"]
+        ours = None
+        if segment_id:
+            try:
+                ours = client.get_segment(key, segment_id)
+            except errors.NotFound:
+                return mismatch("missing", f"segment {segment_id} is gone")
+            if ours.get("segment_type") != "GENERIC" or span(ours) != (start, end):
+                return mismatch("different", f"segment {segment_id} is {ours.get('segment_type')} {ms(*span(ours))}")
+        listed = rules.generic_only(client.list_segments(key, "GENERIC"))
+    except errors.NotFound:
+        return mismatch("gone", "the asset is gone (404)")
+    except (errors.TransientError, errors.TerminalError, errors.UnknownOutcome) as exc:
+        return mismatch("unreadable", f"could not be read: {exc}")
+    others = [s for s in listed if s.get("id") != segment_id]
+    marked = [s for s in listed if rules.is_ours(s)]
+    if ours is not None and rules.is_ours(ours) and len(marked) > 1:
+        return mismatch("duplicate", f"{len(marked)} reversesync segments: {_spans(marked)}; keep "
+                                     f"{segment_id}, delete the others")
+    if ours is None:  # a row from before segment ids were recorded: the list is all there is
+        equal = [s for s in listed if span(s) == (start, end)]
+        if not equal or written and len(listed) != 1:
+            return mismatch("different", _spans(listed))
+        return None
+    if written and others:
+        return mismatch("extra", f"{_spans([ours])}, and also {_spans(others)}")
+    return None
+
+
+def settle_wait(ledger, settle, now=None):
+    """Seconds still to wait before a write whose answer was lost can no longer land unseen.
+
+    Only such writes can leave a late duplicate; a write answered 201 or 200 is read back by id."""
+    last = ledger.last_unknown_outcome_at()
+    if last is None:
+        return 0.0
+    return max(0.0, last + settle - (now or time.time()))
+
+
+def verify(ledger, client, workers=8, on_event=None, settle=0.0):
+    """Read Iconik again for every asset the ledger says is created, updated or in sync; returns
+    (rows verified, [Mismatch])."""
+    on_event = on_event or (lambda kind, **data: None)
+    wait = settle_wait(ledger, settle)
+    if wait > 0:
+        # A write answered lost may still land, and the lists trail writes: wait out the settle time.
+        on_event("settle_wait", seconds=wait)
+        time.sleep(wait)
+    rows = ledger.rows_to_verify()
+    began = time.monotonic()
+    mismatches = []
+    done = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for found in pool.map(lambda row: verify_row(client, row), rows):
+            done += 1
+            if found:
+                mismatches.append(found)
+            on_event("progress", done=done, total=len(rows), requests=client.stats.requests,
+                     elapsed=time.monotonic() - began, final=done == len(rows))
+    return len(rows), mismatches
