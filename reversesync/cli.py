@@ -15,9 +15,9 @@ from importlib import resources
 import click
 from click.core import ParameterSource
 
-from . import __version__, engine, errors, iconik, report, sources
+from . import __version__, engine, errors, iconik, outputs, report, sources
 from . import sandbox as sandbox_module
-from .ledger import DEFAULT_LEDGER, STATES, Ledger
+from .ledger import DEFAULT_LEDGER, STATES, Ledger, LedgerMissing, LedgerNeedsUpgrade
 
 EXIT_FAILED_ROWS, EXIT_INPUT, EXIT_RESUMABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -79,9 +79,23 @@ def _quoted(word):
     return f'"{word}"' if not word or any(ch in word for ch in " \t'&;|()<>$`") else word
 
 
-def open_ledger(ctx, ledger_path):
+def open_ledger(ctx, ledger_path, create=False, readonly=False):
+    """The ledger the command was pointed at, or exit 2 saying why it cannot be used (issue #11).
+
+    Only `load` passes create=True; every other command refuses a path with no ledger. readonly=True opens it
+    without writing anything (report, runs, history), so a read-only or archived copy works."""
+    load = next_step(ctx, "load", ledger_path=ledger_path)
     with translated_errors():
-        return Ledger(_ledger_path(ctx, ledger_path))
+        try:
+            ledger = Ledger(_ledger_path(ctx, ledger_path), create=create, readonly=readonly)
+        except LedgerMissing as exc:
+            raise InputFailure(f"{exc}; run '{load}' first.") from None
+        except LedgerNeedsUpgrade as exc:
+            raise InputFailure(f"{exc}; load the sheet into it once with '{load}' to upgrade it (that writes "
+                               "to it). It was not changed.") from None
+    for note in ledger.notes:
+        click.echo(note, err=True)
+    return ledger
 
 
 def example_sheet_path():
@@ -106,43 +120,41 @@ def cli(ctx, ledger_path):
 
 @cli.command()
 @click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Google spreadsheet id to read.")
-@click.option("--worksheet", default=sources.DEFAULT_WORKSHEET, show_default=True, help="Tab to read.")
+@click.option("--worksheet", default=sources.DEFAULT_WORKSHEET, show_default=True, help="Tab to read (with --sheet).")
 @click.option("--credentials", type=click.Path(dir_okay=False), default=None,
-              help="Service-account key (JSON). Default: env GOOGLE_APPLICATION_CREDENTIALS.")
+              help="Service-account key (JSON), with --sheet. Default: env GOOGLE_APPLICATION_CREDENTIALS.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="A CSV export of the tab instead.")
 @click.option("--example", is_flag=True, help="Load the bundled example sheet (about 300 rows).")
+@click.option("--allow-shrink", is_flag=True,
+              help="Load even if more than half of the ledger's assets would leave the source.")
 @ledger_option
 @click.pass_context
-def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_path):
-    """Read the sheet into the ledger: new rows become pending, changed rows go back to pending.
+def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, allow_shrink, ledger_path):
+    """Read the sheet into the ledger (creating it): new rows become pending, changed rows go back to pending.
 
-    Rejected rows are kept as skipped with a reason; rows already finished stay finished.
+    Rejected rows are kept as skipped with a reason; rows already finished stay finished. A source with no
+    data rows is refused, and so is one that would take more than half of the ledger's assets out of the
+    source (a wrong tab or file), unless --allow-shrink is given.
 
     \b
     Example:
         reversesync load --sheet 1pUMPKe... --credentials key.json
         reversesync load --csv GGmetadata_and_timestamps.csv
     """
-    chosen = [flag for flag, value in (("--sheet", spreadsheet_id), ("--csv", csv_path), ("--example", example))
-              if value]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --sheet SPREADSHEET_ID, --csv FILE or --example.")
-    with translated_errors():
-        if spreadsheet_id:
-            header, rows = sources.read_google_sheet(spreadsheet_id, worksheet, credentials)
-            where = f"spreadsheet {spreadsheet_id}, tab {worksheet}"
-        else:
-            path = csv_path or example_sheet_path()
-            header, rows = sources.read_csv(path)
-            where = path
-        records = sources.records_from_table(header, rows)
-        ledger = Ledger(_ledger_path(ctx, ledger_path))
-        try:
+    words = _load_words(ctx, spreadsheet_id, worksheet, credentials, csv_path, example)
+    records, where = _read_source(spreadsheet_id, worksheet, credentials, csv_path)
+    if not records:
+        raise InputFailure(f"{where} has a header but no data rows; nothing was loaded. Check that it is the "
+                           "right tab or file.")
+    ledger = open_ledger(ctx, ledger_path, create=True)
+    try:
+        with translated_errors():
             ledger.acquire("load")
+            _refuse_a_shrink(ctx, ledger, records, where, allow_shrink, words + ["--allow-shrink"], ledger_path)
             counts = ledger.load(records)
-        finally:
-            ledger.release()
-            ledger.close()
+    finally:
+        ledger.release()
+        ledger.close()
     rejected = counts["rejected"]
     rows_read = sum(len(record.row_numbers) for record in records)
     click.echo(f"Loaded {rows_read} rows from {where} into {ledger.path}")
@@ -150,8 +162,58 @@ def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_
                f"{counts['removed']} removed from the source")
     if rejected:
         detail = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
-        click.echo(f"  rejected (skipped): {sum(rejected.values())} ({detail}); "
-                   "see: reversesync report --state skipped --csv -")
+        hint = next_step(ctx, "report", "--state", "skipped", "--csv", "-", ledger_path=ledger_path)
+        click.echo(f"  rejected (skipped): {sum(rejected.values())} ({detail}); see: {hint}")
+
+
+def _given(ctx, name):
+    """Whether the user typed the option (a default, or a value passed by ctx.invoke, is not typed)."""
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def _load_words(ctx, spreadsheet_id, worksheet, credentials, csv_path, example):
+    """The load command as typed, to repeat in a hint; usage errors for options the source would ignore."""
+    chosen = [flag for flag, value in (("--sheet", spreadsheet_id), ("--csv", csv_path), ("--example", example))
+              if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --sheet SPREADSHEET_ID, --csv FILE or --example.")
+    if not spreadsheet_id:
+        # Issue #11: an option that is silently ignored makes the user believe it did something.
+        for name, flag in (("worksheet", "--worksheet"), ("credentials", "--credentials")):
+            if _given(ctx, name):
+                raise click.UsageError(f"{flag} goes with --sheet; {chosen[0]} reads no Google tab.")
+        return ["load", "--csv", os.path.abspath(csv_path)] if csv_path else ["load", "--example"]
+    words = ["load", "--sheet", spreadsheet_id]
+    if worksheet != sources.DEFAULT_WORKSHEET:
+        words += ["--worksheet", worksheet]
+    return words + (["--credentials", os.path.abspath(credentials)] if credentials else [])
+
+
+def _read_source(spreadsheet_id, worksheet, credentials, csv_path):
+    """The source's checked records, and how to name the source."""
+    with translated_errors():
+        try:
+            if spreadsheet_id:
+                header, rows = sources.read_google_sheet(spreadsheet_id, worksheet, credentials)
+                where = f"spreadsheet {spreadsheet_id}, tab {worksheet}"
+            else:
+                where = csv_path or example_sheet_path()
+                header, rows = sources.read_csv(where)
+            return sources.records_from_table(header, rows), where
+        except sources.GoogleUnreachable as exc:
+            raise ResumableAbort(str(exc)) from None
+
+
+def _refuse_a_shrink(ctx, ledger, records, where, allow_shrink, words, ledger_path):
+    """Refuse a load that would take more than half of the ledger's assets out of the source (issue #11):
+    that is a wrong tab, a truncated export or `load --example` on a real ledger, not a smaller sheet."""
+    before = ledger.keys_in_source()
+    leaving = len(before - {record.key for record in records})
+    if allow_shrink or leaving * 2 <= len(before):
+        return
+    raise InputFailure(f"{where} would take {leaving} of the ledger's {len(before)} assets out of the source "
+                       "(more than half); nothing was loaded. If it is the right source, load it with: "
+                       f"{next_step(ctx, *words, ledger_path=ledger_path)}")
 
 
 @cli.command("report")
@@ -168,27 +230,26 @@ def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_
 def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, credentials, ledger_path):
     """Show what the ledger holds: counts by state and reason and the PRD's success bars, or every asset as CSV.
 
+    Only reads the ledger (it works on a read-only or archived copy), except --sync-log, which records what
+    it appended. A CSV file starts with a byte-order mark so that Excel shows Korean titles; --csv - does not.
+
     \b
     Example:
         reversesync report
         reversesync report --csv report.csv --state failed
         reversesync report --sync-log --sheet 1pUMPKe... --credentials key.json
     """
-    path = _ledger_path(ctx, ledger_path)
-    if not os.path.exists(path):
-        raise InputFailure(f"no ledger at {os.path.abspath(path)}; run 'reversesync load' first.")
-    if sync_log and not spreadsheet_id:
-        raise click.UsageError("--sync-log needs --sheet SPREADSHEET_ID.")
-    ledger = open_ledger(ctx, ledger_path)
+    _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials)
+    if csv_path:
+        outputs.check_output_path(csv_path)
+    ledger = open_ledger(ctx, ledger_path, readonly=not sync_log)
     try:
         if sync_log:
-            return _append_sync_log(ledger, spreadsheet_id, credentials)
+            return _append_sync_log(ctx, ledger, spreadsheet_id, credentials, ledger_path)
         if csv_path:
-            if csv_path == "-":
-                count = report.write_csv(ledger, sys.stdout, state)
-            else:
-                with _output_file(csv_path) as handle:
-                    count = report.write_csv(ledger, handle, state)
+            with outputs.private_output(csv_path, bom=True) as handle:
+                count = report.write_csv(ledger, handle, state)
+            if csv_path != outputs.STDOUT:
                 click.echo(f"Wrote {count} assets to {csv_path}", err=True)
             return
         if as_json:
@@ -205,15 +266,44 @@ def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, cred
         ledger.close()
 
 
+def _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials):
+    """Usage errors for combinations whose options would be silently ignored (issue #11)."""
+    if sync_log:
+        if not spreadsheet_id:
+            raise click.UsageError("--sync-log needs --sheet SPREADSHEET_ID.")
+        if csv_path or state or as_json:
+            raise click.UsageError("--sync-log only appends to the Sync_Log tab; give --csv, --state or --json "
+                                   "in another report command.")
+        return
+    if spreadsheet_id or credentials:
+        raise click.UsageError("--sheet and --credentials go with --sync-log.")
+    if as_json and csv_path:
+        raise click.UsageError("--json and --csv are two outputs; give one of them.")
+    if state and not csv_path:
+        raise click.UsageError("--state filters the --csv listing; add --csv FILE (or --csv - for the screen).")
+
+
+class _PrivateOutputFile:
+    """A CSV target as _verify uses it (write, then close), written through outputs.private_output: 0600,
+    never through a symlink, renamed into place on close. Only until verify uses private_output itself."""
+
+    def __init__(self, path):
+        self._writing = outputs.private_output(path, bom=True)
+        self._handle = self._writing.__enter__()
+
+    def write(self, text):
+        return self._handle.write(text)
+
+    def close(self):
+        self._writing.__exit__(None, None, None)
+
+
 def _output_file(path):
-    """A CSV file opened for writing, or an input error that says why it cannot be."""
-    try:
-        return open(path, "w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputFailure(f"cannot write {path}: {exc.strerror}.") from None
+    """A CSV file for _verify (see _PrivateOutputFile), or exit 2 saying why it cannot be written."""
+    return _PrivateOutputFile(path)
 
 
-def _append_sync_log(ledger, spreadsheet_id, credentials):
+def _append_sync_log(ctx, ledger, spreadsheet_id, credentials, ledger_path):
     entries = []
     for run in ledger.query("select * from runs where mode = 'live' and status = 'finished' order by id"):
         counts = json.loads(run["counts"] or "{}")
@@ -225,9 +315,13 @@ def _append_sync_log(ledger, spreadsheet_id, credentials):
             "Status": f"finished, {failed} failed" if failed else "finished",
         })
     if not entries:
-        raise InputFailure("no finished live run to log; run 'reversesync run --live' first.")
+        live_run = next_step(ctx, "run", "--live", ledger_path=ledger_path)
+        raise InputFailure(f"no finished live run to log; run '{live_run}' first.")
     with translated_errors():
-        appended, present = sources.append_sync_log(spreadsheet_id, entries, credentials)
+        try:
+            appended, present = sources.append_sync_log(spreadsheet_id, entries, credentials)
+        except sources.GoogleUnreachable as exc:
+            raise ResumableAbort(str(exc)) from None
     ledger.mark_sync_logged({e["Sync_ID"]: int(e["Sync_ID"].rsplit("-", 1)[1]) for e in entries
                              if e["Sync_ID"] in appended + present})
     if appended:
@@ -487,20 +581,57 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
 @ledger_option
 @click.pass_context
 def runs_command(ctx, ledger_path):
-    """List the ledger's runs: mode, times, duration, status, counts, requests and 429s.
+    """List the ledger's runs: mode, times, duration, status, requests, 429s, and what each did.
+
+    The counts are the rows each run left created, updated, checked (a dry run's plan), skipped, failed or
+    unfinished, from the ledger's event log: right for a run still going and for one that was killed.
+    Reads the ledger only.
 
     \b
     Example:
         reversesync runs
     """
-    ledger = open_ledger(ctx, ledger_path)
+    ledger = open_ledger(ctx, ledger_path, readonly=True)
     try:
         table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
     finally:
         ledger.close()
+    _echo_table(table)
+
+
+def _echo_table(table):
+    """Rows of text cells, aligned; the last column is left ragged."""
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+@cli.command("history")
+@click.argument("asset_id")
+@ledger_option
+@click.pass_context
+def history_command(ctx, asset_id, ledger_path):
+    """Show one asset's history: every state it went through, when, in which run and why; then where it is now.
+
+    ASSET_ID is the Iconik asset id (any case), or row:N for a row whose id was unusable. Reads the ledger
+    only; the event log keeps what reversesync did even after later runs re-checked the asset.
+
+    \b
+    Example:
+        reversesync history 1b4e28ba-2fa1-11d2-883f-0016d3cca427
+    """
+    ledger = open_ledger(ctx, ledger_path, readonly=True)
+    try:
+        row = ledger.find_asset(asset_id)
+        if row is None:
+            listing = next_step(ctx, "report", "--csv", "-", ledger_path=ledger_path)
+            raise InputFailure(f"no asset {asset_id} in the ledger {ledger.path}; its assets are listed by: "
+                               f"{listing}")
+        events = ledger.asset_events(row["asset_key"])
+    finally:
+        ledger.close()
+    for line in report.history_lines(row, events):
+        click.echo(line)
 
 
 @cli.command("demo")
