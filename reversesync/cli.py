@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -640,11 +641,31 @@ def history_command(ctx, asset_id, ledger_path):
 def demo_command(ctx, keep_dir):
     """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify.
 
+    Without --keep it works in a temporary folder and removes it at the end.
+
     \b
     Example:
         reversesync demo --keep ./demo
     """
     folder = os.path.abspath(keep_dir) if keep_dir else tempfile.mkdtemp(prefix="reversesync-demo-")
+    try:
+        code = _demo(ctx, folder)
+    finally:
+        if not keep_dir:
+            # Issue #11: the folder was announced as temporary, so it goes (a second Ctrl-C or a crash too).
+            shutil.rmtree(folder, ignore_errors=True)
+    click.echo("")
+    if keep_dir:
+        click.echo(f"Ledger: {os.path.join(folder, 'demo.db')}")
+        click.echo(f"Report: {os.path.join(folder, 'report.csv')}")
+    else:
+        click.echo("The ledger and report were in a temporary folder, now removed; keep them with --keep DIR.")
+    click.echo("The failed rows are ids the example sheet names but the sandbox does not hold (404), on purpose.")
+    ctx.exit(code)
+
+
+def _demo(ctx, folder):
+    """The demo's seven steps in folder; returns verify's exit code."""
     os.makedirs(folder, exist_ok=True)
     ledger_path = os.path.join(folder, "demo.db")
     for stale in (ledger_path, ledger_path + "-wal", ledger_path + "-shm"):
@@ -665,8 +686,7 @@ def demo_command(ctx, keep_dir):
         click.echo(f"A sandbox Iconik is running on {url} with {len(catalogue.assets)} assets and a few injected "
                    "faults (5xx, 409, lost answers).")
         step(1, "load the example sheet (about 300 rows, every case) into the ledger")
-        ctx.invoke(load, csv_path=example_sheet_path(), ledger_path=ledger_path, spreadsheet_id=None,
-                   worksheet=sources.DEFAULT_WORKSHEET, credentials=None, example=False)
+        ctx.invoke(load, csv_path=example_sheet_path(), ledger_path=ledger_path)
         step(2, "dry run: read Iconik, decide every asset, write nothing")
         options = engine.RunOptions(rate=rate)
         _do_run(ctx, ledger_path, url, app, token, options)
@@ -679,25 +699,17 @@ def demo_command(ctx, keep_dir):
         _do_run(ctx, ledger_path, url, app, token, dataclasses.replace(options, live=True))
         step(6, "report")
         ledger = open_ledger(ctx, ledger_path)
-        csv_file = os.path.join(folder, "report.csv")
         try:
             for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
                 click.echo(line)
-            with open(csv_file, "w", encoding="utf-8", newline="") as handle:
+            with outputs.private_output(os.path.join(folder, "report.csv"), bom=True) as handle:
                 report.write_csv(ledger, handle)
             step(7, "verify: read Iconik again for every asset reversesync wrote or found in sync")
-            code = _verify(ledger, url, app, token, 8, rate)
+            return _verify(ledger, url, app, token, 8, rate)
         finally:
             ledger.close()
     finally:
         server.stop()
-    click.echo("")
-    click.echo(f"Ledger: {ledger_path}")
-    click.echo(f"Report: {csv_file}")
-    click.echo("The failed rows are ids the example sheet names but the sandbox does not hold (404), on purpose.")
-    if not keep_dir:
-        click.echo("(a temporary folder; keep the files with --keep DIR)")
-    ctx.exit(code)
 
 
 def _mix_option(ctx, param, value):

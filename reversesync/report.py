@@ -79,8 +79,9 @@ def runs_table(ledger, now=None):
         if closed:
             duration = _duration(run["elapsed_seconds"])
         elif live:
-            leg_start = max(_epoch(run["started_at"]), _epoch(holder["acquired_at"]))
-            duration = _duration(run["elapsed_seconds"] + now - leg_start)
+            # The leg under way started with the run, or, after a closed leg, when the resume took the lock.
+            leg_start = _epoch(holder["acquired_at"]) if run["elapsed_seconds"] else _epoch(run["started_at"])
+            duration = _duration(run["elapsed_seconds"] + max(0.0, now - leg_start))
         else:
             duration = _unclosed_duration(run, last_events.get(run["id"]))
         table.append([str(run["id"]), run["mode"], _shown_time(run["started_at"]), _shown_time(run["finished_at"]),
