@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -332,13 +333,88 @@ def _append_sync_log(ctx, ledger, spreadsheet_id, credentials, ledger_path):
 
 
 def iconik_options(command):
-    """--iconik-url, --app-id, --auth-token (env ICONIK_URL, ICONIK_APP_ID, ICONIK_AUTH_TOKEN)."""
-    command = click.option("--auth-token", envvar=iconik.ENV_AUTH_TOKEN, default=None, show_envvar=True,
-                           help="Iconik Auth-Token.")(command)
-    command = click.option("--app-id", envvar=iconik.ENV_APP_ID, default=None, show_envvar=True,
-                           help="Iconik App-ID.")(command)
-    return click.option("--iconik-url", envvar=iconik.ENV_URL, default=iconik.DEFAULT_URL, show_default=True,
-                        show_envvar=True, help="Iconik base URL.")(command)
+    """--iconik-url, --app-id and --auth-token-file; the command still receives iconik_url, app_id, auth_token.
+
+    There is no --auth-token (issue #11): a command line is in every local user's `ps` listing. The token is
+    resolved by resolve_auth_token() from --auth-token-file, ICONIK_AUTH_TOKEN or a hidden prompt on a
+    terminal, and both credentials are checked here, before any client is built, so that a missing one is
+    exit 2 naming what to set."""
+
+    @functools.wraps(command)
+    def with_credentials(*args, auth_token_file=None, **kwargs):
+        if not kwargs.get("app_id"):
+            token_known = bool(auth_token_file or os.environ.get(iconik.ENV_AUTH_TOKEN))
+            raise InputFailure(_missing_app_id(token_known))
+        kwargs["auth_token"] = resolve_auth_token(auth_token_file)
+        return command(*args, **kwargs)
+
+    for option in (
+        click.option("--auth-token-file", type=click.Path(dir_okay=False), default=None,
+                     help=f"File holding the Iconik Auth-Token. Default: env {iconik.ENV_AUTH_TOKEN}, else asked "
+                          "for on a terminal (never on the command line)."),
+        click.option("--app-id", envvar=iconik.ENV_APP_ID, default=None, show_envvar=True, help="Iconik App-ID."),
+        click.option("--iconik-url", envvar=iconik.ENV_URL, default=iconik.DEFAULT_URL, show_default=True,
+                     show_envvar=True, help="Iconik base URL."),
+    ):
+        with_credentials = option(with_credentials)
+    return with_credentials
+
+
+def resolve_auth_token(auth_token_file=None):
+    """The Iconik Auth-Token: from auth_token_file if given, else ICONIK_AUTH_TOKEN, else a hidden prompt when
+    stdin is a terminal. Without any of them: InputFailure (exit 2) naming ICONIK_AUTH_TOKEN and
+    --auth-token-file."""
+    if auth_token_file:
+        return _token_from_file(auth_token_file)
+    token = os.environ.get(iconik.ENV_AUTH_TOKEN, "").strip()
+    if token:
+        return token
+    if _stdin_is_terminal():
+        return _token_from_prompt()
+    raise InputFailure(f"no Iconik Auth-Token: set {iconik.ENV_AUTH_TOKEN} or give --auth-token-file FILE "
+                       "(on a terminal it is asked for).")
+
+
+def _missing_app_id(token_known):
+    if token_known:
+        return f"no Iconik App-ID: set {iconik.ENV_APP_ID} or give --app-id ID."
+    return (f"no Iconik credentials: set {iconik.ENV_APP_ID} and {iconik.ENV_AUTH_TOKEN}, or give --app-id ID and "
+            "--auth-token-file FILE.")
+
+
+def _stdin_is_terminal():
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _token_from_prompt():
+    try:
+        token = click.prompt("Iconik Auth-Token", hide_input=True, err=True).strip()
+    except click.Abort:
+        click.echo("\nInterrupted.", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    if not token:
+        raise InputFailure("no Iconik Auth-Token was typed.")
+    return token
+
+
+def _token_from_file(path):
+    try:
+        with open(path, encoding="utf-8-sig") as handle:  # Notepad may start the file with a BOM
+            lines = [line.strip() for line in handle.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise InputFailure(f"the token file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise InputFailure(f"the token file {path} is not UTF-8 text; put only the Auth-Token in it.") from None
+    except OSError as exc:
+        raise InputFailure(f"cannot read the token file {path}: {exc.strerror}.") from None
+    if not lines:
+        raise InputFailure(f"the token file {path} is empty; put the Auth-Token in it.")
+    if len(lines) > 1:
+        raise InputFailure(f"the token file {path} holds {len(lines)} lines; put only the Auth-Token in it.")
+    if os.name == "posix" and os.stat(path).st_mode & 0o077:
+        click.echo(f"note: the token file {path} is readable by other users; make it private: chmod 600 {path}",
+                   err=True)
+    return lines[0]
 
 
 class Progress:
