@@ -1,5 +1,6 @@
 """The reversesync command line. This module parses options and prints; the work happens elsewhere."""
 
+import codecs
 import contextlib
 import csv
 import dataclasses
@@ -116,8 +117,25 @@ def cli(ctx, ledger_path):
     Example:
         reversesync load --csv sheet.csv && reversesync run && reversesync run --live
     """
+    ensure_utf8_output()
     ctx.ensure_object(dict)
     ctx.obj["ledger_path"] = ledger_path
+
+
+def ensure_utf8_output(streams=("stdout", "stderr")):
+    """Write UTF-8 whatever the console's code page (issue #11).
+
+    On Windows a redirected stdout (`reversesync report --csv - > x.csv`, a pipe) defaults to the ANSI code
+    page, cp1252 or cp949, which cannot encode every title and would end in a UnicodeEncodeError. A stream
+    that cannot be reconfigured (a test's capture, an odd wrapper) is left as it is."""
+    for name in streams:
+        stream = getattr(sys, name, None)
+        try:
+            if codecs.lookup(stream.encoding).name == "utf-8":
+                continue
+            stream.reconfigure(encoding="utf-8")
+        except (AttributeError, LookupError, TypeError, ValueError, OSError):
+            continue
 
 
 @cli.command()
