@@ -300,8 +300,15 @@ def _sign_in_error(exc, key_file):
 
 
 def _unreachable(exc):
+    """'could not reach Google (Connection refused)': the operating system's words when there are some
+    (refused, name not known, unreachable), else the kind of failure that started it (ReadTimeout, ...)."""
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-    why = found.group(1).strip() if found else type(exc).__name__
+    if found:
+        why = found.group(1).strip()
+    else:
+        while exc.__cause__ is not None:
+            exc = exc.__cause__
+        why = type(exc).__name__
     return GoogleUnreachable(f"could not reach Google ({why}); check the network (or the proxy) and try again.")
 
 

@@ -122,3 +122,32 @@ def test_an_append_never_confirmed_stops_after_three_tries_without_a_blind_resen
     assert str(caught.value) == ("Google did not confirm the Sync_Log append of rs-1 after 3 tries (last: Google "
                                  "answered 503), and the rows are not in the tab; nothing was appended twice. "
                                  "Try again later.")
+
+
+def _raised(make):
+    try:
+        make()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+def _timeout_while_signing_in():
+    import requests
+    from google.auth import exceptions
+
+    try:
+        raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
+    except requests.exceptions.ReadTimeout as exc:
+        raise exceptions.TransportError(exc) from exc
+
+
+def test_sign_in_failures_that_are_not_about_the_key():
+    from google.auth import exceptions
+
+    timeout = sources._sign_in_error(_raised(_timeout_while_signing_in), "key.json")
+    assert isinstance(timeout, sources.GoogleUnreachable)
+    assert str(timeout) == "could not reach Google (ReadTimeout); check the network (or the proxy) and try again."
+    busy = sources._sign_in_error(exceptions.RefreshError("Internal Error.", retryable=True), "key.json")
+    assert isinstance(busy, sources.GoogleUnreachable)
+    assert str(busy) == ("could not reach Google: its sign-in service failed (Internal Error); try again in a few "
+                         "minutes.")
