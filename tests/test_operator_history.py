@@ -146,7 +146,7 @@ def test_runs_of_a_real_run_while_it_works_and_after_sigkill(ledger_path, tmp_pa
         after = subprocess.run([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, "runs"], env=env,
                                capture_output=True, text=True, cwd=ROOT)
     line = live.stdout.splitlines()[1]
-    assert re.match(rf"^1\s+live\s+{STAMP}\s+-\s+0:00:0[1-9]\s+running\s+\?\s+\?\s+created \d+", line), line
+    assert re.match(rf"^1\s+live\s+{STAMP}\s+-\s+0:00:(0[1-9]|[1-5]\d)\s+running\s+\?\s+\?\s+created \d+", line), line
     created = _created(ledger_path)
     line = after.stdout.splitlines()[1]
     assert re.match(rf"^1\s+live\s+{STAMP}\s+-\s+0:00:\d\d\s+killed\s+\?\s+\?\s+created {created}(, |$)", line), line
