@@ -1,11 +1,14 @@
 """The reversesync command line. This module parses options and prints; the work happens elsewhere."""
 
+import codecs
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -16,10 +19,10 @@ from importlib import resources
 import click
 from click.core import ParameterSource
 
-from . import __version__, engine, errors, iconik, report, sources
+from . import __version__, engine, errors, iconik, outputs, report, sources
 from . import sandbox as sandbox_module
 from . import verify as verify_module
-from .ledger import DEFAULT_LEDGER, STATES, Ledger
+from .ledger import DEFAULT_LEDGER, STATES, Ledger, LedgerMissing, LedgerNeedsUpgrade
 
 EXIT_FAILED_ROWS, EXIT_INPUT, EXIT_RESUMABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -81,9 +84,23 @@ def _quoted(word):
     return f'"{word}"' if not word or any(ch in word for ch in " \t'&;|()<>$`") else word
 
 
-def open_ledger(ctx, ledger_path):
+def open_ledger(ctx, ledger_path, create=False, readonly=False):
+    """The ledger the command was pointed at, or exit 2 saying why it cannot be used (issue #11).
+
+    Only `load` passes create=True; every other command refuses a path with no ledger. readonly=True opens it
+    without writing anything (report, runs, history), so a read-only or archived copy works."""
+    load = next_step(ctx, "load", ledger_path=ledger_path)
     with translated_errors():
-        return Ledger(_ledger_path(ctx, ledger_path))
+        try:
+            ledger = Ledger(_ledger_path(ctx, ledger_path), create=create, readonly=readonly)
+        except LedgerMissing as exc:
+            raise InputFailure(f"{exc}; run '{load}' first.") from None
+        except LedgerNeedsUpgrade as exc:
+            raise InputFailure(f"{exc}; load the sheet into it once with '{load}' to upgrade it (that writes "
+                               "to it). It was not changed.") from None
+    for note in ledger.notes:
+        click.echo(note, err=True)
+    return ledger
 
 
 def example_sheet_path():
@@ -102,49 +119,64 @@ def cli(ctx, ledger_path):
     Example:
         reversesync load --csv sheet.csv && reversesync run && reversesync run --live
     """
+    ensure_utf8_output()
     ctx.ensure_object(dict)
     ctx.obj["ledger_path"] = ledger_path
 
 
+def ensure_utf8_output(streams=("stdout", "stderr")):
+    """Write UTF-8 whatever the console's code page (issue #11).
+
+    On Windows a redirected stdout (`reversesync report --csv - > x.csv`, a pipe) defaults to the ANSI code
+    page, cp1252 or cp949, which cannot encode every title and would end in a UnicodeEncodeError. A stream
+    that cannot be reconfigured (a test's capture, an odd wrapper) is left as it is."""
+    for name in streams:
+        stream = getattr(sys, name, None)
+        try:
+            if codecs.lookup(stream.encoding).name == "utf-8":
+                continue
+            stream.reconfigure(encoding="utf-8")
+        except (AttributeError, LookupError, TypeError, ValueError, OSError):
+            continue
+
+
 @cli.command()
 @click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Google spreadsheet id to read.")
-@click.option("--worksheet", default=sources.DEFAULT_WORKSHEET, show_default=True, help="Tab to read.")
+@click.option("--worksheet", default=sources.DEFAULT_WORKSHEET, show_default=True, help="Tab to read (with --sheet).")
 @click.option("--credentials", type=click.Path(dir_okay=False), default=None,
-              help="Service-account key (JSON). Default: env GOOGLE_APPLICATION_CREDENTIALS.")
+              help="Service-account key (JSON), with --sheet. Default: env GOOGLE_APPLICATION_CREDENTIALS.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="A CSV export of the tab instead.")
 @click.option("--example", is_flag=True, help="Load the bundled example sheet (about 300 rows).")
+@click.option("--allow-shrink", is_flag=True,
+              help="Load even if more than half of the ledger's assets would leave the source.")
 @ledger_option
 @click.pass_context
-def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_path):
-    """Read the sheet into the ledger: new rows become pending, changed rows go back to pending.
+def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, allow_shrink, ledger_path):
+    """Read the sheet into the ledger (creating it): new rows become pending, changed rows go back to pending.
 
-    Rejected rows are kept as skipped with a reason; rows already finished stay finished.
+    Rejected rows are kept as skipped with a reason; rows already finished stay finished. A source with no
+    data rows is refused, and so is one that would take more than half of the ledger's assets out of the
+    source (a wrong tab or file), unless --allow-shrink is given.
 
     \b
     Example:
         reversesync load --sheet 1pUMPKe... --credentials key.json
         reversesync load --csv GGmetadata_and_timestamps.csv
     """
-    chosen = [flag for flag, value in (("--sheet", spreadsheet_id), ("--csv", csv_path), ("--example", example))
-              if value]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --sheet SPREADSHEET_ID, --csv FILE or --example.")
-    with translated_errors():
-        if spreadsheet_id:
-            header, rows = sources.read_google_sheet(spreadsheet_id, worksheet, credentials)
-            where = f"spreadsheet {spreadsheet_id}, tab {worksheet}"
-        else:
-            path = csv_path or example_sheet_path()
-            header, rows = sources.read_csv(path)
-            where = path
-        records = sources.records_from_table(header, rows)
-        ledger = Ledger(_ledger_path(ctx, ledger_path))
-        try:
+    words = _load_words(ctx, spreadsheet_id, worksheet, credentials, csv_path, example)
+    records, where = _read_source(spreadsheet_id, worksheet, credentials, csv_path)
+    if not records:
+        raise InputFailure(f"{where} has a header but no data rows; nothing was loaded. Check that it is the "
+                           "right tab or file.")
+    ledger = open_ledger(ctx, ledger_path, create=True)
+    try:
+        with translated_errors():
             ledger.acquire("load")
+            _refuse_a_shrink(ctx, ledger, records, where, allow_shrink, words + ["--allow-shrink"], ledger_path)
             counts = ledger.load(records)
-        finally:
-            ledger.release()
-            ledger.close()
+    finally:
+        ledger.release()
+        ledger.close()
     rejected = counts["rejected"]
     rows_read = sum(len(record.row_numbers) for record in records)
     click.echo(f"Loaded {rows_read} rows from {where} into {ledger.path}")
@@ -152,8 +184,58 @@ def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_
                f"{counts['removed']} removed from the source")
     if rejected:
         detail = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
-        click.echo(f"  rejected (skipped): {sum(rejected.values())} ({detail}); "
-                   "see: reversesync report --state skipped --csv -")
+        hint = next_step(ctx, "report", "--state", "skipped", "--csv", "-", ledger_path=ledger_path)
+        click.echo(f"  rejected (skipped): {sum(rejected.values())} ({detail}); see: {hint}")
+
+
+def _given(ctx, name):
+    """Whether the user typed the option (a default, or a value passed by ctx.invoke, is not typed)."""
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def _load_words(ctx, spreadsheet_id, worksheet, credentials, csv_path, example):
+    """The load command as typed, to repeat in a hint; usage errors for options the source would ignore."""
+    chosen = [flag for flag, value in (("--sheet", spreadsheet_id), ("--csv", csv_path), ("--example", example))
+              if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --sheet SPREADSHEET_ID, --csv FILE or --example.")
+    if not spreadsheet_id:
+        # Issue #11: an option that is silently ignored makes the user believe it did something.
+        for name, flag in (("worksheet", "--worksheet"), ("credentials", "--credentials")):
+            if _given(ctx, name):
+                raise click.UsageError(f"{flag} goes with --sheet; {chosen[0]} reads no Google tab.")
+        return ["load", "--csv", os.path.abspath(csv_path)] if csv_path else ["load", "--example"]
+    words = ["load", "--sheet", spreadsheet_id]
+    if worksheet != sources.DEFAULT_WORKSHEET:
+        words += ["--worksheet", worksheet]
+    return words + (["--credentials", os.path.abspath(credentials)] if credentials else [])
+
+
+def _read_source(spreadsheet_id, worksheet, credentials, csv_path):
+    """The source's checked records, and how to name the source."""
+    with translated_errors():
+        try:
+            if spreadsheet_id:
+                header, rows = sources.read_google_sheet(spreadsheet_id, worksheet, credentials)
+                where = f"spreadsheet {spreadsheet_id}, tab {worksheet}"
+            else:
+                where = csv_path or example_sheet_path()
+                header, rows = sources.read_csv(where)
+            return sources.records_from_table(header, rows), where
+        except sources.GoogleUnreachable as exc:
+            raise ResumableAbort(str(exc)) from None
+
+
+def _refuse_a_shrink(ctx, ledger, records, where, allow_shrink, words, ledger_path):
+    """Refuse a load that would take more than half of the ledger's assets out of the source (issue #11):
+    that is a wrong tab, a truncated export or `load --example` on a real ledger, not a smaller sheet."""
+    before = ledger.keys_in_source()
+    leaving = len(before - {record.key for record in records})
+    if allow_shrink or leaving * 2 <= len(before):
+        return
+    raise InputFailure(f"{where} would take {leaving} of the ledger's {len(before)} assets out of the source "
+                       "(more than half); nothing was loaded. If it is the right source, load it with: "
+                       f"{next_step(ctx, *words, ledger_path=ledger_path)}")
 
 
 @cli.command("report")
@@ -170,27 +252,26 @@ def load(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, ledger_
 def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, credentials, ledger_path):
     """Show what the ledger holds: counts by state and reason and the PRD's success bars, or every asset as CSV.
 
+    Only reads the ledger (it works on a read-only or archived copy), except --sync-log, which records what
+    it appended. A CSV file starts with a byte-order mark so that Excel shows Korean titles; --csv - does not.
+
     \b
     Example:
         reversesync report
         reversesync report --csv report.csv --state failed
         reversesync report --sync-log --sheet 1pUMPKe... --credentials key.json
     """
-    path = _ledger_path(ctx, ledger_path)
-    if not os.path.exists(path):
-        raise InputFailure(f"no ledger at {os.path.abspath(path)}; run 'reversesync load' first.")
-    if sync_log and not spreadsheet_id:
-        raise click.UsageError("--sync-log needs --sheet SPREADSHEET_ID.")
-    ledger = open_ledger(ctx, ledger_path)
+    _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials)
+    if csv_path:
+        outputs.check_output_path(csv_path)
+    ledger = open_ledger(ctx, ledger_path, readonly=not sync_log)
     try:
         if sync_log:
-            return _append_sync_log(ledger, spreadsheet_id, credentials)
+            return _append_sync_log(ctx, ledger, spreadsheet_id, credentials, ledger_path)
         if csv_path:
-            if csv_path == "-":
-                count = report.write_csv(ledger, sys.stdout, state)
-            else:
-                with _output_file(csv_path) as handle:
-                    count = report.write_csv(ledger, handle, state)
+            with outputs.private_output(csv_path, bom=True) as handle:
+                count = report.write_csv(ledger, handle, state)
+            if csv_path != outputs.STDOUT:
                 click.echo(f"Wrote {count} assets to {csv_path}", err=True)
             return
         if as_json:
@@ -207,15 +288,24 @@ def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, cred
         ledger.close()
 
 
-def _output_file(path):
-    """A CSV file opened for writing, or an input error that says why it cannot be."""
-    try:
-        return open(path, "w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputFailure(f"cannot write {path}: {exc.strerror}.") from None
+def _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials):
+    """Usage errors for combinations whose options would be silently ignored (issue #11)."""
+    if sync_log:
+        if not spreadsheet_id:
+            raise click.UsageError("--sync-log needs --sheet SPREADSHEET_ID.")
+        if csv_path or state or as_json:
+            raise click.UsageError("--sync-log only appends to the Sync_Log tab; give --csv, --state or --json "
+                                   "in another report command.")
+        return
+    if spreadsheet_id or credentials:
+        raise click.UsageError("--sheet and --credentials go with --sync-log.")
+    if as_json and csv_path:
+        raise click.UsageError("--json and --csv are two outputs; give one of them.")
+    if state and not csv_path:
+        raise click.UsageError("--state filters the --csv listing; add --csv FILE (or --csv - for the screen).")
 
 
-def _append_sync_log(ledger, spreadsheet_id, credentials):
+def _append_sync_log(ctx, ledger, spreadsheet_id, credentials, ledger_path):
     entries = []
     for run in ledger.query("select * from runs where mode = 'live' and status = 'finished' order by id"):
         counts = json.loads(run["counts"] or "{}")
@@ -227,9 +317,13 @@ def _append_sync_log(ledger, spreadsheet_id, credentials):
             "Status": f"finished, {failed} failed" if failed else "finished",
         })
     if not entries:
-        raise InputFailure("no finished live run to log; run 'reversesync run --live' first.")
+        live_run = next_step(ctx, "run", "--live", ledger_path=ledger_path)
+        raise InputFailure(f"no finished live run to log; run '{live_run}' first.")
     with translated_errors():
-        appended, present = sources.append_sync_log(spreadsheet_id, entries, credentials)
+        try:
+            appended, present = sources.append_sync_log(spreadsheet_id, entries, credentials)
+        except sources.GoogleUnreachable as exc:
+            raise ResumableAbort(str(exc)) from None
     ledger.mark_sync_logged({e["Sync_ID"]: int(e["Sync_ID"].rsplit("-", 1)[1]) for e in entries
                              if e["Sync_ID"] in appended + present})
     if appended:
@@ -239,13 +333,88 @@ def _append_sync_log(ledger, spreadsheet_id, credentials):
 
 
 def iconik_options(command):
-    """--iconik-url, --app-id, --auth-token (env ICONIK_URL, ICONIK_APP_ID, ICONIK_AUTH_TOKEN)."""
-    command = click.option("--auth-token", envvar=iconik.ENV_AUTH_TOKEN, default=None, show_envvar=True,
-                           help="Iconik Auth-Token.")(command)
-    command = click.option("--app-id", envvar=iconik.ENV_APP_ID, default=None, show_envvar=True,
-                           help="Iconik App-ID.")(command)
-    return click.option("--iconik-url", envvar=iconik.ENV_URL, default=iconik.DEFAULT_URL, show_default=True,
-                        show_envvar=True, help="Iconik base URL.")(command)
+    """--iconik-url, --app-id and --auth-token-file; the command still receives iconik_url, app_id, auth_token.
+
+    There is no --auth-token (issue #11): a command line is in every local user's `ps` listing. The token is
+    resolved by resolve_auth_token() from --auth-token-file, ICONIK_AUTH_TOKEN or a hidden prompt on a
+    terminal, and both credentials are checked here, before any client is built, so that a missing one is
+    exit 2 naming what to set."""
+
+    @functools.wraps(command)
+    def with_credentials(*args, auth_token_file=None, **kwargs):
+        if not kwargs.get("app_id"):
+            token_known = bool(auth_token_file or os.environ.get(iconik.ENV_AUTH_TOKEN))
+            raise InputFailure(_missing_app_id(token_known))
+        kwargs["auth_token"] = resolve_auth_token(auth_token_file)
+        return command(*args, **kwargs)
+
+    for option in (
+        click.option("--auth-token-file", type=click.Path(dir_okay=False), default=None,
+                     help=f"File holding the Iconik Auth-Token. Default: env {iconik.ENV_AUTH_TOKEN}, else asked "
+                          "for on a terminal (never on the command line)."),
+        click.option("--app-id", envvar=iconik.ENV_APP_ID, default=None, show_envvar=True, help="Iconik App-ID."),
+        click.option("--iconik-url", envvar=iconik.ENV_URL, default=iconik.DEFAULT_URL, show_default=True,
+                     show_envvar=True, help="Iconik base URL."),
+    ):
+        with_credentials = option(with_credentials)
+    return with_credentials
+
+
+def resolve_auth_token(auth_token_file=None):
+    """The Iconik Auth-Token: from auth_token_file if given, else ICONIK_AUTH_TOKEN, else a hidden prompt when
+    stdin is a terminal. Without any of them: InputFailure (exit 2) naming ICONIK_AUTH_TOKEN and
+    --auth-token-file."""
+    if auth_token_file:
+        return _token_from_file(auth_token_file)
+    token = os.environ.get(iconik.ENV_AUTH_TOKEN, "").strip()
+    if token:
+        return token
+    if _stdin_is_terminal():
+        return _token_from_prompt()
+    raise InputFailure(f"no Iconik Auth-Token: set {iconik.ENV_AUTH_TOKEN} or give --auth-token-file FILE "
+                       "(on a terminal it is asked for).")
+
+
+def _missing_app_id(token_known):
+    if token_known:
+        return f"no Iconik App-ID: set {iconik.ENV_APP_ID} or give --app-id ID."
+    return (f"no Iconik credentials: set {iconik.ENV_APP_ID} and {iconik.ENV_AUTH_TOKEN}, or give --app-id ID and "
+            "--auth-token-file FILE.")
+
+
+def _stdin_is_terminal():
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _token_from_prompt():
+    try:
+        token = click.prompt("Iconik Auth-Token", hide_input=True, err=True).strip()
+    except click.Abort:
+        click.echo("\nInterrupted.", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    if not token:
+        raise InputFailure("no Iconik Auth-Token was typed.")
+    return token
+
+
+def _token_from_file(path):
+    try:
+        with open(path, encoding="utf-8-sig") as handle:  # Notepad may start the file with a BOM
+            lines = [line.strip() for line in handle.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise InputFailure(f"the token file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise InputFailure(f"the token file {path} is not UTF-8 text; put only the Auth-Token in it.") from None
+    except OSError as exc:
+        raise InputFailure(f"cannot read the token file {path}: {exc.strerror}.") from None
+    if not lines:
+        raise InputFailure(f"the token file {path} is empty; put the Auth-Token in it.")
+    if len(lines) > 1:
+        raise InputFailure(f"the token file {path} holds {len(lines)} lines; put only the Auth-Token in it.")
+    if os.name == "posix" and os.stat(path).st_mode & 0o077:
+        click.echo(f"note: the token file {path} is readable by other users; make it private: chmod 600 {path}",
+                   err=True)
+    return lines[0]
 
 
 class Progress:
@@ -279,8 +448,8 @@ class Progress:
             click.echo(f"Waiting {data['seconds']:.0f} s before re-checking writes whose answers were lost, so that "
                        "Iconik has settled (a blind re-send could duplicate them).", file=self.stream)
         elif kind == "settle_wait":
-            click.echo(f"Waiting {data['seconds']:.0f} s for the last writes to settle before reading segment lists.",
-                       file=self.stream)
+            click.echo(f"Waiting {data['seconds']:.0f} s for the last writes to settle before reading segment "
+                       "lists.", file=self.stream)
 
     def _progress(self, done, total, requests, elapsed, final=False, parked=0, next_due=0.0, waiting=0.0):
         now = time.monotonic()
@@ -420,7 +589,8 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
         _say_stderr(f"Interrupted. Continue with: {hint}")
         return EXIT_INTERRUPTED
     if result.mode == "dry" and result.unfinished_writes:
-        click.echo(f"Before writing, re-check the unfinished writes with: {next_step(ctx, 'run', '--live', ledger_path=ledger.path)}")
+        click.echo("Before writing, re-check the unfinished writes with: "
+                   f"{next_step(ctx, 'run', '--live', ledger_path=ledger.path)}")
     # The exit code says what the ledger holds, not what this run happened to touch (issue #11).
     return EXIT_FAILED_ROWS if ledger.failed_in_source() else 0
 
@@ -588,8 +758,8 @@ def verify_command(ctx, workers, rate, csv_path, settle, iconik_url, app_id, aut
 
 
 def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None, settle=0.0):
-    if csv_path and csv_path != "-":
-        _check_writable(csv_path)  # before any read: a bad path must not cost a whole verify (issue #11)
+    if csv_path:
+        outputs.check_output_path(csv_path)  # before any read: a bad path must not cost a whole verify (issue #11)
     with translated_errors():
         client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=rate, workers=workers)
         checked, mismatches = verify_module.verify(ledger, client, workers, on_event=Progress(), settle=settle)
@@ -597,45 +767,72 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
         click.echo(f"MISMATCH {found.asset_id} (row {found.row_numbers}, {found.state}, {found.kind}): expected "
                    f"{found.expected}; found {found.found}")
     if csv_path:
-        handle = sys.stdout if csv_path == "-" else _output_file(csv_path)
-        try:
+        with outputs.private_output(csv_path, bom=True) as handle:
             writer = csv.writer(handle)
             writer.writerow(["asset_id", "row_numbers", "state", "kind", "expected", "found"])
             for found in mismatches:
                 cells = (found.asset_id, found.row_numbers, found.state, found.kind, found.expected, found.found)
                 writer.writerow([report.neutralise(cell) for cell in cells])
-        finally:
-            if handle is not sys.stdout:
-                handle.close()
     click.echo(f"Verified {checked} assets: {checked - len(mismatches)} match, {len(mismatches)} do not "
                f"({client.stats.requests} requests).")
     return 1 if mismatches else 0
-
-
-def _check_writable(path):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise InputFailure(f"cannot write {path}: folder {folder} does not exist or is not writable.")
 
 
 @cli.command("runs")
 @ledger_option
 @click.pass_context
 def runs_command(ctx, ledger_path):
-    """List the ledger's runs: mode, times, duration, status, counts, requests and 429s.
+    """List the ledger's runs: mode, times, duration, status, requests, 429s, and what each did.
+
+    The counts are the rows each run left created, updated, checked (a dry run's plan), skipped, failed or
+    unfinished, from the ledger's event log: right for a run still going and for one that was killed.
+    Reads the ledger only.
 
     \b
     Example:
         reversesync runs
     """
-    ledger = open_ledger(ctx, ledger_path)
+    ledger = open_ledger(ctx, ledger_path, readonly=True)
     try:
         table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
     finally:
         ledger.close()
+    _echo_table(table)
+
+
+def _echo_table(table):
+    """Rows of text cells, aligned; the last column is left ragged."""
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+@cli.command("history")
+@click.argument("asset_id")
+@ledger_option
+@click.pass_context
+def history_command(ctx, asset_id, ledger_path):
+    """Show one asset's history: every state it went through, when, in which run and why; then where it is now.
+
+    ASSET_ID is the Iconik asset id (any case), or row:N for a row whose id was unusable. Reads the ledger
+    only; the event log keeps what reversesync did even after later runs re-checked the asset.
+
+    \b
+    Example:
+        reversesync history 1b4e28ba-2fa1-11d2-883f-0016d3cca427
+    """
+    ledger = open_ledger(ctx, ledger_path, readonly=True)
+    try:
+        row = ledger.find_asset(asset_id)
+        if row is None:
+            listing = next_step(ctx, "report", "--csv", "-", ledger_path=ledger_path)
+            raise InputFailure(f"no asset {asset_id} in the ledger {ledger.path}; its assets are listed by: "
+                               f"{listing}")
+        events = ledger.asset_events(row["asset_key"])
+    finally:
+        ledger.close()
+    for line in report.history_lines(row, events):
+        click.echo(line)
 
 
 @cli.command("demo")
@@ -644,11 +841,31 @@ def runs_command(ctx, ledger_path):
 def demo_command(ctx, keep_dir):
     """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify.
 
+    Without --keep it works in a temporary folder and removes it at the end.
+
     \b
     Example:
         reversesync demo --keep ./demo
     """
     folder = os.path.abspath(keep_dir) if keep_dir else tempfile.mkdtemp(prefix="reversesync-demo-")
+    try:
+        code = _demo(ctx, folder)
+    finally:
+        if not keep_dir:
+            # Issue #11: the folder was announced as temporary, so it goes (a second Ctrl-C or a crash too).
+            shutil.rmtree(folder, ignore_errors=True)
+    click.echo("")
+    if keep_dir:
+        click.echo(f"Ledger: {os.path.join(folder, 'demo.db')}")
+        click.echo(f"Report: {os.path.join(folder, 'report.csv')}")
+    else:
+        click.echo("The ledger and report were in a temporary folder, now removed; keep them with --keep DIR.")
+    click.echo("The failed rows are ids the example sheet names but the sandbox does not hold (404), on purpose.")
+    ctx.exit(code)
+
+
+def _demo(ctx, folder):
+    """The demo's seven steps in folder; returns verify's exit code."""
     os.makedirs(folder, exist_ok=True)
     ledger_path = os.path.join(folder, "demo.db")
     for stale in (ledger_path, ledger_path + "-wal", ledger_path + "-shm"):
@@ -669,10 +886,11 @@ def demo_command(ctx, keep_dir):
         click.echo(f"A sandbox Iconik is running on {url} with {len(catalogue.assets)} assets and a few injected "
                    "faults (5xx, 409, lost answers).")
         step(1, "load the example sheet (about 300 rows, every case) into the ledger")
-        ctx.invoke(load, csv_path=example_sheet_path(), ledger_path=ledger_path, spreadsheet_id=None,
-                   worksheet=sources.DEFAULT_WORKSHEET, credentials=None, example=False)
+        ctx.invoke(load, csv_path=example_sheet_path(), ledger_path=ledger_path)
         step(2, "dry run: read Iconik, decide every asset, write nothing")
-        options = engine.RunOptions(rate=rate)
+        # Settle time and read timeout scaled down with the sandbox's small latency (issue #10): the
+        # ratio that matters, settle > read timeout + late apply + index lag, is kept.
+        options = engine.RunOptions(rate=rate, settle=4.0, read_timeout=2.0)
         _do_run(ctx, ledger_path, url, app, token, options)
         step(3, "live run, interrupted on purpose after 60 rows, as a Ctrl-C would")
         _do_run(ctx, ledger_path, url, app, token, dataclasses.replace(options, live=True),
@@ -683,25 +901,17 @@ def demo_command(ctx, keep_dir):
         _do_run(ctx, ledger_path, url, app, token, dataclasses.replace(options, live=True))
         step(6, "report")
         ledger = open_ledger(ctx, ledger_path)
-        csv_file = os.path.join(folder, "report.csv")
         try:
             for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
                 click.echo(line)
-            with open(csv_file, "w", encoding="utf-8", newline="") as handle:
+            with outputs.private_output(os.path.join(folder, "report.csv"), bom=True) as handle:
                 report.write_csv(ledger, handle)
             step(7, "verify: read Iconik again for every asset reversesync wrote or found in sync")
-            code = _verify(ledger, url, app, token, 8, rate)
+            return _verify(ledger, url, app, token, 8, rate)
         finally:
             ledger.close()
     finally:
         server.stop()
-    click.echo("")
-    click.echo(f"Ledger: {ledger_path}")
-    click.echo(f"Report: {csv_file}")
-    click.echo("The failed rows are ids the example sheet names but the sandbox does not hold (404), on purpose.")
-    if not keep_dir:
-        click.echo("(a temporary folder; keep the files with --keep DIR)")
-    ctx.exit(code)
 
 
 def _mix_option(ctx, param, value):

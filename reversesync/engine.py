@@ -291,8 +291,8 @@ class Engine:
         if stats.last_sent > stats.last_answer:
             silent = time.monotonic() - max(stats.last_answer, began)
             if silent > silence_limit and self._fatal is None:
-                self._abort(IconikUnreachable("GET", "", None, f"Iconik at {self.client.url} gave no answer at all "
-                                                              f"for {silent:.0f} s"))
+                self._abort(IconikUnreachable(
+                    "GET", "", None, f"Iconik at {self.client.url} gave no answer at all for {silent:.0f} s"))
 
     def _abort(self, exc):
         with self._lock:
@@ -426,8 +426,9 @@ class Engine:
                 self.ledger.move(key, state, run_id=run_id, done=True,
                                  detail=f"{intent['op']} confirmed by a settled re-check", segment_id=landed["id"],
                                  intent=None, reason=None, last_error=None, action=intent["op"], **history,
-                                 reason_text=f"{intent['op']}d segment {landed['id']}, {ms(intent['start'], intent['end'])}"
-                                             "; its answer was lost, a settled re-check found it.")
+                                 reason_text=f"{intent['op']}d segment {landed['id']}, "
+                                             f"{ms(intent['start'], intent['end'])}; its answer was lost, a settled "
+                                             "re-check found it.")
                 return None, None
             self.ledger.move(key, CHECKED, run_id=run_id, intent=None, segment_id=landed["id"], **history,
                              detail=f"an earlier {intent['op']} ({ms(intent['start'], intent['end'])}) landed; "

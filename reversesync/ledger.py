@@ -4,6 +4,7 @@ import contextlib
 import datetime
 import json
 import os
+import pathlib
 import socket
 import sqlite3
 import threading
@@ -78,37 +79,175 @@ def migrations():
     return steps
 
 
+# --- opening (issue #11) ---------------------------------------------------------------------------
+# Only `load` creates a ledger; another application's SQLite file is refused before anything touches it;
+# commands that only read open the file read-only (no pragma, no migration), so an archived or read-only
+# copy can be reported on.
+
+
+class LedgerMissing(LedgerError):
+    """There is no ledger at the path (or only the empty file a failed first load left); `load` makes one."""
+
+
+class NotALedger(LedgerError):
+    """The file is another application's SQLite database; it is refused and left untouched."""
+
+
+class LedgerReadOnly(LedgerError):
+    """A command that writes was pointed at a ledger it cannot write."""
+
+
+class LedgerNeedsUpgrade(LedgerError):
+    """A read-only opening found a ledger written by an older reversesync; upgrading it needs a write."""
+
+
 def _create_private_file(path):
     # Mode 0600 from the first byte: the ledger holds asset ids and titles of a production catalogue.
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise LedgerError(f"cannot create the ledger {path}: {exc.strerror}. Choose a folder you can write "
+                          "with --ledger PATH.") from None
     os.close(fd)
 
 
-class Ledger:
-    """One open ledger file. Every read and write goes through one connection guarded by one lock."""
+def _writable(path):
+    """Writable by this process and not marked read-only. Root may write anything, but a file or folder
+    with no write bit is read-only by intent (and is how Windows shows its read-only attribute)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(mode & 0o222)
 
-    def __init__(self, path, *, upgrade=True, stop_before=None):
+
+def _connect_without_writing(path):
+    """A connection that cannot write the file and leaves no trace beside it.
+
+    mode=ro still creates -wal and -shm files for a WAL database; immutable=1 creates nothing. immutable is
+    right only while no process writes: a writer in WAL mode keeps a -wal file beside the database, so
+    without one the file is at rest (and an archived copy or a read-only folder never has a writer)."""
+    uri = pathlib.Path(path).as_uri()  # file:///C:/... on Windows, percent-encoded everywhere
+    if os.path.exists(path + "-wal"):
+        return sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False, timeout=10)
+    return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, check_same_thread=False, timeout=10)
+
+
+def _inspect(conn):
+    """("empty" | "reversesync" | "foreign", names of the applied reversesync migrations, table names)."""
+    tables = [row[0] for row in conn.execute(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name")]
+    if not tables:
+        return "empty", [], tables
+    if "_sqlite_migrations" not in tables:
+        return "foreign", [], tables
+    applied = [row[0] for row in conn.execute(
+        "select name from _sqlite_migrations where migration_set = ? order by id", [_MIGRATION_SET])]
+    return ("reversesync" if applied else "foreign"), applied, tables
+
+
+class Ledger:
+    """One open ledger file. Every read and write goes through one connection guarded by one lock.
+
+    create=False refuses a path with no ledger (LedgerMissing); readonly=True reads without writing
+    anything (LedgerNeedsUpgrade if the file needs a migration first). Opening for writing tightens a
+    ledger readable by others to 0600 and leaves a line about it in `notes` for the CLI to print."""
+
+    def __init__(self, path, *, upgrade=True, stop_before=None, create=True, readonly=False):
         self.path = os.path.abspath(path)
         self._lock = threading.RLock()
         self._lock_token = None
         self.lock_lost = threading.Event()
+        self.readonly = readonly
+        self.notes = []
+        try:
+            applied = self._check_what_is_there(create and not readonly)
+            if readonly:
+                self._open_readonly(applied)
+            else:
+                self._open_for_writing(upgrade, stop_before)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{self.path} is not a usable reversesync ledger: {exc}. It was not changed.") from exc
+
+    def _check_what_is_there(self, create):
+        """Make sure the path holds a reversesync ledger (or create one); never writes to an existing file."""
         if not os.path.exists(self.path):
+            if not create:
+                raise LedgerMissing(f"no ledger at {self.path}")
             folder = os.path.dirname(self.path)
             if not os.path.isdir(folder):
                 raise LedgerError(f"cannot create the ledger {self.path}: folder {folder} does not exist")
+            if not _writable(folder):
+                raise LedgerReadOnly(f"cannot create the ledger {self.path}: the folder {folder} is not writable. "
+                                     "Choose a folder you can write with --ledger PATH.")
             _create_private_file(self.path)
+            return []
+        if os.path.isdir(self.path):
+            raise LedgerError(f"{self.path} is a folder, not a ledger file.")
+        conn = _connect_without_writing(self.path)
         try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
-            self.db = sqlite_utils.Database(conn)
-            steps = migrations()
-            self._refuse_newer(steps)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the last commits.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            if upgrade:
-                steps.apply(self.db, stop_before=stop_before)
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{self.path} is not a usable reversesync ledger: {exc}") from exc
+            kind, applied, tables = _inspect(conn)
+        finally:
+            conn.close()
+        if kind == "foreign":
+            shown = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "")
+            raise NotALedger(f"{self.path} is not a reversesync ledger: it is another application's SQLite "
+                             f"database (tables {shown}). It was not changed; give another path with --ledger.")
+        if kind == "empty" and not create:
+            raise LedgerMissing(f"no ledger at {self.path} (the file is empty)")
+        return applied
+
+    def _open_readonly(self, applied):
+        unknown = sorted(set(applied) - set(MIGRATION_NAMES))
+        if unknown:
+            raise LedgerTooNew(
+                f"{self.path} was written by a newer reversesync (it has migrations {', '.join(unknown)}); "
+                "upgrade reversesync to use it. The ledger was not changed.")
+        missing = [name for name in MIGRATION_NAMES if name not in applied]
+        if missing:
+            raise LedgerNeedsUpgrade(
+                f"the ledger {self.path} was written by an older reversesync (it lacks {', '.join(missing)})")
+        self.db = sqlite_utils.Database(_connect_without_writing(self.path))
+
+    def _open_for_writing(self, upgrade, stop_before):
+        folder = os.path.dirname(self.path)
+        if not _writable(self.path):
+            raise LedgerReadOnly(f"the ledger {self.path} is read-only; this command writes to it. Make it "
+                                 "writable, or work on a writable copy.")
+        if not _writable(folder):
+            raise LedgerReadOnly(f"the ledger's folder {folder} is not writable; SQLite keeps its journal "
+                                 f"beside {os.path.basename(self.path)}, so this command cannot run there. "
+                                 "Move the ledger to a folder you can write.")
+        self._make_private()
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+        self.db = sqlite_utils.Database(conn)
+        steps = migrations()
+        self._refuse_newer(steps)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the last commits.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if upgrade:
+            steps.apply(self.db, stop_before=stop_before)
+
+    def _make_private(self):
+        """A ledger others can read is tightened to 0600 (with a note): it is as private as the catalogue."""
+        if os.name != "posix":
+            return  # no modes on Windows: the user's profile folder's ACL protects the file (see README)
+        for path in (self.path, self.path + "-wal", self.path + "-shm"):
+            try:
+                mode = os.stat(path).st_mode & 0o777
+            except FileNotFoundError:
+                continue
+            if not mode & 0o077:
+                continue
+            try:
+                os.chmod(path, 0o600)
+            except OSError as exc:
+                self.notes.append(f"note: {path} is readable by others (mode {mode:04o}) and could not be made "
+                                  f"private: {exc.strerror}.")
+                continue
+            if path == self.path:
+                self.notes.append(f"note: {path} was readable by others (mode {mode:04o}); it is now 0600.")
 
     def _refuse_newer(self, steps):
         unknown = sorted({m.name for m in steps.applied(self.db)} - set(MIGRATION_NAMES))
@@ -423,9 +562,10 @@ class Ledger:
                     raise LedgerLocked(
                         f"{self.path} is in use by 'reversesync {holder_command}' (pid {pid} on {holder_host}, "
                         f"since {acquired_at}); wait for it to finish or stop it, then try again.")
-                self.db.execute("insert into lock_log (at, event, pid, host, command, detail) values (?, ?, ?, ?, ?, ?)",
-                                [now_iso(), "taken_over", pid, holder_host, holder_command,
-                                 f"held since {acquired_at}; its process is gone"])
+                self.db.execute("insert into lock_log (at, event, pid, host, command, detail) "
+                                "values (?, ?, ?, ?, ?, ?)", [now_iso(), "taken_over", pid, holder_host,
+                                                              holder_command, f"held since {acquired_at}; its "
+                                                                              "process is gone"])
             self.db.execute("delete from lock")
             self.db.execute(
                 "insert into lock (id, token, pid, host, command, acquired_at, heartbeat, started) "
@@ -473,6 +613,55 @@ class Ledger:
             with self._writing():
                 self.db.execute("delete from lock where token = ?", [self._lock_token])
             self._lock_token = None
+
+    # --- history and run figures (issue #11) ---
+    # What each run did, counted from the event log, so that a killed or still running run shows its work
+    # (runs.counts is written only when a run closes), and an asset's history survives re-checks.
+
+    def keys_in_source(self):
+        """The keys of the assets the source held at its last load (the rows runs work on)."""
+        return {row[0] for row in self.iterate("select asset_key from assets where in_source = 1")}
+
+    def find_asset(self, text):
+        """The asset row named by text (its id in any case, 'row:N', or the id exactly as the sheet wrote it)."""
+        text = text.strip()
+        for sql, value in (("select * from assets where asset_key = ?", text.lower()),
+                           ("select * from assets where asset_key = ?", text),
+                           ("select * from assets where asset_id = ? order by asset_key limit 1", text)):
+            rows = self.query(sql, [value])
+            if rows:
+                return rows[0]
+        return None
+
+    def asset_events(self, key):
+        """Every event of one asset, oldest first: at, run_id, from_state, to_state, detail."""
+        return self.query("select at, run_id, from_state, to_state, detail from events where asset_key = ? "
+                          "order by id", [key])
+
+    def run_outcomes(self):
+        """{run id: {state: assets}}: each asset a run touched, once, in the state its last event in that
+        run left it (across resumes)."""
+        outcomes = {}
+        for run_id, state, n in self.iterate(
+                "select e.run_id, e.to_state, count(*) from events e join "
+                "(select max(id) as id from events where run_id is not null group by run_id, asset_key) last "
+                "on e.id = last.id group by e.run_id, e.to_state"):
+            outcomes.setdefault(run_id, {})[state] = n
+        return outcomes
+
+    def run_last_events(self):
+        """{run id: time of its last event}."""
+        return {run_id: at for run_id, at in self.iterate(
+            "select run_id, max(at) from events where run_id is not null group by run_id")}
+
+    def runs(self):
+        """Every run, oldest first."""
+        return self.query("select * from runs order by id")
+
+    def lock_holder(self):
+        """The lock's row (pid, host, command, acquired_at, heartbeat), or None when nobody holds it."""
+        rows = self.query("select pid, host, command, acquired_at, heartbeat from lock")
+        return rows[0] if rows else None
 
 
 def _unavailable(path, exc):

@@ -1,9 +1,13 @@
 """What the ledger says: counts by state and reason, and one CSV line per asset."""
 
 import csv
-import json
+import datetime
+import socket
+import time
 
-from .ledger import STATES
+import psutil
+
+from .ledger import LOCK_STALE_AFTER, STATES
 
 CSV_COLUMNS = ("asset_id", "row_numbers", "title", "time_start_ms", "time_end_ms", "state", "reason",
                "reason_text", "action", "segment_id", "attempts", "http_status", "last_error", "in_source",
@@ -56,21 +60,119 @@ def write_csv(ledger, handle, state=None):
 RUN_COLUMNS = ("id", "mode", "started", "finished", "duration", "status", "requests", "429s", "counts")
 
 
-def runs_table(ledger):
-    """One row of text cells per run, newest last."""
+def runs_table(ledger, now=None):
+    """One row of text cells per run, newest last.
+
+    Counts come from the event log, not from the figures a run writes when it closes (issue #11): a run
+    that was killed, or is still running, shows what it did so far, and a running run's duration counts from
+    its start. A run that never closed and is not running is shown as killed; its request figures as '?'."""
+    now = time.time() if now is None else now
+    runs = ledger.runs()
+    outcomes, last_events = ledger.run_outcomes(), ledger.run_last_events()
+    holder = ledger.lock_holder()
+    live_id = _live_run_id(runs, holder)
     table = []
-    for run in ledger.query("select * from runs order by id"):
-        counts = json.loads(run["counts"] or "{}")
-        summary = ", ".join(f"{key} {n}" for key, n in sorted(counts.items())) or "-"
-        table.append([str(run["id"]), run["mode"], run["started_at"][:19].replace("T", " "),
-                      (run["finished_at"] or "-")[:19].replace("T", " "), _duration(run["elapsed_seconds"]),
-                      run["status"], str(run["requests"]), str(run["throttled"]), summary])
+    for run in runs:
+        closed = run["finished_at"] is not None
+        live = run["id"] == live_id
+        status = "killed" if run["status"] == "running" and not live else run["status"]
+        if closed:
+            duration = _duration(run["elapsed_seconds"])
+        elif live:
+            # The leg under way started with the run, or, after a closed leg, when the resume took the lock.
+            leg_start = _epoch(holder["acquired_at"]) if run["elapsed_seconds"] else _epoch(run["started_at"])
+            duration = _duration(run["elapsed_seconds"] + max(0.0, now - leg_start))
+        else:
+            duration = _unclosed_duration(run, last_events.get(run["id"]))
+        table.append([str(run["id"]), run["mode"], _shown_time(run["started_at"]), _shown_time(run["finished_at"]),
+                      duration, status, _figure(run["requests"], closed), _figure(run["throttled"], closed),
+                      _outcome_summary(outcomes.get(run["id"], {}), run["mode"])])
     return table
+
+
+def _live_run_id(runs, holder):
+    """The run a live process holds the ledger for, or None."""
+    running = [run for run in runs if run["status"] == "running"]
+    if not running or holder is None or holder["command"] not in ("run", "resume") or not _holder_alive(holder):
+        return None
+    return running[-1]["id"]
+
+
+def _holder_alive(holder):
+    if holder["host"] != socket.gethostname():
+        return time.time() - holder["heartbeat"] < LOCK_STALE_AFTER  # cannot be probed from here
+    try:
+        process = psutil.Process(holder["pid"])
+        # A pid is reused after a kill: the holder must have started before it took the lock.
+        return process.create_time() <= _epoch(holder["acquired_at"]) + 1
+    except psutil.Error:
+        return False
+
+
+def _unclosed_duration(run, last_event):
+    """A run that stopped without closing: from its start to its last recorded step. With legs closed
+    before (a resume), the last leg's time is unknown: the closed legs' time, marked as a lower bound."""
+    if run["elapsed_seconds"]:
+        return _duration(run["elapsed_seconds"]) + "+"
+    if last_event is None:
+        return _duration(0)
+    return _duration(max(0.0, _epoch(last_event) - _epoch(run["started_at"])))
+
+
+def _outcome_summary(outcome, mode):
+    """'created 60, skipped 2, unfinished 3': rows by the state the run left them in."""
+    unfinished = outcome.get("pending", 0) + (outcome.get("checked", 0) if mode == "live" else 0)
+    parts = [f"{state} {outcome[state]}" for state in ("created", "updated", "checked", "skipped", "failed")
+             if outcome.get(state) and not (state == "checked" and mode == "live")]
+    if unfinished:
+        parts.append(f"unfinished {unfinished}")
+    return ", ".join(parts) or "-"
+
+
+def _figure(value, closed):
+    """Requests and 429s are recorded when a run (or a leg of it) closes: unknown, or a lower bound, before."""
+    if closed:
+        return str(value)
+    return f"{value}+" if value else "?"
+
+
+def _epoch(stamp):
+    return datetime.datetime.fromisoformat(stamp).timestamp()
+
+
+def _shown_time(stamp):
+    return (stamp or "-")[:19].replace("T", " ")
 
 
 def _duration(seconds):
     seconds = int(round(seconds or 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# --- one asset's history -------------------------------------------------------------------------------
+
+
+def history_lines(row, events):
+    """An asset's events (time, run, from -> to, detail), then where it stands now (issue #11)."""
+    times = "" if row["time_start_ms"] is None else f", {row['time_start_ms']}-{row['time_end_ms']} ms"
+    title = " ".join((row["title"] or "").split())
+    lines = [f"Asset {row['asset_id']} (row {row['row_numbers']}): {title or '(no title)'}{times}"]
+    if not row["in_source"]:
+        lines.append("  no longer in the source: left out of runs")
+    table = [["time (UTC)", "run", "from -> to", "detail"]]
+    table += [[_shown_time(event["at"]), "-" if event["run_id"] is None else str(event["run_id"]),
+               f"{event['from_state'] or '-'} -> {event['to_state']}", event["detail"] or ""] for event in events]
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    lines += [""] + ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[3]
+                     for line in table]
+    lines += ["", f"Now: {row['state']}; reason {row['reason'] or '-'}; action {row['action'] or '-'}; "
+                  f"segment {row['segment_id'] or '-'}"]
+    if row.get("done_action"):
+        lines.append(f"  reversesync's last write: {row['done_action']} of segment {row.get('done_segment_id') or '-'} "
+                     f"in run {row.get('done_run_id') or '-'}")
+    if row["reason_text"]:
+        lines.append(f"  {row['reason_text']}")
+    return lines
 
 
 def success_bars(ledger):

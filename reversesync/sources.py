@@ -5,9 +5,11 @@ import dataclasses
 import hashlib
 import os
 import re
+import time
 
 import gspread
-from google.auth.exceptions import GoogleAuthError
+import requests
+from google.auth import exceptions as google_auth_errors
 from google.oauth2 import service_account
 
 from .errors import InputError, SheetAccessError
@@ -25,6 +27,14 @@ SYNC_LOG_COLUMNS = ("Sync_ID", "Sync_Type", "Started_At", "Completed_At", "Asset
 CROSS_CHECK_TOLERANCE_MS = 1000
 
 INVALID, NO_TIMECODE, DUPLICATE_CONFLICT = "invalid", "no_timecode", "duplicate_conflict"
+
+# The ledger stores times as SQLite integers (int64); a larger number is no time, and would stop the whole
+# load with an OverflowError (issue #11): such a row is rejected as invalid instead.
+LARGEST_MS = 2 ** 63 - 1
+
+# Python's csv module refuses a field over 131,072 characters. A long title is no reason to fail a load
+# (issue #11). A C long is 32 bits on Windows, so sys.maxsize would overflow there.
+CSV_FIELD_LIMIT = 2 ** 31 - 1
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _WHOLE = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.0*)?$")
@@ -125,6 +135,9 @@ def check_row(row_number, cells):
         if ms is None:
             return reject(INVALID, f"{column} is {_shown(cell)}, not a whole number of milliseconds "
                                    "(0 or more); correct the cell.")
+        if ms > LARGEST_MS:
+            return reject(INVALID, f"{column} is {_shown(cell)}, too large to be a time in milliseconds "
+                                   f"(at most {LARGEST_MS}); correct the cell.")
         times.append(ms)
     start, end = times
     if end <= start:
@@ -208,6 +221,7 @@ def read_csv(path):
         handle = open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise InputError(f"{path} does not exist.") from None
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(handle)
     try:
         header = next(reader, None)
@@ -256,16 +270,46 @@ def _sheets_http(credentials, scopes, timeout):
     return client.http_client, creds.service_account_email, key_file
 
 
+class GoogleUnreachable(SheetAccessError):
+    """Google did not answer (network, proxy, a sign-in service failing); trying again later can work."""
+
+
 def _google_call(call, spreadsheet_id, worksheet, http, email, key_file, writing=False):
     try:
         return call()
     except gspread.exceptions.APIError as exc:
         raise _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing) from None
-    except GoogleAuthError as exc:
-        raise SheetAccessError(f"Google refused the service-account key {key_file}: {exc}") from None
+    except google_auth_errors.GoogleAuthError as exc:
+        raise _sign_in_error(exc, key_file) from None
     except OSError as exc:  # requests' connection errors and timeouts are OSErrors
-        raise SheetAccessError(f"could not reach Google Sheets ({type(exc).__name__}); check the network "
-                               "and try again.") from None
+        raise _unreachable(exc) from None
+
+
+def _sign_in_error(exc, key_file):
+    """google.auth raises TransportError (a GoogleAuthError) when the network fails while it signs in:
+    that is no refused key (issue #11). A RefreshError is Google's answer about the key itself, unless it
+    is marked retryable (the sign-in service failed)."""
+    if isinstance(exc, (google_auth_errors.TransportError, google_auth_errors.TimeoutError)):
+        return _unreachable(exc)
+    said = (exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)).rstrip(".")
+    if getattr(exc, "retryable", False):
+        return GoogleUnreachable(f"could not reach Google: its sign-in service failed ({said}); try again in a "
+                                 "few minutes.")
+    return SheetAccessError(f"Google refused the key {key_file}: {said}. Check that the service account and "
+                            "this key still exist, or download a new JSON key for it.")
+
+
+def _unreachable(exc):
+    """'could not reach Google (Connection refused)': the operating system's words when there are some
+    (refused, name not known, unreachable), else the kind of failure that started it (ReadTimeout, ...)."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    if found:
+        why = found.group(1).strip()
+    else:
+        while exc.__cause__ is not None:
+            exc = exc.__cause__
+        why = type(exc).__name__
+    return GoogleUnreachable(f"could not reach Google ({why}); check the network (or the proxy) and try again.")
 
 
 def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=None, timeout=(10, 60)):
@@ -284,23 +328,73 @@ def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=N
     return header, [row + [""] * (width - len(row)) for row in rows]
 
 
+# A values:append whose answer is lost (5xx, timeout, dropped connection) is looked up by its Sync_ID before
+# anything is sent again; after this many sends without a confirmation, the command stops.
+APPEND_ATTEMPTS = 3
+APPEND_SETTLE_SECONDS = 2.0  # between a lost answer and the look-up
+
+
 def append_sync_log(spreadsheet_id, entries, credentials=None, timeout=(10, 60)):
     """Append Sync_Log rows (dicts keyed by SYNC_LOG_COLUMNS) whose Sync_ID is not there yet.
 
-    Returns (appended ids, ids already present). Reads the Sync_ID column first, so appending the
-    same run twice never happens, whatever the ledger remembers."""
+    Returns (appended ids, ids already present). Reads the Sync_ID column first, so appending the same run
+    twice never happens, whatever the ledger remembers. gspread's back-off client re-sends any request
+    answered 5xx, POST included, which appended runs twice (issue #10): the append goes through a plain client
+    instead, and an append whose answer was lost is looked up in the Sync_ID column, never re-sent blindly."""
     http, email, key_file = _sheets_http(credentials, WRITE_SCOPES, timeout)
-    tab = gspread.utils.absolute_range_name(SYNC_LOG_TAB)
-    present = _google_call(lambda: http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(
-        SYNC_LOG_TAB, "A:A")), spreadsheet_id, SYNC_LOG_TAB, http, email, key_file)
-    logged = {str(row[0]) for row in present.get("values", []) if row}
-    new = [entry for entry in entries if entry["Sync_ID"] not in logged]
-    if new:
-        body = {"values": [[entry[column] for column in SYNC_LOG_COLUMNS] for entry in new]}
-        _google_call(lambda: http.values_append(spreadsheet_id, tab, params={
-            "valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}, body=body),
-            spreadsheet_id, SYNC_LOG_TAB, http, email, key_file, writing=True)
-    return [e["Sync_ID"] for e in new], [e["Sync_ID"] for e in entries if e["Sync_ID"] in logged]
+    plain = gspread.HTTPClient(auth=None, session=http.session)
+    plain.set_timeout(timeout)
+
+    def logged_ids():
+        answer = _google_call(lambda: http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(
+            SYNC_LOG_TAB, "A:A")), spreadsheet_id, SYNC_LOG_TAB, http, email, key_file)
+        return {str(row[0]) for row in answer.get("values", []) if row}
+
+    def append(batch):
+        return _append_once(plain, spreadsheet_id, batch, lambda exc: _sheet_error(
+            exc, http, spreadsheet_id, SYNC_LOG_TAB, email, writing=True), key_file)
+
+    logged = logged_ids()
+    present = [e["Sync_ID"] for e in entries if e["Sync_ID"] in logged]
+    waiting = [entry for entry in entries if entry["Sync_ID"] not in logged]
+    appended, lost = [], None
+    for _ in range(APPEND_ATTEMPTS):
+        if not waiting:
+            break
+        lost = append(waiting)
+        if lost is None:
+            appended += [e["Sync_ID"] for e in waiting]
+            waiting = []
+            break
+        time.sleep(APPEND_SETTLE_SECONDS)
+        logged = logged_ids()
+        appended += [e["Sync_ID"] for e in waiting if e["Sync_ID"] in logged]
+        waiting = [e for e in waiting if e["Sync_ID"] not in logged]
+    if waiting:
+        raise GoogleUnreachable(
+            f"Google did not confirm the Sync_Log append of {', '.join(e['Sync_ID'] for e in waiting)} after "
+            f"{APPEND_ATTEMPTS} tries (last: {lost}), and the rows are not in the tab; nothing was appended "
+            "twice. Try again later.")
+    return appended, present
+
+
+def _append_once(plain, spreadsheet_id, entries, refused, key_file):
+    """Send one values:append without retrying: None when Google confirmed it, else why its outcome is
+    unknown (a 429 or 5xx answer, a timeout, a dropped connection). A refusal (4xx) raises."""
+    body = {"values": [[entry[column] for column in SYNC_LOG_COLUMNS] for entry in entries]}
+    try:
+        plain.values_append(spreadsheet_id, gspread.utils.absolute_range_name(SYNC_LOG_TAB), params={
+            "valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}, body=body)
+        return None
+    except gspread.exceptions.APIError as exc:
+        code = exc.code if isinstance(exc.code, int) else exc.response.status_code
+        if code == 429 or code >= 500:
+            return f"Google answered {code}"
+        raise refused(exc) from None
+    except google_auth_errors.GoogleAuthError as exc:
+        raise _sign_in_error(exc, key_file) from None  # signing in failed: the append was never sent
+    except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+        return f"no answer: {type(exc).__name__}"
 
 
 def _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False):

@@ -23,7 +23,7 @@ HEADER = ["id", "title", "time_start_ms", "time_end_ms", "time_start_S", "time_e
           "ProjectName"]
 
 
-REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
 
 
 def _exchange(method, uri, status, body):
@@ -71,6 +71,11 @@ def cassettes():
         404, "Requested entity was not found.", "NOT_FOUND"))]
     yield "sheets_not_shared", [_token(), _exchange("GET", _values_uri(tab), 403, _error(
         403, "The caller does not have permission", "PERMISSION_DENIED"))]
+    # Google's token endpoint refusing the key's signed assertion (a deleted or disabled key), RFC 6749 5.2.
+    refused = _exchange("POST", "https://oauth2.googleapis.com/token", 400, {
+        "error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+    refused["request"]["body"] = _token()["request"]["body"]
+    yield "sheets_key_refused", [refused]
     yield "sheets_missing_worksheet", [
         _token(),
         _exchange("GET", _values_uri("Timestamps"), 400, _error(
@@ -102,6 +107,16 @@ def sync_log_cassettes():
         "range": "Sync_Log!A1:A2", "majorDimension": "ROWS", "values": [header[:1], earlier[:1]]}), appended]
     yield "sync_log_already_there", [_token(), _exchange("GET", column, 200, {
         "range": "Sync_Log!A1:A3", "majorDimension": "ROWS", "values": [header[:1], earlier[:1], [SYNC_ID]]})]
+    # issue #10: a values:append answered 503 may have landed. The column is read again before anything is
+    # sent again: here the row is there (no second append) ...
+    unavailable = _exchange("POST", append, 503, _error(503, "The service is currently unavailable.", "UNAVAILABLE"))
+    before = _exchange("GET", column, 200, {"range": "Sync_Log!A1:A2", "majorDimension": "ROWS",
+                                            "values": [header[:1], earlier[:1]]})
+    landed = _exchange("GET", column, 200, {"range": "Sync_Log!A1:A3", "majorDimension": "ROWS",
+                                            "values": [header[:1], earlier[:1], [SYNC_ID]]})
+    yield "sync_log_append_lost_landed", [_token(), before, unavailable, landed]
+    # ... and here it is not, so it is appended once more.
+    yield "sync_log_append_lost_absent", [_token(), before, unavailable, before, appended]
     yield "sync_log_viewer_only", [_token(), _exchange("GET", column, 200, {
         "range": "Sync_Log!A1:A2", "majorDimension": "ROWS", "values": [header[:1]]}),
         _exchange("POST", append, 403, _error(403, "The caller does not have permission", "PERMISSION_DENIED"))]

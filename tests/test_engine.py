@@ -410,9 +410,9 @@ def test_live_run_with_search_reads_only_the_segments_afresh_before_writing(sand
     loaded((A, 1000, 5000))
     assert invoke("run", "--live").exit_code == 0
     paths = [(method, path.replace(A, "A")) for method, path, _ in sandbox.requests()]
-    assert paths == [("GET", "/API/users/v1/users/current/"), ("GET", "/API/users/v1/users/current/roles/"), ("POST", "/API/search/v1/search/"),
-                     ("POST", "/API/search/v1/search/"), ("GET", "/API/assets/v1/assets/A/segments/"),
-                     ("POST", "/API/assets/v1/assets/A/segments/")]
+    assert paths == [("GET", "/API/users/v1/users/current/"), ("GET", "/API/users/v1/users/current/roles/"),
+                     ("POST", "/API/search/v1/search/"), ("POST", "/API/search/v1/search/"),
+                     ("GET", "/API/assets/v1/assets/A/segments/"), ("POST", "/API/assets/v1/assets/A/segments/")]
 
 
 def test_an_unexpected_answer_fails_its_row_and_the_run_goes_on(sandbox, loaded, invoke, ledger_path):

@@ -43,7 +43,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(ledger_path, tmp_pat
         process.send_signal(signal.SIGINT)
         code, out, err = finish(process)
         assert code == 130, err
-        assert "resume with: reversesync resume" in err
+        assert f"Interrupted. Continue with: reversesync --ledger {ledger_path} resume" in err
         ledger = Ledger(ledger_path)
         states = collections.Counter(r["state"] for r in ledger.query("select state from assets"))
         assert 0 < states["created"] < 60 and states["failed"] == 0

@@ -18,14 +18,25 @@ def test_transition_table_is_pinned():
         None: {PENDING, SKIPPED},
         PENDING: {PENDING, CHECKED, SKIPPED, FAILED},
         CHECKED: {CHECKED, PENDING, CREATED, UPDATED, SKIPPED, FAILED},
-        CREATED: {CREATED, PENDING, SKIPPED},
-        UPDATED: {UPDATED, PENDING, SKIPPED},
-        SKIPPED: {SKIPPED, PENDING},
-        FAILED: {FAILED, PENDING, SKIPPED},
+        CREATED: {CREATED, PENDING, SKIPPED, FAILED},
+        UPDATED: {UPDATED, PENDING, SKIPPED, FAILED},
+        SKIPPED: {SKIPPED, PENDING, CHECKED, FAILED},
+        FAILED: {FAILED, PENDING, CHECKED, SKIPPED},
     }
 
 
-@pytest.mark.parametrize("start, end", [(PENDING, CREATED), (PENDING, UPDATED), (CREATED, FAILED),
+def test_every_state_that_can_hold_an_intent_can_go_back_to_rechecking():
+    """A write that may have landed always has a way out (issue #10): re-checking is reachable from each state."""
+    for state in (PENDING, CHECKED, SKIPPED, FAILED):
+        check_transition(state, CHECKED)
+
+
+def test_any_row_can_fail_so_one_bad_row_never_stops_a_run():
+    for state in (PENDING, CHECKED, CREATED, UPDATED, SKIPPED, FAILED):
+        check_transition(state, FAILED)
+
+
+@pytest.mark.parametrize("start, end", [(PENDING, CREATED), (PENDING, UPDATED), (CREATED, CHECKED),
                                         (SKIPPED, CREATED), (None, CHECKED), (FAILED, CREATED)])
 def test_illegal_transition_raises(start, end):
     with pytest.raises(errors.IllegalTransition):
@@ -37,7 +48,7 @@ def test_move_writes_state_and_event_together_and_illegal_move_changes_nothing(l
     ledger.load([AssetRecord(ID, ID, [2], "t", 1000, 2000)])
     ledger.move(ID, CHECKED, run_id=None, detail="plan create", action="create")
     with pytest.raises(errors.IllegalTransition):
-        ledger.move_many([(ID, CREATED, {"segment_id": "s"}, None), (ID, FAILED, {}, None)])
+        ledger.move_many([(ID, CREATED, {"segment_id": "s"}, None), (ID, CHECKED, {}, None)])
     # the whole batch rolled back, the legal first move included
     row = ledger.asset(ID)
     assert (row["state"], row["action"], row["segment_id"]) == (CHECKED, "create", None)

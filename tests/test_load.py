@@ -128,7 +128,7 @@ def test_report_csv_round_trip_neutralises_formulas(invoke, ledger_path, tmp_pat
     out = tmp_path / "report.csv"
     result = invoke("report", "--csv", out)
     assert result.exit_code == 0
-    rows = list(csv.DictReader(open(out, encoding="utf-8", newline="")))
+    rows = list(csv.DictReader(open(out, encoding="utf-8-sig", newline="")))  # a BOM, for Excel (issue #11)
     assert [r["asset_id"] for r in rows] == [ID_A, ID_B, "../x"]
     assert rows[0]["title"] == "'=HYPERLINK(\"x\")"
     assert rows[1]["title"] == "'+1, -2\n@x"
