@@ -36,71 +36,150 @@ EDITABLE_SEGMENT_FIELDS = (
 )
 
 
+# How the pace reacts (see Pacer): a 429 cuts it by a fifth, a Remaining warning by a fiftieth; without
+# either, it climbs back by RECOVERY x rate per second.
+THROTTLE_CUT, WARNING_CUT, RECOVERY = 0.8, 0.98, 1 / 25
+
+
 class Pacer:
     """Request pacing shared by every worker thread.
 
-    Spaces request starts evenly at `rate` per second, never more than WINDOW_REQUESTS in any
-    WINDOW_SECONDS, and lets a 429 pause every worker at once. When Iconik says it is running low
-    (RateLimit-Remaining) or answers 429, the pace drops, then climbs back towards `rate`.
+    The pace is the client's own: request starts spaced evenly at `rate` per second and never more than
+    `window_requests` in any `window_seconds`. That alone keeps a client that has the token to itself under
+    both of Iconik's limits (~50/s and 1000 per 20 s, ICONIK-FACTS 5), so nothing else needs to slow it.
+
+    A 429 is the one hard signal: it cuts the pace multiplicatively (once per burst of 429s, not once per
+    worker) and pauses every worker for Retry-After; the pace then climbs back linearly as answers come.
+
+    RateLimit-Remaining is undocumented (ICONIK-FACTS 7.7). It may count the per-second budget (~50; a token
+    bucket or a calendar second) or what is left of the 20 s window (falls towards 0 at a steady 50/s by
+    design). Reading it either way as "low means slow down" throttles a well-behaved client under the other
+    reading (a live run fell from 50 to ~5 req/s). So the pacer asks only whether Remaining is lower than
+    our own sends can explain. From its own send times it predicts the least Remaining could be under any
+    reading: one second's budget less our sends in the last second (no per-second scheme leaves less to a
+    client that paces evenly), and the window less our sends in it. Remaining below the lower of the two, by
+    more than a margin for network jitter and for the requests sent after this one (they may have reached
+    Iconik first), means something else spends this token: a warning, and the pace eases off a little.
+
+    - Alone on the token, under any reading: Remaining is never below both predictions, so it never slows
+      us; at full pace both predictions are near 0 (and so is a window reading), which is as expected.
+    - A shared token (another client, another run) while we run below full pace: Remaining falls below what
+      we explain, and we ease off before the 429s come. At full pace the predictions are near 0 and the
+      other client's share cannot show: its 429s remain the signal, as they must be anyway.
+    Because every prediction is a lower bound for a client alone, Remaining can slow us only when the budget
+    is really being spent elsewhere; and nothing but a 429 ever cuts the pace hard.
     """
 
-    def __init__(self, rate=DEFAULT_RATE, window_requests=WINDOW_REQUESTS, window_seconds=WINDOW_SECONDS):
+    def __init__(self, rate=DEFAULT_RATE, window_requests=WINDOW_REQUESTS, window_seconds=WINDOW_SECONDS, *,
+                 clock=time.monotonic, sleep=time.sleep):
         self.max_rate = float(rate)
         self.rate = float(rate)
         self.min_rate = max(1.0, self.max_rate / 20)
         self.window_requests = window_requests
         # A little slack on the window: our send times and Iconik's arrival times differ by network jitter.
         self.window_seconds = window_seconds * 1.01 if window_requests else 0
+        # Spread the window's requests evenly too, rather than run at `rate` into the cap and stall there.
+        self._min_interval = self.window_seconds / window_requests if window_requests else 0.0
+        self.second_budget = max(1.0, self.max_rate)
+        self.slack = max(2.0, 0.1 * self.second_budget)
+        self.warnings = 0
+        self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._next = 0.0
         self._paused_until = 0.0
-        self._sent = collections.deque()
-        self._remaining_high = 0
-        self._last_cut = 0.0
+        self._sent = collections.deque()  # our send times inside the window
+        self._last_second = collections.deque()  # our send times inside the last second
+        self._seq = 0
+        self._expected = {}  # send time -> (sequence number, least Remaining our own sends explain)
+        # Requests up to these sequence numbers were sent before the last cut for a 429 / for a warning.
+        self._cut_seq = {THROTTLE_CUT: 0, WARNING_CUT: 0}
+        self._last_change = float("-inf")
 
     def wait(self):
         """Block until this thread may send a request; returns the send time."""
         while True:
             with self._lock:
-                now = time.monotonic()
-                start = max(self._next, self._paused_until)
-                if self.window_requests and len(self._sent) >= self.window_requests:
-                    start = max(start, self._sent[0] + self.window_seconds)
+                now = self._clock()
+                start = self._start_time(now)
                 if start <= now:
-                    # Catch up at most one interval after a late wake-up, so sleep overshoot does not
-                    # cost throughput, but an idle pacer never releases a burst.
-                    self._next = max(self._next, now - 1.0 / self.rate) + 1.0 / self.rate
-                    if self.window_requests:
-                        self._sent.append(now)
-                        while len(self._sent) > self.window_requests:
-                            self._sent.popleft()
+                    self._grant(now)
                     return now
-            time.sleep(min(start - now, 0.25))
+            self._sleep(min(start - now, 0.25))
+
+    def _start_time(self, now):
+        start = max(self._next, self._paused_until)
+        if self.window_requests:
+            _drop_before(self._sent, now - self.window_seconds)
+            if len(self._sent) >= self.window_requests:
+                start = max(start, self._sent[0] + self.window_seconds)
+        return start
+
+    def _grant(self, now):
+        # Keep the schedule after a late wake-up, so sleep overshoot does not cost throughput; after an
+        # idle spell start a new one, so an idle pacer never releases a burst.
+        interval = max(1.0 / self.rate, self._min_interval)
+        self._next = self._next + interval if now - self._next < interval else now + interval
+        if self.window_requests:
+            self._sent.append(now)
+        self._last_second.append(now)
+        _drop_before(self._last_second, now - 1.0)
+        self._seq += 1
+        self._expected[now] = (self._seq, self._least_remaining())
+        # Forget sends whose answer will never come (transport errors): older than any answer can be.
+        horizon = now - max(60.0, 2 * self.window_seconds)
+        while self._expected and next(iter(self._expected)) < horizon:
+            del self._expected[next(iter(self._expected))]
+
+    def _least_remaining(self):
+        """The least RateLimit-Remaining our own sends explain, whichever budget Iconik reports."""
+        least = self.second_budget - len(self._last_second)
+        if self.window_requests:
+            least = min(least, self.window_requests - len(self._sent))
+        return least
 
     def pause(self, seconds):
         """Stop every worker for seconds (a 429's Retry-After)."""
         with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def throttled(self, sent_at):
         """A 429 for a request sent at sent_at: slow down once per burst of them, not once per worker."""
         with self._lock:
-            if sent_at >= self._last_cut:
-                self.rate = max(self.min_rate, self.rate * 0.8)
-                self._last_cut = time.monotonic()
+            seq, _ = self._expected.pop(sent_at, (0, None))
+            self._cut(seq, THROTTLE_CUT)
 
-    def observe_remaining(self, remaining, sent_at):
-        """Follow Iconik's RateLimit-Remaining: ease off as it runs low, speed up while it stays high."""
+    def answered(self, sent_at, remaining=None):
+        """Any other answer: ease off if Remaining shows the budget spent elsewhere, else recover the pace."""
         with self._lock:
-            self._remaining_high = max(self._remaining_high, remaining)
-            if self._remaining_high < 5:
-                return
-            if remaining < 0.2 * self._remaining_high:
-                if sent_at >= self._last_cut:
-                    self.rate = max(self.min_rate, self.rate * 0.95)
-                    self._last_cut = time.monotonic()
-            elif remaining > 0.5 * self._remaining_high and self.rate < self.max_rate:
-                self.rate = min(self.max_rate, self.rate + 0.05)
+            seq, least = self._expected.pop(sent_at, (0, None))
+            if not seq:
+                return  # sent so long ago that it tells nothing about the pace now
+            sent_since = self._seq - seq  # sent after this request: they may have reached Iconik before it
+            if remaining is not None and remaining < least - sent_since - self.slack:
+                self.warnings += 1
+                self._cut(seq, WARNING_CUT)
+            elif seq > max(self._cut_seq.values()):
+                self._recover()
+
+    def _cut(self, seq, factor):
+        """Slow down, unless the request was sent before the last such cut: one per burst, not per worker."""
+        if seq > self._cut_seq[factor]:
+            self.rate = max(self.min_rate, self.rate * factor)
+            self._cut_seq[factor] = self._seq
+            self._last_change = self._clock()
+
+    def _recover(self):
+        now = self._clock()
+        if self.rate < self.max_rate:
+            gained = self.max_rate * RECOVERY * max(0.0, now - self._last_change)
+            self.rate = min(self.max_rate, self.rate + gained)
+        self._last_change = now
+
+
+def _drop_before(times, cutoff):
+    """Drop the times at or before cutoff from the left of a sorted deque."""
+    while times and times[0] <= cutoff:
+        times.popleft()
 
 
 class Stats:
@@ -335,9 +414,8 @@ class IconikClient:
             self.stats.count(method, None, write)
             raise self._transport_error(exc, method, path, write) from None
         self.stats.count(method, response.status_code, write)
-        remaining = response.headers.get("RateLimit-Remaining")
-        if remaining is not None and remaining.strip().isdigit():
-            self.pacer.observe_remaining(int(remaining), sent_at)
+        if response.status_code != 429:
+            self.pacer.answered(sent_at, _remaining(response))
         if response.status_code < 300:
             return response.json() if response.content else {}
         raise self._status_error(response, method, path, sent_at)
@@ -369,3 +447,9 @@ class IconikClient:
         if status >= 500:
             return errors.ServerError(method, path, status, message)
         return errors.BadRequest(method, path, status, message)
+
+
+def _remaining(response):
+    """RateLimit-Remaining as a number, or None when absent or not a whole number."""
+    value = (response.headers.get("RateLimit-Remaining") or "").strip()
+    return int(value) if value.isdigit() else None
