@@ -5,6 +5,8 @@ import datetime
 import email.utils
 import os
 import random
+import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -240,21 +242,77 @@ def error_message(response):
     return str(body)[:200]
 
 
-def _never_sent(exc):
-    """True when a requests exception proves the request never left this machine."""
-    seen = set()
-    pending = [exc]
+def _causes(exc):
+    """exc and every exception it wraps (reason, __cause__, __context__, args), each once."""
+    seen, pending = set(), [exc]
     while pending:
         current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # urllib3 puts plain strings in args and sometimes in reason
         seen.add(id(current))
-        if isinstance(current, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-                                ConnectionRefusedError, requests.exceptions.ConnectTimeout)):
-            return True
-        pending += [getattr(current, "reason", None), current.__cause__, current.__context__,
-                    *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]]
-    return False
+        yield current
+        pending += [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+
+
+def _never_sent(exc):
+    """True when a requests exception proves the request never left this machine."""
+    return any(isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                                  ConnectionRefusedError, requests.exceptions.ConnectTimeout))
+               for cause in _causes(exc))
+
+
+# What OpenSSL versions call a plain-HTTP answer to a TLS hello.
+PLAIN_HTTP_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+
+
+def tls_cause(exc):
+    """The TLS problem behind an SSLError in a few words, e.g. 'certificate verify failed: self-signed certificate'."""
+    found = [cause for cause in _causes(exc) if isinstance(cause, ssl.SSLError)]
+    if not found:
+        return str(exc)[:200]
+    deepest = found[-1]
+    if isinstance(deepest, ssl.SSLCertVerificationError) and deepest.verify_message:
+        return f"certificate verify failed: {deepest.verify_message}"
+    text = deepest.args[1] if len(deepest.args) > 1 and isinstance(deepest.args[1], str) else str(deepest)
+    # "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)" -> "wrong version number"
+    text = re.sub(r"^\[SSL(: [A-Z_]+)?\]\s*|\s*\(_ssl\.c:\d+\)$", "", text).strip()
+    if getattr(deepest, "reason", None) in PLAIN_HTTP_REASONS:
+        text += " (the server does not seem to speak TLS)"
+    return text or type(deepest).__name__
+
+
+URL_FORM = "use the form https://app.iconik.io (scheme http or https, host, optional port, no path)"
+
+
+def checked_base_url(url):
+    """The Iconik base URL without its trailing slash, or EndpointError naming what is wrong with it."""
+    problem = _base_url_problem(url)
+    if problem:
+        raise errors.EndpointError(f"ICONIK_URL {url!r} is not an Iconik base URL ({problem}); {URL_FORM}.")
+    return url.rstrip("/")
+
+
+def _base_url_problem(url):
+    if url != url.strip() or any(ch.isspace() for ch in url):
+        return "it contains spaces"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme!r} is not http or https" if parts.scheme else "no scheme"
+    if not parts.hostname:
+        return "no host"
+    if "@" in parts.netloc:
+        return "credentials belong in ICONIK_APP_ID and ICONIK_AUTH_TOKEN, not in the URL"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    if parts.path not in ("", "/"):
+        return f"it has a path {parts.path!r}; the client adds /API/... itself"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "it has a query or fragment"
+    return None
 
 
 def _safe_id(value, what):
@@ -282,14 +340,14 @@ class IconikClient:
 
     def __init__(self, url=None, app_id=None, auth_token=None, *, rate=DEFAULT_RATE, retries=3, workers=8,
                  timeout=(5.0, 30.0), per_page=100, pacer=None, backoff=0.5, max_backoff=20.0):
-        url = url or os.environ.get(ENV_URL) or DEFAULT_URL
+        url = checked_base_url(url or os.environ.get(ENV_URL) or DEFAULT_URL)
         app_id = app_id or os.environ.get(ENV_APP_ID)
         auth_token = auth_token or os.environ.get(ENV_AUTH_TOKEN)
         missing = [name for name, value in ((ENV_APP_ID, app_id), (ENV_AUTH_TOKEN, auth_token)) if not value]
         if missing:
             raise errors.ConfigError(f"no Iconik credentials: set {' and '.join(missing)} (or pass --app-id and "
                                      "--auth-token).")
-        self.url = url.rstrip("/")
+        self.url = url
         self.retries = retries
         self.timeout = timeout
         self.per_page = per_page
@@ -404,24 +462,28 @@ class IconikClient:
         return min(self.max_backoff, self.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random())
 
     def _once(self, method, path, params, body, write):
+        prepared = requests.Request(method, self.url + path, params=params, json=body,
+                                    headers=self._headers).prepare()
         sent_at = self.pacer.wait()
         try:
-            prepared = requests.Request(method, self.url + path, params=params, json=body,
-                                        headers=self._headers).prepare()
-            response = self._adapter.send(prepared, timeout=self.timeout, verify=self._verify,
-                                          proxies=self._proxies)
+            response = self._adapter.send(prepared, timeout=self.timeout, verify=self._verify, proxies=self._proxies)
         except requests.exceptions.RequestException as exc:
             self.stats.count(method, None, write)
             raise self._transport_error(exc, method, path, write) from None
         self.stats.count(method, response.status_code, write)
-        if response.status_code != 429:
-            self.pacer.answered(sent_at, _remaining(response))
+        if response.status_code == 429:
+            raise self._throttled(response, method, path, sent_at)
+        self.pacer.answered(sent_at, _remaining(response))
         if response.status_code < 300:
             return response.json() if response.content else {}
-        raise self._status_error(response, method, path, sent_at)
+        raise self._status_error(response, method, path, write)
 
     def _transport_error(self, exc, method, path, write):
         kind = type(exc).__name__
+        if isinstance(exc, requests.exceptions.SSLError):
+            # A TLS handshake that fails is a setting to fix, not a blip: never retried.
+            return errors.EndpointError(f"cannot talk TLS to {self.url}: {tls_cause(exc)}; check ICONIK_URL "
+                                        "(http:// or https://) or the certificate (REQUESTS_CA_BUNDLE).")
         if _never_sent(exc):
             return errors.ConnectionFailed(method, path, f"could not connect to {self.url} ({kind})", True)
         if write:
@@ -429,21 +491,29 @@ class IconikClient:
                                                              "may not have been applied")
         return errors.ConnectionFailed(method, path, f"the connection failed ({kind})")
 
-    def _status_error(self, response, method, path, sent_at):
+    def _throttled(self, response, method, path, sent_at):
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        self.pacer.throttled(sent_at)
+        if retry_after is not None:
+            self.pacer.pause(retry_after)
+        return errors.RateLimited(method, path, retry_after, error_message(response))
+
+    @staticmethod
+    def _status_error(response, method, path, write):
         status = response.status_code
         message = error_message(response)
-        if status in (401, 403):
+        if status == 401:
             return errors.AuthError(method, path, status, message)
+        if status == 403:  # this user may not do this to this asset; the rest of the run may go on (7.5)
+            return errors.Forbidden(method, path, status, message)
         if status == 404:
             return errors.NotFound(method, path, status, message)
         if status == 409:
             return errors.Conflict(method, path, status, message)
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            self.pacer.throttled(sent_at)
-            if retry_after is not None:
-                self.pacer.pause(retry_after)
-            return errors.RateLimited(method, path, retry_after, message)
+        if status >= 500 and write:
+            # A gateway may have passed the write on before failing: it may or may not have been applied.
+            return errors.UnknownOutcome(method, path, status, f"{message or 'server error'}; the write may or "
+                                                               "may not have been applied")
         if status >= 500:
             return errors.ServerError(method, path, status, message)
         return errors.BadRequest(method, path, status, message)

@@ -125,7 +125,7 @@ def test_rate_limited_without_hint_backs_off_then_gives_up():
      errors.AuthError, f"GET /API/assets/v1/assets/{ASSET}/ answered 401: Authentication failed: check App-ID "
                        "and Auth-Token"),
     ("forbidden", lambda sb: (with_asset()(sb), setattr(sb, "roles", ["can_read_assets"])),
-     lambda c: c.list_segments(ASSET), errors.AuthError,
+     lambda c: c.list_segments(ASSET), errors.Forbidden,
      f"GET /API/assets/v1/assets/{ASSET}/segments/ answered 403: You do not have the role can_read_segments"),
     ("not_found", lambda sb: None, lambda c: c.get_asset(ASSET), errors.NotFound,
      f"GET /API/assets/v1/assets/{ASSET}/ answered 404: Asset not found"),
@@ -267,3 +267,41 @@ def test_parse_retry_after(value, seconds):
 
     now = datetime.datetime(2015, 10, 21, 7, 28, 0, tzinfo=datetime.timezone.utc)
     assert parse_retry_after(value, now=now) == seconds
+
+
+# --- what a status means -----------------------------------------------------------------------------
+
+
+def test_403_on_one_asset_is_a_terminal_refusal_not_an_auth_error(sandbox):
+    sandbox.force("GET", f"/assets/{ASSET}/$", 403, {"errors": ["Shares are restricted"]})
+    client = client_for(sandbox)
+    with pytest.raises(errors.Forbidden, match="answered 403: Shares are restricted") as caught:
+        client.get_asset(ASSET)
+    assert isinstance(caught.value, errors.TerminalError) and not isinstance(caught.value, errors.AuthError)
+    assert len(sandbox.requests()) == 1
+
+
+WRITES = {
+    "POST": lambda client, segment: client.create_segment(ASSET, 1000, 2000),
+    "PUT": lambda client, segment: client.replace_segment_times(segment, 5, 9),
+}
+
+
+@pytest.mark.parametrize("method, status", [("POST", 503), ("PUT", 502)])
+def test_a_write_answered_5xx_is_an_unknown_outcome_never_resent(sandbox, method, status):
+    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    client = client_for(sandbox)
+    [segment] = client.list_segments(ASSET)
+    sandbox.force(method, "/segments/([0-9a-f-]+/)?$", status, {"errors": ["Bad gateway"]})
+    with pytest.raises(errors.UnknownOutcome) as caught:
+        WRITES[method](client, segment)
+    assert f"answered {status}: Bad gateway; the write may or may not have been applied" in str(caught.value)
+    assert caught.value.status == status
+    assert len(sandbox.requests(method)) == 1
+
+
+def test_a_search_answered_5xx_is_retried_like_a_read(sandbox):
+    sandbox.force("POST", "/search/$", 503, {"errors": ["busy"]}, times=2)
+    client = client_for(sandbox)
+    assert [a["id"] for a in client.search("assets", {"id": [ASSET]})] == [ASSET]
+    assert len(sandbox.requests("POST")) == 3
