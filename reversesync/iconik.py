@@ -25,6 +25,7 @@ ENV_URL, ENV_APP_ID, ENV_AUTH_TOKEN = "ICONIK_URL", "ICONIK_APP_ID", "ICONIK_AUT
 # Iconik's published limits per App-ID/Auth-Token pair (ICONIK-FACTS 5).
 DEFAULT_RATE = 50.0
 WINDOW_REQUESTS, WINDOW_SECONDS = 1000, 20.0
+MAX_SEARCH_PER_PAGE = 1000  # ICONIK-FACTS 7.6
 
 READ_ROLES = ("can_read_assets", "can_read_segments")
 WRITE_ROLES = ("can_create_segments", "can_write_segments")
@@ -185,20 +186,45 @@ def _drop_before(times, cutoff):
 
 
 class Stats:
-    """Counters every run reports: requests by method, 429s, unknown outcomes."""
+    """Counters every run reports (requests by method, 429s, writes) and when Iconik last sent or answered."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
         self._lock = threading.Lock()
         self.by_method = collections.Counter()
         self.throttled = 0
         self.writes = 0
+        self.last_sent = None  # monotonic time the last request went on the wire
+        self.last_answer = None  # monotonic time of the last HTTP answer, errors included
+        self.in_flight = 0
+        self._busy_since = None
+
+    def sent(self):
+        """A request goes on the wire now."""
+        with self._lock:
+            now = self._clock()
+            if not self.in_flight:
+                self._busy_since = now
+            self.in_flight += 1
+            self.last_sent = now
 
     def count(self, method, status, write=False):
+        """A request ended: with an HTTP status, or None when no answer came (the connection failed)."""
         with self._lock:
+            self.in_flight = max(0, self.in_flight - 1)
+            if status is not None:
+                self.last_answer = self._clock()
             self.by_method[method] += 1
             self.writes += write
             if status == 429:
                 self.throttled += 1
+
+    def waiting_for(self):
+        """Seconds Iconik has kept every request on the wire unanswered; 0 when none is waiting."""
+        with self._lock:
+            if not self.in_flight:
+                return 0.0
+            return self._clock() - max(self._busy_since, self.last_answer or self._busy_since)
 
     @property
     def requests(self):
@@ -394,29 +420,43 @@ class IconikClient:
     def get_segment(self, asset_id, segment_id):
         return self._call("GET", self._segment_path(asset_id, segment_id))
 
-    def create_segment(self, asset_id, start_ms, end_ms, **fields):
+    def create_segment(self, asset_id, start_ms, end_ms, *, on_send=None, **fields):
+        """POST a GENERIC segment; on_send() is called as each attempt goes on the wire."""
         body = {"segment_type": "GENERIC", "time_start_milliseconds": int(start_ms),
                 "time_end_milliseconds": int(end_ms), **fields}
-        return self._call("POST", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/", body=body)
+        return self._call("POST", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/", body=body,
+                          on_send=on_send)
 
-    def replace_segment_times(self, segment, start_ms, end_ms):
+    def replace_segment_times(self, segment, start_ms, end_ms, *, on_send=None):
         """PUT a segment back with all its editable fields and the new times, so nothing else is lost."""
         body = editable_fields(segment)
         body.update(time_start_milliseconds=int(start_ms), time_end_milliseconds=int(end_ms))
-        return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body)
+        return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body,
+                          on_send=on_send)
 
-    def search(self, doc_type, terms, per_page=500):
-        """Every document of one type matching all terms ({name: [values]}), following every page."""
+    def delete_segment(self, asset_id, segment_id, soft_delete=None, *, on_send=None):
+        """DELETE one segment (204); soft_delete True/False is passed on, None leaves Iconik's default."""
+        params = None if soft_delete is None else {"soft_delete": "true" if soft_delete else "false"}
+        return self._call("DELETE", self._segment_path(asset_id, segment_id), params=params, on_send=on_send)
+
+    def search(self, doc_type, terms, per_page=MAX_SEARCH_PER_PAGE, *, fields=None):
+        """Every document of one type matching all terms ({name: [values]}), following every page.
+
+        fields limits each document to those fields (include_fields), so the index sends only what is used."""
         body = {"doc_types": [doc_type], "filter": {"operator": "AND", "terms": [
             {"name": name, "value_in": list(values)} for name, values in terms.items()]}}
-        found, page = [], 1
+        if fields:
+            body["include_fields"] = list(fields)
+        # No signed URLs to compute, and no entry in the API user's search history per batch (ICONIK-FACTS 7.6).
+        params = {"per_page": max(1, min(int(per_page), MAX_SEARCH_PER_PAGE)), "page": 1,
+                  "generate_signed_url": "false", "save_search_history": "false"}
+        found = []
         while True:
-            answer = self._call("POST", "/API/search/v1/search/", params={"per_page": per_page, "page": page},
-                                body=body, write=False)
+            answer = self._call("POST", "/API/search/v1/search/", params=dict(params), body=body, write=False)
             found += answer.get("objects") or []
-            if page >= (answer.get("pages") or 1):
+            if params["page"] >= (answer.get("pages") or 1):
                 return found
-            page += 1
+            params["page"] += 1
 
     def current_user(self):
         return self._call("GET", "/API/users/v1/users/current/")
@@ -424,16 +464,20 @@ class IconikClient:
     def current_roles(self):
         return set(self._call("GET", "/API/users/v1/users/current/roles/").get("objects") or [])
 
+    def missing_roles(self, needed):
+        """The roles of needed that this token's user lacks, sorted (one request)."""
+        return sorted(set(needed) - self.current_roles())
+
     def _segment_path(self, asset_id, segment_id):
         return (f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/"
                 f"{_safe_id(segment_id, 'segment id')}/")
 
     # --- the request path -------------------------------------------------------------------------
 
-    def _call(self, method, path, params=None, body=None, write=None):
+    def _call(self, method, path, params=None, body=None, write=None, on_send=None):
         if write is None:  # a search is a POST that changes nothing: it may be retried like a read
             write = method in ("POST", "PUT", "PATCH", "DELETE")
-        return self._retrying[write](self._once, method, path, params, body, write)
+        return self._retrying[write](self._once, method, path, params, body, write, on_send)
 
     def _retrying_for(self, write):
         # Built once per client: tenacity keeps each call's state per thread, so workers can share them.
@@ -461,10 +505,13 @@ class IconikClient:
             return 0  # the pacer already holds every worker for Retry-After
         return min(self.max_backoff, self.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random())
 
-    def _once(self, method, path, params, body, write):
+    def _once(self, method, path, params, body, write, on_send):
         prepared = requests.Request(method, self.url + path, params=params, json=body,
                                     headers=self._headers).prepare()
         sent_at = self.pacer.wait()
+        if on_send is not None:
+            on_send()  # the caller records the real send time of this attempt (a write settles from it)
+        self.stats.sent()
         try:
             response = self._adapter.send(prepared, timeout=self.timeout, verify=self._verify, proxies=self._proxies)
         except requests.exceptions.RequestException as exc:
