@@ -40,8 +40,10 @@ EDITABLE_SEGMENT_FIELDS = (
 
 
 # How the pace reacts (see Pacer): a 429 cuts it by a fifth, a Remaining warning by a fiftieth; without
-# either, it climbs back by RECOVERY x rate per second.
+# either, it climbs back by RECOVERY x rate per second, ten times slower within 90-110% of the pace that
+# drew the last 429 (in a simulation of a server stricter than configured this halved the 429s).
 THROTTLE_CUT, WARNING_CUT, RECOVERY = 0.8, 0.98, 1 / 25
+NEAR_LAST_429, NEAR_LAST_429_SLOWDOWN = (0.9, 1.1), 0.1
 
 
 class Pacer:
@@ -52,25 +54,30 @@ class Pacer:
     both of Iconik's limits (~50/s and 1000 per 20 s, ICONIK-FACTS 5), so nothing else needs to slow it.
 
     A 429 is the one hard signal: it cuts the pace multiplicatively (once per burst of 429s, not once per
-    worker) and pauses every worker for Retry-After; the pace then climbs back linearly as answers come.
+    worker) and pauses every worker for Retry-After. The pace then climbs back linearly as answers come:
+    quickly to near the pace that drew the 429, slowly through it (the limit is probably there), quickly
+    beyond it (the limit has moved, e.g. another client stopped).
 
     RateLimit-Remaining is undocumented (ICONIK-FACTS 7.7). It may count the per-second budget (~50; a token
     bucket or a calendar second) or what is left of the 20 s window (falls towards 0 at a steady 50/s by
     design). Reading it either way as "low means slow down" throttles a well-behaved client under the other
-    reading (a live run fell from 50 to ~5 req/s). So the pacer asks only whether Remaining is lower than
-    our own sends can explain. From its own send times it predicts the least Remaining could be under any
-    reading: one second's budget less our sends in the last second (no per-second scheme leaves less to a
-    client that paces evenly), and the window less our sends in it. Remaining below the lower of the two, by
-    more than a margin for network jitter and for the requests sent after this one (they may have reached
-    Iconik first), means something else spends this token: a warning, and the pace eases off a little.
+    reading (a live run fell from 50 to ~5 req/s). So the pacer asks whether Remaining is lower than our own
+    sends can explain. From its own send times it predicts the least Remaining could be under any reading:
+    one second's budget less our sends in the last second (no per-second scheme leaves less to a client that
+    paces evenly) and the window less our sends in it. A warning needs Remaining both below the lower
+    prediction, by a margin for network jitter and for the requests sent after this one (they may have
+    reached Iconik first), and low (under a fifth of a second's budget: about to run out). Then something
+    else spends this token, and the pace eases off a little.
 
     - Alone on the token, under any reading: Remaining is never below both predictions, so it never slows
-      us; at full pace both predictions are near 0 (and so is a window reading), which is as expected.
-    - A shared token (another client, another run) while we run below full pace: Remaining falls below what
-      we explain, and we ease off before the 429s come. At full pace the predictions are near 0 and the
+      us. At full pace both predictions are near 0, as is a window reading: that is expected, not a warning.
+    - A shared token (another client, a previous run) while we run below full pace: Remaining falls below
+      what we explain and we ease off before the 429s come. At full pace the predictions are near 0 and the
       other client's share cannot show: its 429s remain the signal, as they must be anyway.
-    Because every prediction is a lower bound for a client alone, Remaining can slow us only when the budget
-    is really being spent elsewhere; and nothing but a 429 ever cuts the pace hard.
+    - A budget smaller than ours (a stricter server, a steady other client): a budget we stay under keeps
+      Remaining above the low mark, so the warnings stop there instead of cutting the pace without end.
+    Because each prediction is a lower bound for a client alone, Remaining can slow us only when the budget
+    is really being spent elsewhere, and only a 429 cuts the pace hard.
     """
 
     def __init__(self, rate=DEFAULT_RATE, window_requests=WINDOW_REQUESTS, window_seconds=WINDOW_SECONDS, *,
@@ -84,6 +91,7 @@ class Pacer:
         # Spread the window's requests evenly too, rather than run at `rate` into the cap and stall there.
         self._min_interval = self.window_seconds / window_requests if window_requests else 0.0
         self.second_budget = max(1.0, self.max_rate)
+        self.low = 0.2 * self.second_budget
         self.slack = max(2.0, 0.1 * self.second_budget)
         self.warnings = 0
         self._clock, self._sleep = clock, sleep
@@ -97,6 +105,7 @@ class Pacer:
         # Requests up to these sequence numbers were sent before the last cut for a 429 / for a warning.
         self._cut_seq = {THROTTLE_CUT: 0, WARNING_CUT: 0}
         self._last_change = float("-inf")
+        self.rate_at_last_429 = float("inf")
 
     def wait(self):
         """Block until this thread may send a request; returns the send time."""
@@ -158,7 +167,7 @@ class Pacer:
             if not seq:
                 return  # sent so long ago that it tells nothing about the pace now
             sent_since = self._seq - seq  # sent after this request: they may have reached Iconik before it
-            if remaining is not None and remaining < least - sent_since - self.slack:
+            if remaining is not None and remaining <= self.low and remaining < least - sent_since - self.slack:
                 self.warnings += 1
                 self._cut(seq, WARNING_CUT)
             elif seq > max(self._cut_seq.values()):
@@ -167,15 +176,21 @@ class Pacer:
     def _cut(self, seq, factor):
         """Slow down, unless the request was sent before the last such cut: one per burst, not per worker."""
         if seq > self._cut_seq[factor]:
+            if factor == THROTTLE_CUT:
+                self.rate_at_last_429 = self.rate
             self.rate = max(self.min_rate, self.rate * factor)
             self._cut_seq[factor] = self._seq
             self._last_change = self._clock()
 
     def _recover(self):
+        """Climb back: quickly up to near the pace of the last 429, slowly through it, quickly beyond it."""
         now = self._clock()
         if self.rate < self.max_rate:
-            gained = self.max_rate * RECOVERY * max(0.0, now - self._last_change)
-            self.rate = min(self.max_rate, self.rate + gained)
+            speed = self.max_rate * RECOVERY
+            low, high = (share * self.rate_at_last_429 for share in NEAR_LAST_429)
+            if low <= self.rate <= high:  # the server's limit is probably about there: probe it gently
+                speed *= NEAR_LAST_429_SLOWDOWN
+            self.rate = min(self.max_rate, self.rate + speed * max(0.0, now - self._last_change))
         self._last_change = now
 
 
@@ -186,7 +201,7 @@ def _drop_before(times, cutoff):
 
 
 class Stats:
-    """Counters every run reports (requests by method, 429s, writes) and when Iconik last sent or answered."""
+    """Counters every run reports (requests by method, 429s, writes), when we last sent and Iconik last answered."""
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
@@ -220,7 +235,7 @@ class Stats:
                 self.throttled += 1
 
     def waiting_for(self):
-        """Seconds Iconik has kept every request on the wire unanswered; 0 when none is waiting."""
+        """Seconds without an answer while requests are on the wire ("waiting on Iconik for N s"); 0 when idle."""
         with self._lock:
             if not self.in_flight:
                 return 0.0

@@ -78,11 +78,11 @@ class FakeIconik:
 class Run:
     """Our client's requests against a FakeIconik, answered LATENCY later, with another client perhaps."""
 
-    def __init__(self, reading, other_rate=0.0, other_until=math.inf, use_remaining=True):
+    def __init__(self, reading, other_rate=0.0, other_until=math.inf, use_remaining=True, server_rate=RATE):
         self.clock = FakeClock()
         self.pacer = Pacer(RATE, window_requests=WINDOW_REQUESTS, window_seconds=WINDOW_SECONDS, clock=self.clock,
                            sleep=self.clock.sleep)
-        self.server = FakeIconik(reading)
+        self.server = FakeIconik(reading, rate=server_rate)
         self.clock.now = self.server.stamp = 1.0
         self.others = (1.0 + n / other_rate for n in range(10 ** 9)) if other_rate else iter(())
         self.next_other = next(self.others, math.inf)
@@ -149,6 +149,13 @@ def test_a_token_shared_with_a_greedy_client_draws_few_429s_and_uses_what_is_lef
 
 
 @pytest.mark.parametrize("reading", READINGS)
+def test_a_server_stricter_than_configured_is_followed_near_its_limit_with_few_429s(reading):
+    run = Run(reading, server_rate=20).go(60)  # 20/s while the client is configured for 50/s
+    assert run.answered() >= 0.8 * 20 * 60
+    assert run.throttled <= 0.05 * run.sent
+
+
+@pytest.mark.parametrize("reading", READINGS)
 def test_once_the_other_client_stops_the_pace_climbs_back_to_the_limit(reading):
     run = Run(reading, other_rate=15, other_until=31.0).go(80)
     assert run.pacer.rate == RATE
@@ -173,12 +180,28 @@ def test_a_429_cuts_the_pace_once_per_burst_not_once_per_worker():
     assert pacer.rate == pytest.approx(RATE * THROTTLE_CUT ** 2)
 
 
-def test_after_a_429_the_pace_recovers_while_answers_keep_coming():
+def answer_for(clock, pacer, seconds):
+    until = clock.now + seconds
+    while clock.now < until:
+        pacer.answered(pacer.wait(), None)
+
+
+def test_after_a_429_the_pace_climbs_quickly_to_near_where_it_was_then_probes_slowly():
     clock, pacer = paced()
     pacer.throttled(pacer.wait())
-    for _ in range(1000):
-        pacer.answered(pacer.wait(), None)
+    answer_for(clock, pacer, 3.0)
+    assert 0.9 * RATE <= pacer.rate < RATE  # back near the pace that drew the 429 within seconds
+    answer_for(clock, pacer, 30.0)
     assert pacer.rate == RATE
+
+
+def test_a_pace_far_below_the_last_429_climbs_quickly():
+    clock, pacer = paced()
+    for _ in range(5):
+        pacer.throttled(pacer.wait())
+    assert pacer.rate < 0.4 * RATE
+    answer_for(clock, pacer, 10.0)
+    assert pacer.rate >= 0.9 * pacer.rate_at_last_429
 
 
 def test_answers_to_requests_sent_before_a_cut_do_not_undo_it():
@@ -211,12 +234,18 @@ def test_low_remaining_that_our_own_sends_do_not_explain_is_a_warning():
     assert pacer.warnings == 1 and pacer.rate == pytest.approx(RATE * WARNING_CUT)
 
 
+def test_remaining_our_sends_do_not_explain_but_far_from_zero_is_no_warning():
+    clock, pacer = paced()
+    pacer.answered(pacer.wait(), 20)  # a smaller budget than ours, not about to run out: nothing to do yet
+    assert pacer.warnings == 0
+
+
 def test_requests_sent_after_this_one_may_have_reached_iconik_first():
     clock, pacer = paced(window_requests=0)
     first = pacer.wait()
-    for _ in range(30):
+    for _ in range(40):
         pacer.wait()
-    pacer.answered(first, RATE - 1 - 30 - 4)  # 30 later requests may have been counted before it, and jitter
+    pacer.answered(first, 4)  # 49 left after it, less 40 later requests that may have been counted first
     assert pacer.warnings == 0
 
 
