@@ -14,7 +14,6 @@ from reversesync import errors
 from reversesync.iconik import IconikClient, Pacer, Stats, parse_retry_after
 from reversesync.sandbox import DEMO_APP_ID, DEMO_AUTH_TOKEN, Faults, Sandbox
 from tests.conftest import CASSETTES, client_for, recorder
-from tests.test_pacer import FakeClock
 
 RECORD_PORT = 18931
 RECORD_URL = f"http://127.0.0.1:{RECORD_PORT}"
@@ -378,8 +377,7 @@ def test_delete_segment_removes_it_and_a_second_delete_is_not_found(sandbox):
         client.delete_segment(ASSET, segment["id"])
 
 
-@pytest.mark.parametrize("soft_delete, query", [(None, ""), (True, "?soft_delete=true"),
-                                                 (False, "?soft_delete=false")])
+@pytest.mark.parametrize("soft_delete, query", [(None, ""), (True, "?soft_delete=true"), (False, "?soft_delete=false")])
 def test_delete_segment_passes_soft_delete_only_when_given(sandbox, soft_delete, query):
     sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
     client = client_for(sandbox)
@@ -436,10 +434,10 @@ def test_stats_say_when_a_request_was_last_sent_and_answered(sandbox):
 
 
 def test_stats_count_how_long_a_request_has_waited_for_its_answer():
-    clock = FakeClock()
-    stats = Stats(clock=clock)
+    now = [0.0]
+    stats = Stats(clock=lambda: now[0])
     stats.sent()
-    clock.now = 4.0
+    now[0] = 4.0
     assert stats.waiting_for() == 4.0
     stats.count("GET", 200)
     assert stats.waiting_for() == 0.0 and stats.last_answer == 4.0
