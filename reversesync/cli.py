@@ -563,7 +563,7 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
         ledger.supersede_unfinished_runs(but=run_id)
     try:
         user = sync.preflight()
-    except errors.AuthError as exc:
+    except (errors.AuthError, errors.Forbidden) as exc:
         ledger.finish_run(run_id, "aborted", {})
         fix = ("set ICONIK_APP_ID and ICONIK_AUTH_TOKEN to a valid application token" if exc.status == 401
                else "grant the role(s) in Iconik (Admin > Roles)")

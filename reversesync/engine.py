@@ -244,7 +244,7 @@ class Engine:
                 thread.start()
             while any(thread.is_alive() for thread in threads):
                 time.sleep(0.2)
-                self._watch(began)
+                self._watch()
                 self._progress(schedule, len(keys), began)
         except (KeyboardInterrupt, BrokenPipeError):
             status = "interrupted"
@@ -275,24 +275,21 @@ class Engine:
     def _progress(self, schedule, total, began, final=False):
         parked, next_due = schedule.parked()
         stats = self.client.stats
-        # Requests out and no answer since: how long Iconik has kept us waiting (issue #11).
-        waiting = time.monotonic() - max(stats.last_answer, began) if stats.last_sent > stats.last_answer else 0.0
+        waiting = stats.waiting_for()  # requests out and no answer since: how long Iconik has kept us waiting
         self.on_event("progress", done=self._done, total=total, requests=stats.requests,
                       elapsed=time.monotonic() - began, parked=parked, next_due=next_due, waiting=waiting,
                       final=final)
 
-    def _watch(self, began):
+    def _watch(self):
         """Stop the run when its lock is gone or Iconik has stopped answering altogether."""
         if self.ledger.lock_lost.is_set() and self._fatal is None:
             self._abort(errors.LockLost(f"another process took the lock of {self.ledger.path}; this one stopped "
                                         "at once, leaving its unfinished rows for a resume."))
-        stats = self.client.stats
         silence_limit = max(SILENCE_STOP, self.options.read_timeout + 5)
-        if stats.last_sent > stats.last_answer:
-            silent = time.monotonic() - max(stats.last_answer, began)
-            if silent > silence_limit and self._fatal is None:
-                self._abort(IconikUnreachable(
-                    "GET", "", None, f"Iconik at {self.client.url} gave no answer at all for {silent:.0f} s"))
+        silent = self.client.stats.waiting_for()
+        if silent > silence_limit and self._fatal is None:
+            self._abort(IconikUnreachable(
+                "GET", "", None, f"Iconik at {self.client.url} gave no answer at all for {silent:.0f} s"))
 
     def _abort(self, exc):
         with self._lock:

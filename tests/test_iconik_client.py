@@ -2,14 +2,16 @@
 real loopback HTTP where a cassette cannot hold the behaviour (a dropped connection is not a response)."""
 
 import contextlib
+import json
 import os
 import threading
 import time
+import urllib.parse
 
 import pytest
 
 from reversesync import errors
-from reversesync.iconik import IconikClient, Pacer, parse_retry_after
+from reversesync.iconik import IconikClient, Pacer, Stats, parse_retry_after
 from reversesync.sandbox import DEMO_APP_ID, DEMO_AUTH_TOKEN, Faults, Sandbox
 from tests.conftest import CASSETTES, client_for, recorder
 
@@ -125,7 +127,7 @@ def test_rate_limited_without_hint_backs_off_then_gives_up():
      errors.AuthError, f"GET /API/assets/v1/assets/{ASSET}/ answered 401: Authentication failed: check App-ID "
                        "and Auth-Token"),
     ("forbidden", lambda sb: (with_asset()(sb), setattr(sb, "roles", ["can_read_assets"])),
-     lambda c: c.list_segments(ASSET), errors.AuthError,
+     lambda c: c.list_segments(ASSET), errors.Forbidden,
      f"GET /API/assets/v1/assets/{ASSET}/segments/ answered 403: You do not have the role can_read_segments"),
     ("not_found", lambda sb: None, lambda c: c.get_asset(ASSET), errors.NotFound,
      f"GET /API/assets/v1/assets/{ASSET}/ answered 404: Asset not found"),
@@ -267,3 +269,183 @@ def test_parse_retry_after(value, seconds):
 
     now = datetime.datetime(2015, 10, 21, 7, 28, 0, tzinfo=datetime.timezone.utc)
     assert parse_retry_after(value, now=now) == seconds
+
+
+# --- what a status means -----------------------------------------------------------------------------
+
+
+def test_403_on_one_asset_is_a_terminal_refusal_not_an_auth_error(sandbox):
+    sandbox.force("GET", f"/assets/{ASSET}/$", 403, {"errors": ["Shares are restricted"]})
+    client = client_for(sandbox)
+    with pytest.raises(errors.Forbidden, match="answered 403: Shares are restricted") as caught:
+        client.get_asset(ASSET)
+    assert isinstance(caught.value, errors.TerminalError) and not isinstance(caught.value, errors.AuthError)
+    assert len(sandbox.requests()) == 1
+
+
+WRITES = {
+    "POST": lambda client, segment: client.create_segment(ASSET, 1000, 2000),
+    "PUT": lambda client, segment: client.replace_segment_times(segment, 5, 9),
+    "DELETE": lambda client, segment: client.delete_segment(ASSET, segment["id"]),
+}
+
+
+@pytest.mark.parametrize("method, status", [("POST", 503), ("PUT", 502), ("DELETE", 500)])
+def test_a_write_answered_5xx_is_an_unknown_outcome_never_resent(sandbox, method, status):
+    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    client = client_for(sandbox)
+    [segment] = client.list_segments(ASSET)
+    sandbox.force(method, "/segments/([0-9a-f-]+/)?$", status, {"errors": ["Bad gateway"]})
+    with pytest.raises(errors.UnknownOutcome) as caught:
+        WRITES[method](client, segment)
+    assert f"answered {status}: Bad gateway; the write may or may not have been applied" in str(caught.value)
+    assert caught.value.status == status
+    assert len(sandbox.requests(method)) == 1
+
+
+def test_a_search_answered_5xx_is_retried_like_a_read(sandbox):
+    sandbox.force("POST", "/search/$", 503, {"errors": ["busy"]}, times=2)
+    client = client_for(sandbox)
+    assert [a["id"] for a in client.search("assets", {"id": [ASSET]})] == [ASSET]
+    assert len(sandbox.requests("POST")) == 3
+
+
+# --- search -----------------------------------------------------------------------------------------
+
+
+def wire(client):
+    """Every request the client puts on the wire, as prepared: (method, url, JSON body)."""
+    sent = []
+    send = client._adapter.send
+
+    def spy(prepared, **kwargs):
+        sent.append((prepared.method, prepared.url, json.loads(prepared.body) if prepared.body else None))
+        return send(prepared, **kwargs)
+
+    client._adapter.send = spy
+    return sent
+
+
+def test_search_asks_only_for_the_fields_given_and_no_signed_urls_or_history(sandbox):
+    client = client_for(sandbox)
+    sent = wire(client)
+    client.search("assets", {"id": [ASSET]}, fields=("id", "type", "status"))
+    [(method, url, body)] = sent
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert method == "POST" and urllib.parse.urlsplit(url).path == "/API/search/v1/search/"
+    assert query == {"per_page": ["1000"], "page": ["1"], "generate_signed_url": ["false"],
+                     "save_search_history": ["false"]}
+    # include_fields belongs in the body (SearchCriteriaSchema), not in the query string
+    assert body == {"doc_types": ["assets"], "include_fields": ["id", "type", "status"],
+                    "filter": {"operator": "AND", "terms": [{"name": "id", "value_in": [ASSET]}]}}
+
+
+def test_search_without_fields_sends_no_include_fields(sandbox):
+    client = client_for(sandbox)
+    sent = wire(client)
+    client.search("assets", {"id": [ASSET]})
+    assert "include_fields" not in sent[0][2]
+
+
+def test_search_pages_hold_at_most_1000_and_every_page_is_followed(sandbox):
+    for n in range(7):
+        sandbox.catalogue.add_segment(ASSET, "GENERIC", n, n + 1)
+    client = client_for(sandbox)
+    sent = wire(client)
+    found = client.search("segments", {"asset_id": [ASSET], "segment_type": ["GENERIC"]}, per_page=3)
+    assert len(found) == 7 and len(sent) == 3
+    client.search("assets", {"id": [ASSET]}, per_page=5000)
+    assert "per_page=1000" in sent[-1][1]
+
+
+def test_missing_roles_names_the_roles_the_token_lacks(sandbox):
+    sandbox.roles = ["can_read_assets", "can_search"]
+    client = client_for(sandbox)
+    assert client.missing_roles(["can_search", "can_read_segments", "can_read_assets"]) == ["can_read_segments"]
+
+
+# --- delete, on_send and when Iconik last answered ------------------------------------------------------
+
+
+def test_delete_segment_removes_it_and_a_second_delete_is_not_found(sandbox):
+    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    client = client_for(sandbox)
+    [segment] = client.list_segments(ASSET)
+    assert client.delete_segment(ASSET, segment["id"]) == {}
+    assert sandbox.generic_segments(ASSET) == []
+    with pytest.raises(errors.NotFound):
+        client.delete_segment(ASSET, segment["id"])
+
+
+@pytest.mark.parametrize("soft_delete, query", [(None, ""), (True, "?soft_delete=true"), (False, "?soft_delete=false")])
+def test_delete_segment_passes_soft_delete_only_when_given(sandbox, soft_delete, query):
+    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    client = client_for(sandbox)
+    [segment] = client.list_segments(ASSET)
+    sent = wire(client)
+    client.delete_segment(ASSET, segment["id"], soft_delete=soft_delete)
+    assert sent[0][1].endswith(f"/segments/{segment['id']}/{query}")
+
+
+def test_on_send_is_called_for_each_write_attempt_before_it_reaches_iconik(sandbox):
+    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    client = client_for(sandbox)
+    [segment] = client.list_segments(ASSET)
+    arrived_before = []
+
+    def on_send():
+        arrived_before.append(len(sandbox.requests()))
+
+    created = client.create_segment(ASSET, 10, 20, on_send=on_send)
+    client.replace_segment_times(segment, 5, 9, on_send=on_send)
+    client.delete_segment(ASSET, created["id"], on_send=on_send)
+    assert arrived_before == [1, 2, 3]  # each was called before its own request reached the sandbox
+
+
+def test_on_send_is_called_again_for_a_write_retried_because_it_was_never_sent():
+    client = IconikClient("http://127.0.0.1:9", DEMO_APP_ID, DEMO_AUTH_TOKEN, backoff=0.001, retries=2)
+    calls = []
+    with pytest.raises(errors.ConnectionFailed):
+        client.create_segment(ASSET, 1, 2, on_send=lambda: calls.append(time.monotonic()))
+    assert len(calls) == 3
+
+
+def test_a_failing_on_send_stops_the_write_before_it_is_sent(sandbox):
+    client = client_for(sandbox)
+
+    def on_send():
+        raise errors.LedgerUnavailable("disk full")
+
+    with pytest.raises(errors.LedgerUnavailable):
+        client.create_segment(ASSET, 1, 2, on_send=on_send)
+    assert sandbox.requests("POST") == []
+
+
+def test_stats_say_when_a_request_was_last_sent_and_answered(sandbox):
+    client = client_for(sandbox)
+    assert client.stats.last_sent is None and client.stats.last_answer is None
+    client.get_asset(ASSET)
+    sent, answered = client.stats.last_sent, client.stats.last_answer
+    assert sent <= answered <= time.monotonic()
+    with pytest.raises(errors.NotFound):
+        client.get_asset("6a1d0f3c-0000-4000-8000-00000000ffff")
+    assert client.stats.last_answer > answered, "an error answer is an answer"
+    assert client.stats.waiting_for() == 0.0
+
+
+def test_stats_count_how_long_a_request_has_waited_for_its_answer():
+    now = [0.0]
+    stats = Stats(clock=lambda: now[0])
+    stats.sent()
+    now[0] = 4.0
+    assert stats.waiting_for() == 4.0
+    stats.count("GET", 200)
+    assert stats.waiting_for() == 0.0 and stats.last_answer == 4.0
+
+
+def test_no_answer_leaves_last_answer_alone():
+    client = IconikClient("http://127.0.0.1:9", DEMO_APP_ID, DEMO_AUTH_TOKEN, backoff=0.001, retries=0)
+    with pytest.raises(errors.ConnectionFailed):
+        client.get_asset(ASSET)
+    assert client.stats.last_sent is not None and client.stats.last_answer is None
+    assert client.stats.waiting_for() == 0.0

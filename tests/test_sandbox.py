@@ -87,7 +87,7 @@ def test_auth_is_required_and_roles_are_enforced():
         sandbox.catalogue.add_asset(ASSET)
         assert raw(sandbox, "GET", f"/API/assets/v1/assets/{ASSET}/", **{"Auth-Token": "wrong"}).status_code == 401
         assert raw(sandbox, "GET", f"/API/assets/v1/assets/{ASSET}/").status_code == 200
-        with pytest.raises(errors.AuthError, match="answered 403: You do not have the role can_create_segments"):
+        with pytest.raises(errors.Forbidden, match="answered 403: You do not have the role can_create_segments"):
             client_for(sandbox).create_segment(ASSET, 1, 2)
         assert sandbox.generic_segments(ASSET) == []
 

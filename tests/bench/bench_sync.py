@@ -1,16 +1,22 @@
 """Benchmark: load, dry run and live run of a real-sized sheet through the real CLI against the sandbox.
 
-    python tests/bench/bench_sync.py                      # everything (about 20 minutes)
-    python tests/bench/bench_sync.py --only live --repeat 1
+    python tests/bench/bench_sync.py                      # everything (about 20 minutes per reading)
+    python tests/bench/bench_sync.py --only live --repeat 1 --remaining window
 
 Prints, per step: wall time, requests by method, 429s, requests/s, the ideal time (the minimum necessary
 requests / 50 per second) and wall / ideal, as medians of --repeat runs. Then the same live run with
 --workers 1 (one request at a time, as the sheet's owners and the PRD planned), a run against a sandbox that
 allows only 20 requests/s, and the tool's own CPU time per row at zero latency.
+
+RateLimit-Remaining is undocumented (ICONIK-FACTS 7.7): the rate-limited steps run once per reading the
+sandbox can send (`Sandbox(remaining="bucket"|"window")`), and every row names the reading it ran under. A
+sandbox without that option sends the per-second (bucket) reading only; --index-lag is passed on only to a
+sandbox that takes `index_lag`.
 """
 
 import argparse
 import collections
+import inspect
 import os
 import random
 import resource
@@ -32,6 +38,24 @@ MIX = {"no_segments": 32, "comments_only": 8, "differs": 5, "zero_length": 3, "i
 READS = {"unknown": 1, "subclip_equal": 1, "subclip_differs": 1, "deleted": 1}
 WRITES = {"no_segments": 1, "comments_only": 1, "differs": 2, "zero_length": 2}
 RATE = 50.0
+READINGS = ("bucket", "window")
+SANDBOX_OPTIONS = set(inspect.signature(Sandbox).parameters)
+
+
+def readings_to_run(wanted):
+    """The Remaining readings to benchmark: those asked for that this sandbox can send."""
+    if "remaining" not in SANDBOX_OPTIONS:
+        return ["bucket"]  # the only reading a sandbox without the option sends
+    return list(READINGS) if wanted == "both" else [wanted]
+
+
+def limited_sandbox(catalogue, reading, index_lag=None, **options):
+    """A sandbox with Iconik's limits, sending Remaining in `reading`, with index lag where supported."""
+    if "remaining" in SANDBOX_OPTIONS:
+        options["remaining"] = reading
+    if index_lag is not None and "index_lag" in SANDBOX_OPTIONS:
+        options["index_lag"] = index_lag
+    return Sandbox(catalogue, **options)
 
 
 def make_sheet(path, rows, seed=2450):
@@ -106,43 +130,44 @@ def figures(sandbox, wall, minimum, since):
 
 def print_table(title, runs):
     print(f"\n{title}")
-    print(f"{'step':<10} {'wall s':>8} {'requests':>9} {'min':>6} {'req/min':>8} {'429s':>5} {'req/s':>6} "
-          f"{'ideal s':>8} {'wall/ideal':>10}   by method; walls")
+    print(f"{'step [Remaining reading]':<24} {'wall s':>8} {'requests':>9} {'min':>6} {'req/min':>8} {'429s':>5} "
+          f"{'req/s':>6} {'ideal s':>8} {'wall/ideal':>10}   by method; walls")
     for step, results in runs.items():
         med = {key: statistics.median(r[key] for r in results) for key in
                ("wall", "requests", "minimum", "429s", "req_per_s", "ideal", "ratio", "extra")}
         methods = ", ".join(f"{m} {n}" for m, n in sorted(results[-1]["by_method"].items()))
         walls = ", ".join(f"{r['wall']:.1f}" for r in results)
-        print(f"{step:<10} {med['wall']:>8.1f} {med['requests']:>9.0f} {med['minimum']:>6.0f} {med['extra']:>8.3f} "
+        print(f"{step:<24} {med['wall']:>8.1f} {med['requests']:>9.0f} {med['minimum']:>6.0f} {med['extra']:>8.3f} "
               f"{med['429s']:>5.0f} {med['req_per_s']:>6.1f} {med['ideal']:>8.1f} {med['ratio']:>10.3f}   {methods}; "
               f"{walls}")
 
 
-def bench_rate_budget(sheet, repeat, latency, jitter, folder, search):
+def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, index_lag=None):
     """load -> dry run -> live run, and load -> live run straight away, as medians of repeat."""
     flag = "--search" if search else "--no-search"
-    runs = {"dry": [], "live": [], "live only": []}
+    runs = {f"{step} [{reading}]": [] for step in ("dry", "live", "live only")}
     loads = []
     for attempt in range(repeat):
         for steps in (("dry", "live"), ("live only",)):
             catalogue, dealt = seeded(sheet)
-            with Sandbox(catalogue, latency_ms=latency, jitter_ms=jitter, rate=RATE, seed=attempt) as sandbox:
-                ledger = os.path.join(folder, f"{flag}-{attempt}-{len(steps)}.db")
+            with limited_sandbox(catalogue, reading, index_lag, latency_ms=latency, jitter_ms=jitter, rate=RATE,
+                                 seed=attempt) as sandbox:
+                ledger = os.path.join(folder, f"{flag}-{reading}-{attempt}-{len(steps)}.db")
                 loads.append(cli(ledger, sandbox, "load", "--csv", sheet)[0])
                 for step in steps:
                     live = step != "dry"
                     minimum = minimum_requests(dealt, eligible(ledger), live, search)
                     since = len(sandbox.requests())
                     wall, _, _ = cli(ledger, sandbox, "run", *(["--live"] if live else []), flag)
-                    runs[step].append(figures(sandbox, wall, minimum, since))
+                    runs[f"{step} [{reading}]"].append(figures(sandbox, wall, minimum, since))
     print(f"\nload of the sheet (no requests): median wall {statistics.median(loads):.2f} s over {len(loads)} loads")
     return runs
 
 
-def bench_serial(sheet, latency, jitter, folder):
+def bench_serial(sheet, latency, jitter, folder, reading, index_lag=None):
     catalogue, dealt = seeded(sheet)
-    with Sandbox(catalogue, latency_ms=latency, jitter_ms=jitter, rate=RATE) as sandbox:
-        ledger = os.path.join(folder, "serial.db")
+    with limited_sandbox(catalogue, reading, index_lag, latency_ms=latency, jitter_ms=jitter, rate=RATE) as sandbox:
+        ledger = os.path.join(folder, f"serial-{reading}.db")
         cli(ledger, sandbox, "load", "--csv", sheet)
         minimum = minimum_requests(dealt, eligible(ledger), True, False)
         since = len(sandbox.requests())
@@ -150,11 +175,12 @@ def bench_serial(sheet, latency, jitter, folder):
         return figures(sandbox, wall, minimum, since)
 
 
-def bench_throttled(sheet, latency, jitter, folder, server_rate=20.0, rows=800):
+def bench_throttled(sheet, latency, jitter, folder, reading, index_lag=None, server_rate=20.0, rows=800):
     """The server allows fewer requests than configured: the run must settle at the server's pace."""
     catalogue, _ = seeded(sheet)
-    with Sandbox(catalogue, latency_ms=latency, jitter_ms=jitter, rate=server_rate) as sandbox:
-        ledger = os.path.join(folder, "throttled.db")
+    with limited_sandbox(catalogue, reading, index_lag, latency_ms=latency, jitter_ms=jitter,
+                         rate=server_rate) as sandbox:
+        ledger = os.path.join(folder, f"throttled-{reading}.db")
         cli(ledger, sandbox, "load", "--csv", sheet)
         since = len(sandbox.requests())
         wall, _, out = cli(ledger, sandbox, "run", "--live", "--limit", str(rows), "--rate", "50", "--no-search")
@@ -162,7 +188,8 @@ def bench_throttled(sheet, latency, jitter, folder, server_rate=20.0, rows=800):
         ok = sum(1 for _, _, status in log if status != 429)
         throttled = len(log) - ok
         failed = [line for line in out.splitlines() if line.strip().startswith("failed") and "not_found" not in line]
-        print(f"\nServer limited to {server_rate:.0f}/s, client configured for 50/s, {rows} rows:")
+        print(f"\nServer limited to {server_rate:.0f}/s, client configured for 50/s, {rows} rows, Remaining reading "
+              f"{reading}:")
         print(f"  wall {wall:.1f} s, answered requests {ok} -> {ok / wall:.1f}/s "
               f"({ok / wall / server_rate * 100:.0f}% of the server's pace); 429s {throttled} "
               f"({throttled / len(log) * 100:.1f}% of requests); rows failed other than 404: {failed or 'none'}")
@@ -189,33 +216,42 @@ def main():
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument("--jitter-ms", type=float, default=20)
     parser.add_argument("--only", choices=["live", "search", "serial", "throttled", "overhead"], action="append")
+    parser.add_argument("--remaining", choices=["both", *READINGS], default="both",
+                        help="the RateLimit-Remaining reading(s) the sandbox sends (ICONIK-FACTS 7.7)")
+    parser.add_argument("--index-lag", type=float, default=None,
+                        help="passed to Sandbox(index_lag=...) when the sandbox supports it")
     options = parser.parse_args()
+    readings = readings_to_run(options.remaining)
     only = set(options.only or ["live", "search", "serial", "throttled", "overhead"])
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; sheet {options.rows} rows; sandbox "
           f"latency {options.latency_ms:.0f} +/- {options.jitter_ms:.0f} ms, limit {RATE:.0f}/s; medians of "
-          f"{options.repeat}")
+          f"{options.repeat}; RateLimit-Remaining reading(s): {', '.join(readings)}"
+          + ("" if "remaining" in SANDBOX_OPTIONS else " (this sandbox sends no other)")
+          + (f"; index lag {options.index_lag}" if options.index_lag is not None and "index_lag" in SANDBOX_OPTIONS
+             else ""))
     with tempfile.TemporaryDirectory() as folder:
         sheet = os.path.join(folder, "sheet.csv")
         make_sheet(sheet, options.rows)
         args = (options.latency_ms, options.jitter_ms, folder)
-        live = None
-        if "live" in only:
-            runs = bench_rate_budget(sheet, options.repeat, *args, search=False)
-            print_table("Per-asset reads (--no-search):", runs)
-            live = statistics.median(r["wall"] for r in runs["live only"])
-        if "search" in only:
-            runs = bench_rate_budget(sheet, options.repeat, *args, search=True)
-            print_table("With batched search (the default):", runs)
-            live = statistics.median(r["wall"] for r in runs["live only"])
-        if "serial" in only:
-            serial = bench_serial(sheet, *args)
-            print(f"\n--workers 1 --no-search, load -> live: wall {serial['wall']:.1f} s, "
-                  f"{serial['requests']} requests, "
-                  f"{serial['req_per_s']:.1f} req/s" + (f"; the 'live only' run above is {serial['wall'] / live:.1f}x "
-                                                        "faster" if live else ""))
-        if "throttled" in only:
-            bench_throttled(sheet, *args)
-        if "overhead" in only:
+        for reading in readings:
+            lag = options.index_lag
+            live = None
+            if "live" in only:
+                runs = bench_rate_budget(sheet, options.repeat, *args, search=False, reading=reading, index_lag=lag)
+                print_table(f"Per-asset reads (--no-search), Remaining reading {reading}:", runs)
+                live = statistics.median(r["wall"] for r in runs[f"live only [{reading}]"])
+            if "search" in only:
+                runs = bench_rate_budget(sheet, options.repeat, *args, search=True, reading=reading, index_lag=lag)
+                print_table(f"With batched search (the default), Remaining reading {reading}:", runs)
+                live = statistics.median(r["wall"] for r in runs[f"live only [{reading}]"])
+            if "serial" in only:
+                serial = bench_serial(sheet, *args, reading=reading, index_lag=lag)
+                print(f"\n--workers 1 --no-search, load -> live, Remaining reading {reading}: "
+                      f"wall {serial['wall']:.1f} s, {serial['requests']} requests, {serial['req_per_s']:.1f} req/s"
+                      + (f"; the 'live only' run above is {serial['wall'] / live:.1f}x faster" if live else ""))
+            if "throttled" in only:
+                bench_throttled(sheet, *args, reading=reading, index_lag=lag)
+        if "overhead" in only:  # no rate limit: the reading does not matter
             bench_overhead(sheet, folder)
 
 
