@@ -215,10 +215,13 @@ class Catalogue:
         self.segments = {}  # asset id -> [segment, ...] in creation order
         self.forbidden = set()  # ids of assets the token's user may not read
         self._segment_asset = {}  # segment id -> asset id, so a segment is found without a scan
-        # Changes the index may not show yet: asset id -> {segment id: [(monotonic time, version or None)]},
-        # and asset id -> [(time, version)]. The first entry is what the index showed before the change.
+        # Records changed more recently than the index has caught up with: asset id -> {segment id: history}
+        # and asset id -> history, a history being [(time.monotonic(), version or None), ...] whose first
+        # entry is what the index showed before the changes. The backlog lists changes in time order, so
+        # that histories the index has caught up with are forgotten in O(1) each.
         self._unindexed_segments = {}
         self._unindexed_assets = {}
+        self._backlog = collections.deque()  # (time, asset id, segment id or None for the asset itself)
         self.last_change = float("-inf")
 
     # --- building ---------------------------------------------------------------------------------
@@ -266,110 +269,117 @@ class Catalogue:
         """A segment written now: stored at once, in the index `lag` seconds later."""
         with self.lock:
             segment = self.add_segment(asset_id, segment_type, start, end, **fields)
-            self._segment_changed(segment["id"], asset_id, None, segment)
+            self._segment_history(asset_id, segment["id"], None)
+            self._changed(asset_id, segment["id"], segment)
         return segment
 
     def edit_segment(self, segment, fields, replace=False):
         """Change a stored segment now (a PUT if replace: what fields leave out is reset)."""
         with self.lock:
-            before = copy.deepcopy(segment)
+            self._segment_history(segment["asset_id"], segment["id"], segment)
             if replace:
                 segment.update(copy.deepcopy(EDITABLE_DEFAULTS))
             segment.update(fields)
             segment["date_modified"] = _now()
-            self._segment_changed(segment["id"], segment["asset_id"], before, segment)
+            self._changed(segment["asset_id"], segment["id"], segment)
         return segment
 
     def delete_segment(self, segment):
         """Remove a stored segment now; the index goes on showing it for `lag` seconds."""
         with self.lock:
+            self._segment_history(segment["asset_id"], segment["id"], segment)
             self.segments[segment["asset_id"]].remove(segment)
             self._segment_asset.pop(segment["id"], None)
-            self._segment_changed(segment["id"], segment["asset_id"], segment, None)
+            self._changed(segment["asset_id"], segment["id"], None)
 
     def edit_asset(self, asset_id, **fields):
         """Change a stored asset now (its status, its times); search shows the change `lag` seconds later."""
         with self.lock:
             asset = self.assets[asset_id]
-            history = self._unindexed_assets.setdefault(asset_id, [(float("-inf"), copy.deepcopy(asset))])
+            if asset_id not in self._unindexed_assets:
+                self._unindexed_assets[asset_id] = [(float("-inf"), copy.deepcopy(asset))]
             asset.update(fields)
             asset["date_modified"] = _now()
-            self.last_change = time.monotonic()
-            history.append((self.last_change, copy.deepcopy(asset)))
+            self._changed(asset_id, None, asset)
         return asset
 
-    def _segment_changed(self, segment_id, asset_id, before, after):
+    def _segment_history(self, asset_id, segment_id, current):
+        """Before a change: keep what the index shows until it takes the change in (once per backlog)."""
         changes = self._unindexed_segments.setdefault(asset_id, {})
-        history = changes.setdefault(segment_id, [(float("-inf"), copy.deepcopy(before))])
+        if segment_id not in changes:
+            changes[segment_id] = [(float("-inf"), copy.deepcopy(current))]
+
+    def _changed(self, asset_id, segment_id, version):
+        """After a change: the version the index shows from `lag` seconds on."""
         self.last_change = time.monotonic()
-        history.append((self.last_change, copy.deepcopy(after)))
+        history = self._unindexed_assets[asset_id] if segment_id is None else \
+            self._unindexed_segments[asset_id][segment_id]
+        history.append((self.last_change, copy.deepcopy(version)))
+        self._backlog.append((self.last_change, asset_id, segment_id))
 
     # --- what the index shows ------------------------------------------------------------------------
 
     def indexed_segments(self, asset_id, as_of):
         """The asset's segments as the index had them at as_of (a time.monotonic() value)."""
         with self.lock:
+            self._catch_up(as_of)
             stored = self.segments.get(asset_id, [])
             changes = self._unindexed_segments.get(asset_id)
             if not changes:
                 return list(stored)  # the common case: nothing recent, the index agrees with the store
-            shown = []
-            for segment in stored:
-                version = self._segment_as_of(changes, segment, as_of) if segment["id"] in changes else segment
-                if version is not None:
-                    shown.append(version)
-            stored_ids = {segment["id"] for segment in stored}
-            for segment_id in [key for key in changes if key not in stored_ids]:  # deleted, maybe still shown
-                version = self._segment_as_of(changes, {"id": segment_id}, as_of)
-                if version is not None:
-                    shown.append(version)
-            if not changes:
-                del self._unindexed_segments[asset_id]
-            return shown
+            shown = [_version_as_of(changes[s["id"]], as_of) if s["id"] in changes else s for s in stored]
+            stored_ids = {s["id"] for s in stored}
+            shown += [_version_as_of(history, as_of) for segment_id, history in changes.items()
+                      if segment_id not in stored_ids]  # deleted from the store, maybe not from the index
+            return [segment for segment in shown if segment is not None]
 
     def indexed_segment(self, segment_id, as_of):
         """One segment as the index had it at as_of, or None."""
         with self.lock:
+            self._catch_up(as_of)
             asset_id = self._segment_asset.get(segment_id)
-            if asset_id is None:  # deleted from the store: the index may still hold it (few such, recent)
+            if asset_id is None:  # deleted from the store: the index may still hold it (few such: recent ones)
                 asset_id = next((key for key, changes in self._unindexed_segments.items() if segment_id in changes),
                                 None)
-                if asset_id is None:
-                    return None
-            stored = next((s for s in self.segments.get(asset_id, []) if s["id"] == segment_id), None)
-            changes = self._unindexed_segments.get(asset_id) or {}
-            if segment_id not in changes:
-                return stored
-            version = self._segment_as_of(changes, stored or {"id": segment_id}, as_of)
-            if not changes:
-                del self._unindexed_segments[asset_id]
-            return version
+            history = self._unindexed_segments.get(asset_id, {}).get(segment_id)
+            if history is not None:
+                return _version_as_of(history, as_of)
+            return next((s for s in self.segments.get(asset_id, []) if s["id"] == segment_id), None)
 
     def indexed_asset(self, asset_id, as_of):
         """The asset as the index had it at as_of, or None."""
         with self.lock:
+            self._catch_up(as_of)
             history = self._unindexed_assets.get(asset_id)
-            if history is None:
-                return self.assets.get(asset_id)
-            version, caught_up = _version_as_of(history, as_of)
-            if caught_up:
-                del self._unindexed_assets[asset_id]
-                return self.assets.get(asset_id)  # the record itself: a test may have edited it in place
-            return version
+            return self.assets.get(asset_id) if history is None else _version_as_of(history, as_of)
 
-    def _segment_as_of(self, changes, stored, as_of):
-        """The version of a changed segment the index shows; stored is its record, or {"id": ...} if deleted."""
-        version, caught_up = _version_as_of(changes[stored["id"]], as_of)
-        if caught_up:
-            del changes[stored["id"]]
-            return stored if "asset_id" in stored else None  # the record itself, or nothing once deleted
-        return version
+    def _catch_up(self, as_of):
+        """Forget the histories whose last change the index has taken in by as_of: it shows the store there."""
+        while self._backlog and self._backlog[0][0] <= as_of:
+            _, asset_id, segment_id = self._backlog.popleft()
+            if segment_id is None:
+                history = self._unindexed_assets.get(asset_id)
+                if history and history[-1][0] <= as_of:
+                    del self._unindexed_assets[asset_id]
+                continue
+            changes = self._unindexed_segments.get(asset_id, {})
+            history = changes.get(segment_id)
+            if history and history[-1][0] <= as_of:
+                del changes[segment_id]
+                if not changes:
+                    del self._unindexed_segments[asset_id]
+
+    def backlog(self):
+        """How many changes the index had not taken in at the last index read."""
+        with self.lock:
+            return len(self._backlog)
 
     def reindex(self):
         """The index catches up at once (Iconik's reindex endpoints; a test that is not about the lag)."""
         with self.lock:
             self._unindexed_segments.clear()
             self._unindexed_assets.clear()
+            self._backlog.clear()
 
     # --- seeding -----------------------------------------------------------------------------------
 
@@ -473,17 +483,13 @@ class Catalogue:
 
 
 def _version_as_of(history, as_of):
-    """(the version in force at as_of, whether it is the latest) from [(time, version), ...].
-
-    Forgets the versions before it: readers ask for ever later times, so no one needs them again."""
+    """The version in force at as_of in [(time, version), ...]; drops the older ones, which no later
+    reader needs (readers ask for ever later times)."""
     position = len(history) - 1
     while position > 0 and history[position][0] > as_of:
         position -= 1
-    version = history[position][1]
-    if position == len(history) - 1:
-        return version, True
     del history[:position]
-    return version, False
+    return history[0][1]
 
 
 def state_problem(state):

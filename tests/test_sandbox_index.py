@@ -162,3 +162,15 @@ def test_a_twenty_thousand_asset_catalogue_searches_by_id_in_time_of_the_ids_not
             assert len(client.search("segments", {"asset_id": ids, "segment_type": ["GENERIC"]})) == 100
         # A scan of every document per search took 2.4 s of CPU here; looking ids up takes about 0.15 s.
         assert time.process_time() - began < 1.0
+
+
+def test_the_index_forgets_what_it_has_caught_up_with_so_a_long_run_stays_small():
+    catalogue = Catalogue()
+    keys = [f"6a1d0f3c-0000-4000-8000-{n:012d}" for n in range(2000)]
+    for key in keys:
+        catalogue.add_asset(key)
+        catalogue.create_segment(key, "GENERIC", 1, 2)
+    assert catalogue.indexed_segments(keys[0], as_of=time.monotonic() - 60) == []
+    assert catalogue.backlog() == 2000
+    assert len(catalogue.indexed_segments(keys[-1], as_of=time.monotonic())) == 1
+    assert catalogue.backlog() == 0  # one read of the index, of any asset, let go of every caught-up change
