@@ -1,5 +1,10 @@
 """A local stand-in for Iconik on 127.0.0.1: the endpoints reversesync uses, with Iconik's behaviour,
-its limits, and faults on demand. Good enough to rehearse a production run on a copy of the sheet."""
+its limits, and faults on demand. Good enough to rehearse a production run on a copy of the sheet.
+
+Where the real service differs from a naive model, the sandbox does what Iconik does (ICONIK-FACTS 7):
+segment lists and search come from an index that trails the stored records, a write can land after its
+answer was lost, editing a segment that backs a SUBCLIP moves the subclip, assets come in every type and
+some answer 403, and every answer carries RateLimit-Remaining."""
 
 import collections
 import copy
@@ -32,6 +37,7 @@ OTHER_ASSET_TYPES = ("SEQUENCE", "NLE_PROJECT", "PLACEHOLDER", "CUSTOM", "LINK")
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 1000  # segment lists and search both take per_page up to 1000 (ICONIK-FACTS 7.6, 7.9)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+FORCED_ACTIONS = (None, "drop_before", "drop_after", "apply_late")
 
 # Iconik's published limits per App-ID/Auth-Token pair (ICONIK-FACTS 5).
 ICONIK_RATE = 50.0
@@ -626,6 +632,8 @@ class Sandbox:
         """Script the next `times` answers to matching requests: a status and body, or an action:
         'drop_before' (close without applying), 'drop_after' (apply, then close without answering) or
         'apply_late' (close at once, apply delay_ms later; default a draw between the late_*_ms faults)."""
+        if action not in FORCED_ACTIONS:
+            raise ValueError(f"action {action!r}; one of {', '.join(map(str, FORCED_ACTIONS))}")
         with self._log_lock:
             self._forced.append(_Forced(method, re.compile(path_pattern), status, body, headers or {}, action, times,
                                         delay_ms))

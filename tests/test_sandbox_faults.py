@@ -146,3 +146,8 @@ def test_faults_parse_the_documented_spelling(spec, expected):
 def test_faults_refuse_what_they_cannot_mean(spec, message):
     with pytest.raises(ValueError, match=message):
         Faults.parse(spec)
+
+
+def test_force_refuses_an_action_it_does_not_know(lagging):
+    with pytest.raises(ValueError, match="action 'drop_later'"):
+        lagging.force("POST", "/segments/$", action="drop_later")
