@@ -660,6 +660,9 @@ def sandbox_command(ctx, port, from_csv, state_file, seed, mix, latency_ms, jitt
         server.start()
     except OSError as exc:
         raise InputFailure(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; pick another --port.") from None
+    # Before the first line: whoever reads it may stop us at once, and the --dump must still be written.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *args: stop.set())
     click.echo(f"Iconik sandbox listening on {server.url}")
     settings = (("ICONIK_URL", server.url), ("ICONIK_APP_ID", app_id), ("ICONIK_AUTH_TOKEN", auth_token))
     for name, value in settings:
@@ -669,8 +672,6 @@ def sandbox_command(ctx, port, from_csv, state_file, seed, mix, latency_ms, jitt
         click.echo(f'$env:{name} = "{value}"')
     click.echo(f"{len(catalogue.assets)} assets, index lag {index_lag:g} s; Ctrl-C to stop.")
     sys.stdout.flush()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *args: stop.set())
     try:
         while not stop.wait(0.5):
             pass
