@@ -447,6 +447,10 @@ class Progress:
             self.settling_said = True
             click.echo(f"Waiting {data['seconds']:.0f} s before re-checking writes whose answers were lost, so that "
                        "Iconik has settled (a blind re-send could duplicate them).", file=self.stream)
+        elif kind == "answer_lost" and not self.settling_said:
+            self.settling_said = True
+            click.echo(f"\nA write's answer was lost: it is re-checked {data['settle']:g} s after it was sent, once "
+                       "Iconik has settled (a blind re-send could duplicate it).", file=self.stream)
         elif kind == "settle_wait":
             click.echo(f"Waiting {data['seconds']:.0f} s for the last writes to settle before reading segment "
                        "lists.", file=self.stream)

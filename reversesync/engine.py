@@ -556,6 +556,7 @@ class Engine:
             if self._decisions.get(key, 0) >= MAX_DECISIONS:
                 self._fail(key, run_id, "unknown_outcome", exc, keep_intent=True)
                 return True
+            self.on_event("answer_lost", key=key, settle=self.options.settle)
             raise _Again(sent + self.options.settle) from None
         except errors.AuthError:
             self._clear_intent(key, run_id, "401: not applied")
