@@ -98,16 +98,34 @@ def test_slow_answer_past_the_read_timeout_is_never_resent(sandbox, invoke, tmp_
     assert len(sandbox.generic_segments(A)) == 1 and len(sandbox.generic_segments(B)) == 1
 
 
+def run_engine(ledger_path, sandbox, **options):
+    """One run through the engine with the real client, its back-off shortened for tests (conftest.client_for)."""
+    from reversesync.engine import Engine, RunOptions
+    from tests.conftest import client_for
+
+    ledger = Ledger(ledger_path)
+    ledger.acquire("run")
+    try:
+        run_options = RunOptions(live=True, settle=2.0, read_timeout=READ_TIMEOUT, **options)
+        engine = Engine(ledger, client_for(sandbox, timeout=(5.0, READ_TIMEOUT), max_backoff=0.01), run_options)
+        engine.preflight()
+        return engine.run(ledger.start_run("live", run_options.to_json()))
+    finally:
+        ledger.release()
+        ledger.close()
+
+
 def test_write_side_429_storm_fails_the_row_as_rate_limited_with_no_intent_left(
         sandbox, invoke, tmp_path, ledger_path):
+    """A 429 means "not applied": past the retry budget the row fails as rate_limited (retryable), not as
+    internal_error holding an intent as in 0.1."""
     sandbox.catalogue.add_asset(A)
-    sandbox.force("POST", f"/assets/{A}/segments/$", 429, {"errors": ["Too many"]}, {"Retry-After": "0"}, times=100)
+    sandbox.force("POST", f"/assets/{A}/segments/$", 429, {"errors": ["Too many"]}, times=100)
     load(invoke, tmp_path, (A, 1000, 5000))
-    result = live(invoke, "--no-search")
-    assert result.exit_code == 1
+    run_engine(ledger_path, sandbox, search=False)
     row = Ledger(ledger_path).asset(A)
     assert (row["state"], row["reason"], row["intent"]) == ("failed", "rate_limited", None)
-    sandbox.force("POST", f"/assets/{A}/segments/$", times=0)
+    assert "run again with a lower --rate and --retry-failed" in row["reason_text"]
     sandbox._forced.clear()
     again = live(invoke, "--retry-failed")
     assert again.exit_code == 0, again.output
