@@ -5,7 +5,6 @@ import contextlib
 import csv
 import dataclasses
 import functools
-import io
 import json
 import os
 import shutil
@@ -426,11 +425,25 @@ class Progress:
         self.last_line = 0.0
         self.interrupt_after = interrupt_after
         self.settling_said = False
+        self.closed = None  # None: stdout open; False: closed, not yet told the run; True: told
 
     def __call__(self, kind, **data):
         if self.interrupt_after is not None and kind == "progress" and data["done"] >= self.interrupt_after:
             self.interrupt_after = None
             raise KeyboardInterrupt  # the demo's on-purpose Ctrl-C, taken exactly where a real one lands
+        try:
+            self._render(kind, **data)
+        except BrokenPipeError:
+            # A closed stdout stops the run as Ctrl-C does (issue #11); only the main thread may say so, a
+            # worker that hit it must not fail its row.
+            self.closed = False
+            self.stream = open(os.devnull, "w", encoding="utf-8")
+            _silence_stdout()
+        if self.closed is False and kind == "progress" and threading.current_thread() is threading.main_thread():
+            self.closed = True
+            raise BrokenPipeError("stdout was closed")
+
+    def _render(self, kind, **data):
         if kind == "start":
             click.echo(f"Run {data['run_id']} ({data['mode']}): {data['rows']} rows to check", file=self.stream)
         elif kind == "stopping":
@@ -504,22 +517,16 @@ def _summary_lines(result, ledger):
     return lines
 
 
-class _ClosedOutput(io.TextIOBase):
-    """Where output goes once the reader of stdout has gone away (`run --live | head -2`)."""
-
-    def write(self, text):
-        return len(text)
-
-
-@contextlib.contextmanager
-def _stdout_may_close():
-    """A closed stdout stops the run as Ctrl-C does (issue #11): rows in flight finish, the run's record
-    stays right, and nothing more is printed to the pipe."""
+def _silence_stdout():
+    """The reader of stdout has gone away (`run --live | head -2`): what is printed from now on goes nowhere,
+    and the interpreter's last flush at exit does not complain either."""
     try:
-        yield
-    except BrokenPipeError:
-        sys.stdout = _ClosedOutput()
-        raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")
 
 
 def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resume=False, progress=None):
@@ -582,10 +589,9 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
                              f"continue with: {hint}") from None
     who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
     click.echo(f"Iconik {client.url} as {who}; ledger {ledger.path}")
-    with _stdout_may_close():
-        result = sync.run(run_id)
-        for line in _summary_lines(result, ledger):
-            click.echo(line)
+    result = sync.run(run_id)
+    for line in _summary_lines(result, ledger):
+        click.echo(line)
     if result.status == "aborted":
         raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
                              f"{_remedy(result.error)}, then continue with: {hint}")

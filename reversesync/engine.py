@@ -322,6 +322,8 @@ class Engine:
             except errors.AuthError as exc:
                 self._abort(exc)
                 return {}
+            if assets:
+                self._asset_read_ok()  # the token can read assets: a 403 on one of them is that asset's
             # Only documents that carry every field a decision needs are trusted: an index without an
             # asset's type could otherwise let a segment be written on a SUBCLIP.
             assets = [a for a in assets if rules.index_document_trusted(a, ASSET_REQUIRED)]
@@ -509,6 +511,7 @@ class Engine:
             generic = []
             if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == "ACTIVE":
                 generic = self._list_generic(key)
+                self._asset_read_ok()
             decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
             if decision.action == "create":
                 decision = self._recheck_our_segment(row, asset, generic, decision)

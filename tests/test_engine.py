@@ -17,7 +17,7 @@ FAST_SETTLE = ("--settle", "1", "--read-timeout", "0.5")
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with Sandbox() as running:
+    with Sandbox(index_lag=0.3) as running:  # the index lag scaled down with FAST_SETTLE
         monkeypatch.setenv("ICONIK_URL", running.url)
         monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
         monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)

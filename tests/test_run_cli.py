@@ -1,0 +1,159 @@
+"""`run`, `resume` and `verify` as an operator meets them (issue #11): where they go, honest exit codes, next steps
+that work as printed, and no traceback when Iconik goes away, stdout closes or the disk fills."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reversesync.ledger import Ledger
+from reversesync.sandbox import Catalogue, Sandbox
+from tests.conftest import ROOT
+from tests.test_engine import A, B, C, loaded, sandbox, state  # noqa: F401  (fixtures and helpers)
+from tests.test_load import write_sheet
+
+
+def test_the_first_line_names_iconik_the_user_and_the_ledger(sandbox, loaded, invoke, ledger_path):  # noqa: F811
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    result = invoke("run")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == f"Iconik {sandbox.url} as sync@sandbox.invalid; ledger {ledger_path}"
+
+
+def test_recheck_of_an_unknown_reason_is_a_usage_error(sandbox, loaded, invoke):  # noqa: F811
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--recheck", "nonsense")
+    assert result.exit_code == 2
+    assert "Invalid value for --recheck: unknown reason nonsense; one of: ambiguous," in result.output
+    assert sandbox.requests() == []
+
+
+def test_asset_not_in_the_ledger_is_a_usage_error(sandbox, loaded, invoke):  # noqa: F811
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--asset", B)
+    assert result.exit_code == 2
+    assert f"Invalid value for --asset: {B} not in the ledger; load a sheet that has it first" in result.output
+
+
+def test_settle_must_outlast_the_read_timeout(sandbox, loaded, invoke):  # noqa: F811
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--settle", "5", "--read-timeout", "10")
+    assert result.exit_code == 2
+    assert "must be longer than --read-timeout (10 s)" in result.output
+
+
+def test_resume_after_a_refused_preflight_continues_the_refused_run(
+        sandbox, loaded, invoke, ledger_path, monkeypatch):  # noqa: F811
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "expired")
+    refused = invoke("run", "--live")
+    assert refused.exit_code == 3
+    assert f"continue with: reversesync --ledger {ledger_path} resume" in refused.output
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", sandbox.auth_token)
+    resumed = invoke("resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resuming run 1 (live" in resumed.output
+    assert state(ledger_path, A) == ("created", "create")
+
+
+def test_the_exit_code_says_what_the_ledger_holds_not_what_this_run_touched(sandbox, loaded, invoke):  # noqa: F811
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000), (B, 1000, 5000))  # B is unknown to Iconik: failed/not_found
+    assert invoke("run").exit_code == 1
+    live = invoke("run", "--live")
+    assert live.exit_code == 1
+    assert "Ledger (current sheet): pending 0, checked 0, created 1, updated 0, skipped 0, failed 1" in live.output
+
+
+def test_iconik_going_away_mid_run_stops_with_exit_3_and_fails_no_row(
+        loaded, invoke, ledger_path, monkeypatch):  # noqa: F811
+    keys = [f"8c0d9a10-0000-4000-8000-0000000003{n:02d}" for n in range(40)]
+    catalogue = Catalogue()
+    for key in keys:
+        catalogue.add_asset(key)
+    server = Sandbox(catalogue, latency_ms=20, index_lag=0).start()
+    monkeypatch.setenv("ICONIK_URL", server.url)
+    monkeypatch.setenv("ICONIK_APP_ID", server.app_id)
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", server.auth_token)
+    loaded(*[(key, 1000, 5000) for key in keys])
+
+    def go_away_after_some_writes(method, path):  # every later read's connection drops unanswered
+        if method == "POST" and len(server.requests("POST")) == 5:
+            server.force("GET", ".", action="drop_before", times=10_000)
+
+    server.hooks.append(go_away_after_some_writes)
+    result = invoke("run", "--live", "--no-search", "--workers", "4")
+    assert result.exit_code == 3, result.output
+    assert "Error: stopped: Iconik stopped answering: 10 connection failures in a row" in result.output
+    ledger = Ledger(ledger_path)
+    assert ledger.query("select count(*) as n from assets where state = 'failed'")[0]["n"] == 0
+    assert ledger.query("select status from runs")[0]["status"] == "aborted"
+
+
+def test_the_progress_line_says_how_long_iconik_has_kept_us_waiting(loaded, invoke, monkeypatch):  # noqa: F811
+    catalogue = Catalogue()
+    catalogue.add_asset(A)
+    with Sandbox(catalogue, index_lag=0) as server:
+        monkeypatch.setenv("ICONIK_URL", server.url)
+        monkeypatch.setenv("ICONIK_APP_ID", server.app_id)
+        monkeypatch.setenv("ICONIK_AUTH_TOKEN", server.auth_token)
+        loaded((A, 1000, 5000))
+        server.hooks.append(lambda method, path: time.sleep(12) if path.endswith(f"/assets/{A}/") else None)
+        result = invoke("run", "--no-search")
+    assert result.exit_code == 0
+    assert "waiting on Iconik for 1" in result.output  # 10 s or 11 s, from the plain line every 10 s
+
+
+def cli(ledger_path, server, *args, **kwargs):
+    env = dict(os.environ, ICONIK_URL=server.url, ICONIK_APP_ID=server.app_id,
+               ICONIK_AUTH_TOKEN=server.auth_token, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, *map(str, args)],
+                            env=env, cwd=ROOT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_stops_the_run_as_ctrl_c_does(tmp_path, ledger_path):
+    """`run --live | head -2`: no traceback, the run recorded as interrupted, and resume finishes it."""
+    keys = [f"8c0d9a10-0000-4000-8000-0000000004{n:02d}" for n in range(40)]
+    catalogue = Catalogue()
+    for key in keys:
+        catalogue.add_asset(key)
+    with Sandbox(catalogue, latency_ms=30, index_lag=0) as server:
+        sheet = write_sheet(tmp_path / "s.csv", [(key, "t", 1000, 5000) for key in keys])
+        assert cli(ledger_path, server, "load", "--csv", sheet).wait(30) == 0
+        run = cli(ledger_path, server, "run", "--live", "--workers", "1", "--no-search", stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
+        head = subprocess.run(["head", "-2"], stdin=run.stdout, capture_output=True, text=True, timeout=60)
+        run.stdout.close()
+        err = run.stderr.read()
+        assert run.wait(60) == 130, err
+        assert "Traceback" not in err
+        assert len(head.stdout.splitlines()) == 2
+        ledger = Ledger(ledger_path)
+        assert ledger.query("select status from runs")[0]["status"] == "interrupted"
+        assert cli(ledger_path, server, "resume", stdout=subprocess.DEVNULL).wait(60) == 0
+        assert all(len(server.generic_segments(key)) == 1 for key in keys)
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_exit_3(
+        sandbox, loaded, invoke, ledger_path, monkeypatch):  # noqa: F811
+    keys = [f"8c0d9a10-0000-4000-8000-0000000005{n:02d}" for n in range(60)]
+    for key in keys:
+        sandbox.catalogue.add_asset(key)
+    loaded(*[(key, 1000, 5000) for key in keys])
+    opened = Ledger._open_for_writing
+
+    def on_a_nearly_full_disk(self, *args, **kwargs):  # SQLite's max_page_count stands in for a full disk
+        opened(self, *args, **kwargs)
+        pages = self.db.execute("pragma page_count").fetchone()[0]
+        self.db.execute(f"pragma max_page_count = {pages + 1}")
+
+    monkeypatch.setattr(Ledger, "_open_for_writing", on_a_nearly_full_disk)
+    result = invoke("run", "--live", "--no-search", "--workers", "1")
+    assert result.exit_code == 3, result.output
+    assert "cannot grow: database or disk is full (disk full?). Free some space, then resume." in result.output
+    assert "Traceback" not in result.output
