@@ -16,7 +16,6 @@ sandbox that takes `index_lag`.
 
 import argparse
 import collections
-import inspect
 import os
 import random
 import resource
@@ -39,23 +38,16 @@ READS = {"unknown": 1, "subclip_equal": 1, "subclip_differs": 1, "deleted": 1}
 WRITES = {"no_segments": 1, "comments_only": 1, "differs": 2, "zero_length": 2}
 RATE = 50.0
 READINGS = ("bucket", "window")
-SANDBOX_OPTIONS = set(inspect.signature(Sandbox).parameters)
 
 
 def readings_to_run(wanted):
-    """The Remaining readings to benchmark: those asked for that this sandbox can send."""
-    if "remaining" not in SANDBOX_OPTIONS:
-        return ["bucket"]  # the only reading a sandbox without the option sends
+    """The RateLimit-Remaining readings to benchmark (ICONIK-FACTS 7.7: Iconik does not say which it sends)."""
     return list(READINGS) if wanted == "both" else [wanted]
 
 
-def limited_sandbox(catalogue, reading, index_lag=None, **options):
-    """A sandbox with Iconik's limits, sending Remaining in `reading`, with index lag where supported."""
-    if "remaining" in SANDBOX_OPTIONS:
-        options["remaining"] = reading
-    if index_lag is not None and "index_lag" in SANDBOX_OPTIONS:
-        options["index_lag"] = index_lag
-    return Sandbox(catalogue, **options)
+def limited_sandbox(catalogue, reading, index_lag, **options):
+    """A sandbox with Iconik's limits, sending Remaining in `reading`, its lists and search trailing by index_lag."""
+    return Sandbox(catalogue, remaining=reading, index_lag=index_lag, **options)
 
 
 def make_sheet(path, rows, seed=2450):
@@ -83,7 +75,7 @@ def minimum_requests(dealt, keys, live, search):
     Per asset: the asset read, the GENERIC list unless SUBCLIP, deleted or 404, then the writes (POST;
     GET + PUT). With search: two searches per hundred rows, a read for each id the index does not know,
     and before a write only the fresh GENERIC list."""
-    total = 1  # the roles preflight
+    total = 2  # the preflight: the token's user and its roles
     scenarios = [dealt[key] for key in keys if key in dealt]
     if search:
         total += 2 * -(-len(scenarios) // 100)
@@ -142,7 +134,7 @@ def print_table(title, runs):
               f"{walls}")
 
 
-def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, index_lag=None):
+def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, index_lag):
     """load -> dry run -> live run, and load -> live run straight away, as medians of repeat."""
     flag = "--search" if search else "--no-search"
     runs = {f"{step} [{reading}]": [] for step in ("dry", "live", "live only")}
@@ -164,7 +156,7 @@ def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, i
     return runs
 
 
-def bench_serial(sheet, latency, jitter, folder, reading, index_lag=None):
+def bench_serial(sheet, latency, jitter, folder, reading, index_lag):
     catalogue, dealt = seeded(sheet)
     with limited_sandbox(catalogue, reading, index_lag, latency_ms=latency, jitter_ms=jitter, rate=RATE) as sandbox:
         ledger = os.path.join(folder, f"serial-{reading}.db")
@@ -175,7 +167,7 @@ def bench_serial(sheet, latency, jitter, folder, reading, index_lag=None):
         return figures(sandbox, wall, minimum, since)
 
 
-def bench_throttled(sheet, latency, jitter, folder, reading, index_lag=None, server_rate=20.0, rows=800):
+def bench_throttled(sheet, latency, jitter, folder, reading, index_lag, server_rate=20.0, rows=800):
     """The server allows fewer requests than configured: the run must settle at the server's pace."""
     catalogue, _ = seeded(sheet)
     with limited_sandbox(catalogue, reading, index_lag, latency_ms=latency, jitter_ms=jitter,
@@ -218,17 +210,15 @@ def main():
     parser.add_argument("--only", choices=["live", "search", "serial", "throttled", "overhead"], action="append")
     parser.add_argument("--remaining", choices=["both", *READINGS], default="both",
                         help="the RateLimit-Remaining reading(s) the sandbox sends (ICONIK-FACTS 7.7)")
-    parser.add_argument("--index-lag", type=float, default=None,
-                        help="passed to Sandbox(index_lag=...) when the sandbox supports it")
+    parser.add_argument("--index-lag", type=float, default=2.0,
+                        help="seconds by which the sandbox's segment lists and search trail its records")
     options = parser.parse_args()
     readings = readings_to_run(options.remaining)
     only = set(options.only or ["live", "search", "serial", "throttled", "overhead"])
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; sheet {options.rows} rows; sandbox "
           f"latency {options.latency_ms:.0f} +/- {options.jitter_ms:.0f} ms, limit {RATE:.0f}/s; medians of "
-          f"{options.repeat}; RateLimit-Remaining reading(s): {', '.join(readings)}"
-          + ("" if "remaining" in SANDBOX_OPTIONS else " (this sandbox sends no other)")
-          + (f"; index lag {options.index_lag}" if options.index_lag is not None and "index_lag" in SANDBOX_OPTIONS
-             else ""))
+          f"{options.repeat}; RateLimit-Remaining reading(s): {', '.join(readings)}; index lag "
+          f"{options.index_lag:g} s")
     with tempfile.TemporaryDirectory() as folder:
         sheet = os.path.join(folder, "sheet.csv")
         make_sheet(sheet, options.rows)
