@@ -157,3 +157,51 @@ def test_a_full_disk_stops_the_run_with_one_line_and_exit_3(
     assert result.exit_code == 3, result.output
     assert "cannot grow: database or disk is full (disk full?). Free some space, then resume." in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("https://app.iconik.io/API", "path"), ("app.iconik.io", "scheme"), ("ftp://app.iconik.io", "scheme"),
+])
+def test_a_malformed_iconik_url_is_an_input_error_before_any_request(
+        sandbox, loaded, invoke, monkeypatch, url, problem):  # noqa: F811
+    loaded((A, 1000, 5000))
+    monkeypatch.setenv("ICONIK_URL", url)
+    result = invoke("run")
+    assert result.exit_code == 2, result.output
+    assert "use the form https://app.iconik.io" in result.output
+    assert "Traceback" not in result.output and sandbox.requests() == []
+
+
+def test_https_to_a_plain_http_server_is_one_line_and_exit_2(
+        sandbox, loaded, invoke, ledger_path, monkeypatch):  # noqa: F811
+    loaded((A, 1000, 5000))
+    monkeypatch.setenv("ICONIK_URL", sandbox.url.replace("http://", "https://"))
+    result = invoke("run")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: cannot talk TLS to https://127.0.0.1:")
+    assert "Traceback" not in result.output
+    assert Ledger(ledger_path).query("select status from runs")[0]["status"] == "aborted"
+
+
+def test_verify_checks_its_csv_path_before_reading_anything(sandbox, loaded, invoke, tmp_path):  # noqa: F811
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    before = len(sandbox.requests())
+    result = invoke("verify", "--csv", tmp_path / "missing" / "x.csv")
+    assert result.exit_code == 2
+    assert len(sandbox.requests()) == before
+
+
+def test_ctrl_c_in_verify_exits_130_not_1(sandbox, loaded, invoke, monkeypatch):  # noqa: F811
+    from reversesync import verify
+
+    loaded((A, 1000, 5000))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify, "verify", interrupted)
+    result = invoke("verify")
+    assert result.exit_code == 130
+    assert "Interrupted; verify changed nothing." in result.output
