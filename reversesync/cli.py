@@ -18,7 +18,7 @@ from importlib import resources
 import click
 from click.core import ParameterSource
 
-from . import __version__, engine, errors, iconik, outputs, report, sources
+from . import __version__, engine, errors, iconik, outputs, report, rules, sources
 from . import sandbox as sandbox_module
 from . import verify as verify_module
 from .ledger import DEFAULT_LEDGER, STATES, Ledger, LedgerMissing, LedgerNeedsUpgrade
@@ -634,13 +634,7 @@ def _remedy(exc):
 
 
 def _known_reasons():
-    return sorted(set(engine.RETRYABLE_REASONS) | set(rules_reasons()))
-
-
-def rules_reasons():
-    """Every reason a finished row can carry, for --recheck."""
-    return ("in_sync", "subclip_mismatch", "subclip_linked", "ambiguous", "asset_deleted", "unsupported_type",
-            "not_found", "bad_request", "internal_error", "unexpected_answer", "duplicated", "undone")
+    return sorted(set(engine.RETRYABLE_REASONS) | set(rules.FINISHED_REASONS))
 
 
 def run_options(command):
