@@ -348,6 +348,8 @@ def test_undo_under_chaos_deletes_only_its_own_and_leaves_each_segment_as_seeded
         sandbox.faults = Faults(apply_late=0.15, late_min_ms=600, late_max_ms=1200, drop_after=0.05,
                                 server_error=0.03, conflict=0.03)
         process = cli_process(ledger_path, sandbox, "undo", "1", "--live", "--workers", 4, "--rate", 60, *FAST)
+        # A kill before the undo is recorded would leave nothing to resume: the kills start once it is.
+        wait_for(lambda: [r for r in Ledger(ledger_path).runs() if r["mode"] == "undo"], timeout=30)
         kills = 0
         while True:
             try:
@@ -373,6 +375,8 @@ def test_undo_under_chaos_deletes_only_its_own_and_leaves_each_segment_as_seeded
         after = without_stamps(sandbox.catalogue.dump())
     assert kills >= 1
     ledger = Ledger(ledger_path)
+    lost = ledger.query("select count(*) as n from events where run_id = 2 and detail like 'outcome unknown%'")
+    assert lost[0]["n"] > 0, "no write's answer was lost: the settle path went untested"
     assert not ledger.keys_holding_intent(undo.OWN_OPS)
     for key in keys:
         row = ledger.asset(key)
