@@ -1028,7 +1028,7 @@ def history_command(ctx, asset_id, ledger_path):
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep the ledger and CSV in DIR.")
 @click.pass_context
 def demo_command(ctx, keep_dir):
-    """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify.
+    """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify, undo.
 
     Without --keep it works in a temporary folder and removes it at the end.
 
@@ -1054,7 +1054,8 @@ def demo_command(ctx, keep_dir):
 
 
 def _demo(ctx, folder):
-    """The demo's seven steps in folder; returns verify's exit code."""
+    """The demo's seven steps in folder, then an undo of its live runs; returns verify's exit code (or the
+    undo's, or 1 if the sandbox did not end as it was seeded)."""
     os.makedirs(folder, exist_ok=True)
     ledger_path = os.path.join(folder, "demo.db")
     for stale in (ledger_path, ledger_path + "-wal", ledger_path + "-shm"):
@@ -1062,6 +1063,7 @@ def _demo(ctx, folder):
             os.remove(stale)
     catalogue = sandbox_module.Catalogue()
     catalogue.seed_from_sheet(example_sheet_path(), seed=7)
+    seeded = catalogue.dump()
     faults = sandbox_module.Faults(server_error=0.02, conflict=0.02, drop_before=0.01, drop_after=0.02)
     server = sandbox_module.Sandbox(catalogue, latency_ms=3, faults=faults, seed=7).start()
     url, app, token = server.url, server.app_id, server.auth_token
@@ -1096,11 +1098,42 @@ def _demo(ctx, folder):
             with outputs.private_output(os.path.join(folder, "report.csv"), bom=True) as handle:
                 report.write_csv(ledger, handle)
             step(7, "verify: read Iconik again for every asset reversesync wrote or found in sync")
-            return _verify(ledger, url, app, token, 8, rate)
+            code = _verify(ledger, url, app, token, 8, rate)
+            live_runs = [run["id"] for run in ledger.runs() if run["mode"] == "live" and run["writes"]]
         finally:
             ledger.close()
+        click.echo("")
+        click.secho("== and back: undo the live runs, newest first, to leave the sandbox as it was seeded", bold=True)
+        for run_id in reversed(live_runs):
+            undone = _do_undo(ctx, ledger_path, url, app, token, undo_module.UndoOptions(
+                undo=run_id, live=True, rate=rate, settle=options.settle, read_timeout=options.read_timeout))
+            code = code or undone
+        server.settle()
+        changed = _catalogue_changes(seeded, catalogue.dump())
+        if changed:
+            click.echo(f"The sandbox is NOT as it was seeded: {'; '.join(changed[:5])}")
+            return code or EXIT_FAILED_ROWS
+        click.echo(f"The sandbox is back as it was seeded: every asset and segment equal to the seed, ids and "
+                   f"fields alike (date_modified aside), after undoing run{'s' if len(live_runs) > 1 else ''} "
+                   f"{', '.join(map(str, reversed(live_runs)))}.")
+        return code
     finally:
         server.stop()
+
+
+def _catalogue_changes(seeded, now):
+    """What differs between two sandbox dumps, read-only stamps that any write moves (date_modified) aside."""
+    def plain(dump):
+        strip = lambda item: {k: v for k, v in item.items() if k != "date_modified"}  # noqa: E731
+        return ({key: strip(asset) for key, asset in dump["assets"].items()},
+                {key: [strip(s) for s in found] for key, found in dump["segments"].items()})
+
+    (assets_before, segments_before), (assets_now, segments_now) = plain(seeded), plain(now)
+    changes = [f"asset {key}" for key in sorted(set(assets_before) | set(assets_now))
+               if assets_before.get(key) != assets_now.get(key)]
+    changes += [f"segments of {key}" for key in sorted(set(segments_before) | set(segments_now))
+                if (segments_before.get(key) or []) != (segments_now.get(key) or [])]
+    return changes
 
 
 def _mix_option(ctx, param, value):
