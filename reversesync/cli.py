@@ -21,6 +21,7 @@ from click.core import ParameterSource
 from . import __version__, engine, errors, iconik, outputs, report, rules, sources
 from . import sandbox as sandbox_module
 from . import verify as verify_module
+from . import undo as undo_module
 from .ledger import DEFAULT_LEDGER, STATES, Ledger, LedgerMissing, LedgerNeedsUpgrade
 
 EXIT_FAILED_ROWS, EXIT_INPUT, EXIT_RESUMABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -560,9 +561,14 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
         if unfinished is None:
             click.echo("Nothing to resume: the last run finished.")
             return EXIT_FAILED_ROWS if ledger.failed_in_source() else 0
+        # Issue #12: an interrupted undo or repair is continued by its own machinery (reversesync/undo.py).
+        if unfinished["mode"] in ("undo", "repair"):
+            return _continue_undo(ctx, ledger, iconik_url, app_id, auth_token, unfinished, progress)
         run_id = unfinished["id"]
         options = engine.RunOptions.from_json(json.loads(unfinished["options"]))
         click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
+    else:
+        _refuse_while_undo_unfinished(ledger)  # issue #12: a run never settles an undo's or repair's write
     client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers,
                                  timeout=(5.0, options.read_timeout))
     sync = engine.Engine(ledger, client, options, on_event=progress)
@@ -735,10 +741,16 @@ def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), help="Write mismatches here.")
 @click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
               help="Seconds after the last write before segment lists are trusted.")
+@click.option("--repair", is_flag=True, help="Plan (or with --live, make) the deletion of duplicate reversesync "
+                                             "segments, keeping the one the ledger records (else the oldest).")
+@click.option("--live", is_flag=True, help="With --repair: delete the duplicates.")
+@click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT, show_default=True,
+              help="Seconds to wait for an answer from Iconik (--repair).")
 @iconik_options
 @ledger_option
 @click.pass_context
-def verify_command(ctx, workers, rate, csv_path, settle, iconik_url, app_id, auth_token, ledger_path):
+def verify_command(ctx, workers, rate, csv_path, settle, repair, live, read_timeout, iconik_url, app_id, auth_token,
+                   ledger_path):
     """Read Iconik again and confirm it holds the sheet's times wherever the ledger says so.
 
     Every created, updated or in-sync asset: its segment read by id must be GENERIC and span the sheet's
@@ -746,10 +758,23 @@ def verify_command(ctx, workers, rate, csv_path, settle, iconik_url, app_id, aut
     particular no second one carrying reversesync's marker. Waits out the settle time after the last
     write first. Exit 0 when all match, 1 otherwise, 130 on Ctrl-C.
 
+    --repair plans the removal of duplicates (two or more GENERIC segments with reversesync's marker on one
+    asset): the one the ledger records is kept (else the oldest), each other one is deleted only after a GET by
+    id shows it unchanged; a segment without the marker is never touched. --repair --live deletes them.
+
     \b
     Example:
         reversesync verify --csv mismatches.csv
+        reversesync verify --repair --live
     """
+    if live and not repair:
+        raise click.UsageError("--live goes with --repair; verify alone only reads.")
+    if repair:  # issue #12: the repair is an undo-like run of its own (reversesync/undo.py)
+        if csv_path:
+            raise click.UsageError("--csv lists mismatches; give it in a verify without --repair.")
+        options = undo_module.UndoOptions(live=live, workers=workers, rate=rate, settle=settle,
+                                          read_timeout=read_timeout)
+        ctx.exit(_do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="repair"))
     ledger = open_ledger(ctx, ledger_path)
     try:
         code = _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path, settle)
@@ -770,6 +795,9 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
     for found in mismatches:
         click.echo(f"MISMATCH {found.asset_id} (row {found.row_numbers}, {found.state}, {found.kind}): expected "
                    f"{found.expected}; found {found.found}")
+    if any(found.kind == "duplicate" for found in mismatches):
+        repair = next_step(None, "verify", "--repair", "--live", ledger_path=ledger.path)
+        click.echo(f"Remove the duplicates with: {repair} (plain --repair shows the plan first)")
     if csv_path:
         with outputs.private_output(csv_path, bom=True) as handle:
             writer = csv.writer(handle)
@@ -811,6 +839,162 @@ def _echo_table(table):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
 
 
+@cli.command("undo")
+@click.argument("run_id", metavar="RUN", type=click.IntRange(1))
+@click.option("--live", is_flag=True, help="Delete and restore in Iconik. Without it the undo only reads and plans.")
+@click.option("--asset", "assets", multiple=True, metavar="ID", help="Only this asset's row of RUN (repeatable).")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows worked on at once.")
+@click.option("--rate", type=click.FloatRange(0.1, 1000), default=iconik.DEFAULT_RATE, show_default=True,
+              help="Requests per second at most (Iconik allows about 50).")
+@click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
+              help="Seconds after a write whose answer was lost before it is re-checked (see README).")
+@click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT, show_default=True,
+              help="Seconds to wait for an answer from Iconik.")
+@iconik_options
+@ledger_option
+@click.pass_context
+def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout, iconik_url, app_id, auth_token,
+                 ledger_path):
+    """Put Iconik back as it was before live run RUN: delete the segments it created, restore the ones it updated.
+
+    Each segment is read by id first; one changed since reversesync wrote it (or now backing a subclip) is
+    left alone and reported as changed_since, one already gone counts as undone, and a row a later run wrote
+    again is left alone (undo that run first). Rows undone end skipped/undone: a plain run leaves them alone;
+    `run --recheck undone`, or a load that changes the row, brings them back. Without --live it prints the plan
+    and writes nothing. Exit codes as run: 0, 1 some rows failed, 2 bad input, 3 stopped (resume), 130.
+
+    \b
+    Example:
+        reversesync runs                 # find the run's number
+        reversesync undo 4               # the plan
+        reversesync undo 4 --live        # act; `reversesync resume` continues it if interrupted
+    """
+    canonical = []
+    for value in assets:
+        key = sources.canonical_uuid(value)
+        if key is None:
+            raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
+        canonical.append(key)
+    if settle and settle <= read_timeout:
+        raise click.BadParameter(f"must be longer than --read-timeout ({read_timeout:g} s): a write can still land "
+                                 "after the client stops waiting for its answer", param_hint="--settle")
+    options = undo_module.UndoOptions(undo=run_id, live=live, assets=tuple(canonical), workers=workers, rate=rate,
+                                      settle=settle, read_timeout=read_timeout)
+    ctx.exit(_do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options))
+
+
+def _do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="undo", progress=None):
+    """The one implementation behind `undo` and `verify --repair` (issue #12): record the run, then work it."""
+    ledger = open_ledger(ctx, ledger_path)
+    try:
+        with translated_errors():
+            ledger.acquire(mode)
+            if mode == "undo":
+                _check_undo_target(ctx, ledger, options)
+            else:
+                _wait_for_late_writes(ledger, options.settle, progress or Progress())
+            _refuse_while_undo_unfinished(ledger)
+            run_id = ledger.start_run(mode, options.to_json())
+            ledger.supersede_unfinished_runs(but=run_id)
+            return _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id,
+                             progress or Progress())
+    except (KeyboardInterrupt, BrokenPipeError):
+        _say_stderr(f"Interrupted. Continue with: {next_step(ctx, 'resume', ledger_path=ledger_path)}")
+        return EXIT_INTERRUPTED
+    finally:
+        ledger.release()
+        ledger.close()
+
+
+def _check_undo_target(ctx, ledger, options):
+    """Only a live run's writes can be undone; an unknown run, or a dry one, is an input error."""
+    run = ledger.run(options.undo)
+    listing = next_step(ctx, "runs", ledger_path=ledger.path)
+    if run is None:
+        raise InputFailure(f"there is no run {options.undo} in {ledger.path}; the runs are listed by: {listing}")
+    if run["mode"] != "live":
+        raise InputFailure(f"run {options.undo} is a {run['mode']} run, not a live run: it wrote nothing to undo. "
+                           f"The runs are listed by: {listing}")
+    known = ledger.known_keys(list(options.assets))
+    missing = [key for key in options.assets if key not in known]
+    if missing:
+        raise InputFailure(f"{', '.join(missing)} not in the ledger; --asset names a row of run {options.undo}.")
+
+
+def _wait_for_late_writes(ledger, settle, progress):
+    # A write answered lost may still land and the lists trail writes: a repair looks once it has settled.
+    wait = verify_module.settle_wait(ledger, settle)
+    if wait > 0:
+        progress("settle_wait", seconds=wait)
+        time.sleep(wait)
+
+
+def _refuse_while_undo_unfinished(ledger):
+    """An undo or repair holding an unsettled write is continued by resume before anything else acts."""
+    held = ledger.keys_holding_intent(undo_module.OWN_OPS)
+    if held:
+        raise ResumableAbort(f"{len(held)} row(s) hold an undo or repair write whose outcome is not settled; "
+                             f"continue it first with: {next_step(None, 'resume', ledger_path=ledger.path)}")
+
+
+def _continue_undo(ctx, ledger, iconik_url, app_id, auth_token, unfinished, progress):
+    """`resume` of an interrupted undo or repair (issue #12), the lock already held."""
+    options = undo_module.UndoOptions.from_json(json.loads(unfinished["options"]))
+    click.echo(f"Resuming run {unfinished['id']} ({unfinished['mode']}, started {unfinished['started_at']})")
+    ledger.reopen_run(unfinished["id"])
+    return _undo_run(ctx, ledger, iconik_url, app_id, auth_token, unfinished["mode"], options, unfinished["id"],
+                     progress)
+
+
+def _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id, progress):
+    """Preflight, then the undo or repair itself; returns the exit code."""
+    hint = next_step(ctx, "resume", ledger_path=ledger.path)
+    client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers,
+                                 timeout=(5.0, options.read_timeout))
+    runner = (undo_module.Undo if mode == "undo" else undo_module.Repair)(ledger, client, options, on_event=progress)
+    try:
+        user = runner.preflight()
+    except (errors.AuthError, errors.Forbidden) as exc:
+        ledger.finish_run(run_id, "aborted", {})
+        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. Nothing was written. "
+                             f"Fix them in Iconik, then continue with: {hint}") from None
+    except (errors.TransientError, errors.IconikError) as exc:
+        ledger.finish_run(run_id, "aborted", {})
+        raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written. When it answers, "
+                             f"continue with: {hint}") from None
+    who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
+    click.echo(f"Iconik {client.url} as {who}; ledger {ledger.path}")
+    with _stdout_may_close():
+        result = runner.run(run_id)
+        for line in _undo_lines(ctx, ledger, mode, options, runner.outcomes, result):
+            click.echo(line)
+    if result.status == "aborted":
+        raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
+                             f"{_remedy(result.error)}, then continue with: {hint}")
+    if result.status == "interrupted":
+        _say_stderr(f"Interrupted. Continue with: {hint}")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED_ROWS if any(what == "failed" for what in (o.what for o in runner.outcomes)) else 0
+
+
+def _undo_lines(ctx, ledger, mode, options, outcomes, result):
+    """The plan (dry) or what was done, one line per row worth a look, then the counts."""
+    shown = outcomes if not options.live else [o for o in outcomes if o.what not in ("undone", "deleted")]
+    lines = [f"  {o.what:<15} {o.asset_id} (row {o.row_numbers}): {o.text}" for o in shown]
+    tally = {}
+    for outcome in outcomes:
+        tally[outcome.what] = tally.get(outcome.what, 0) + 1
+    title = f"Undo of run {options.undo}" if mode == "undo" else "Repair of duplicates"
+    lines.append(f"{title} ({'live' if options.live else 'dry'}, run {result.run_id}): "
+                 + (", ".join(f"{what} {n}" for what, n in sorted(tally.items())) or "nothing to do"))
+    lines.append(f"Requests: {result.requests} ({result.writes} writes), 429s: {result.throttled}, "
+                 f"elapsed {result.elapsed:.1f} s")
+    if not options.live and any(o.what.startswith("would ") for o in outcomes):
+        words = ["undo", str(options.undo), "--live"] if mode == "undo" else ["verify", "--repair", "--live"]
+        lines.append(f"Nothing was written. To act: {next_step(ctx, *words, ledger_path=ledger.path)}")
+    return lines
+
+
 @cli.command("history")
 @click.argument("asset_id")
 @ledger_option
@@ -843,7 +1027,7 @@ def history_command(ctx, asset_id, ledger_path):
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Keep the ledger and CSV in DIR.")
 @click.pass_context
 def demo_command(ctx, keep_dir):
-    """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify.
+    """The whole flow on a local sandbox, no credentials or network: load, plan, write, resume, verify, undo.
 
     Without --keep it works in a temporary folder and removes it at the end.
 
@@ -869,7 +1053,8 @@ def demo_command(ctx, keep_dir):
 
 
 def _demo(ctx, folder):
-    """The demo's seven steps in folder; returns verify's exit code."""
+    """The demo's seven steps in folder, then an undo of its live runs; returns verify's exit code (or the
+    undo's, or 1 if the sandbox did not end as it was seeded)."""
     os.makedirs(folder, exist_ok=True)
     ledger_path = os.path.join(folder, "demo.db")
     for stale in (ledger_path, ledger_path + "-wal", ledger_path + "-shm"):
@@ -877,6 +1062,7 @@ def _demo(ctx, folder):
             os.remove(stale)
     catalogue = sandbox_module.Catalogue()
     catalogue.seed_from_sheet(example_sheet_path(), seed=7)
+    seeded = catalogue.dump()
     faults = sandbox_module.Faults(server_error=0.02, conflict=0.02, drop_before=0.01, drop_after=0.02)
     server = sandbox_module.Sandbox(catalogue, latency_ms=3, faults=faults, seed=7).start()
     url, app, token = server.url, server.app_id, server.auth_token
@@ -911,11 +1097,42 @@ def _demo(ctx, folder):
             with outputs.private_output(os.path.join(folder, "report.csv"), bom=True) as handle:
                 report.write_csv(ledger, handle)
             step(7, "verify: read Iconik again for every asset reversesync wrote or found in sync")
-            return _verify(ledger, url, app, token, 8, rate)
+            code = _verify(ledger, url, app, token, 8, rate)
+            live_runs = [run["id"] for run in ledger.runs() if run["mode"] == "live" and run["writes"]]
         finally:
             ledger.close()
+        click.echo("")
+        click.secho("== and back: undo the live runs, newest first, to leave the sandbox as it was seeded", bold=True)
+        for run_id in reversed(live_runs):
+            undone = _do_undo(ctx, ledger_path, url, app, token, undo_module.UndoOptions(
+                undo=run_id, live=True, rate=rate, settle=options.settle, read_timeout=options.read_timeout))
+            code = code or undone
+        server.settle()
+        changed = _catalogue_changes(seeded, catalogue.dump())
+        if changed:
+            click.echo(f"The sandbox is NOT as it was seeded: {'; '.join(changed[:5])}")
+            return code or EXIT_FAILED_ROWS
+        click.echo(f"The sandbox is back as it was seeded: every asset and segment equal to the seed, ids and "
+                   f"fields alike (date_modified aside), after undoing run{'s' if len(live_runs) > 1 else ''} "
+                   f"{', '.join(map(str, reversed(live_runs)))}.")
+        return code
     finally:
         server.stop()
+
+
+def _catalogue_changes(seeded, now):
+    """What differs between two sandbox dumps, read-only stamps that any write moves (date_modified) aside."""
+    def plain(dump):
+        strip = lambda item: {k: v for k, v in item.items() if k != "date_modified"}  # noqa: E731
+        return ({key: strip(asset) for key, asset in dump["assets"].items()},
+                {key: [strip(s) for s in found] for key, found in dump["segments"].items()})
+
+    (assets_before, segments_before), (assets_now, segments_now) = plain(seeded), plain(now)
+    changes = [f"asset {key}" for key in sorted(set(assets_before) | set(assets_now))
+               if assets_before.get(key) != assets_now.get(key)]
+    changes += [f"segments of {key}" for key in sorted(set(segments_before) | set(segments_now))
+                if (segments_before.get(key) or []) != (segments_now.get(key) or [])]
+    return changes
 
 
 def _mix_option(ctx, param, value):

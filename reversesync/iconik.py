@@ -487,6 +487,10 @@ class IconikClient:
         return (f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/"
                 f"{_safe_id(segment_id, 'segment id')}/")
 
+    def replace_segment(self, asset_id, segment_id, body, *, on_send=None):
+        """PUT a segment's editable fields as given (undo puts back a before-image, issue #12)."""
+        return self._call("PUT", self._segment_path(asset_id, segment_id), body=body, on_send=on_send)
+
     # --- the request path -------------------------------------------------------------------------
 
     def _call(self, method, path, params=None, body=None, write=None, on_send=None):

@@ -663,6 +663,49 @@ class Ledger:
         rows = self.query("select pid, host, command, acquired_at, heartbeat from lock")
         return rows[0] if rows else None
 
+    # --- undo and repair (issue #12) ---
+    # `undo RUN` finds the rows a live run wrote from the event log and the done_* columns; `verify --repair`
+    # the rows whose asset may hold a duplicate. Both hold their write's intent in the same intent column
+    # as a run does, with ops of their own, so that a kill leaves something `resume` settles.
+
+    def rows_written_by_run(self, run_id, assets=()):
+        """Rows the run moved into created or updated, or that still name it as their last writer, in sheet
+        order (assets: only these keys)."""
+        where, params = "", [run_id, run_id]
+        if assets:
+            where = f" and asset_key in ({', '.join('?' for _ in assets)})"
+            params += list(assets)
+        return self.query(
+            "select * from assets where (done_run_id = ? or asset_key in (select asset_key from events where "
+            f"run_id = ? and to_state in ('created', 'updated'))){where} "
+            "order by cast(row_numbers as integer), asset_key", params)
+
+    def keys_holding_intent(self, ops):
+        """Keys of the rows holding an intent whose op is one of ops."""
+        return [row[0] for row in self.iterate(
+            "select asset_key from assets where intent is not null and json_extract(intent, '$.op') in "
+            "(select value from json_each(?))", [json.dumps(list(ops))])]
+
+    def mark_rows_done(self, run_id, keys):
+        """Mark rows finished for a run that records nothing on them (a dry undo or repair only reads)."""
+        with self._writing():
+            self._check_lock_held()
+            self.db.conn.executemany("update run_rows set done = 1 where run_id = ? and asset_key = ?",
+                                     [(run_id, key) for key in keys])
+
+    def rows_to_repair(self):
+        """Rows whose asset may hold a segment of reversesync's twice: written by a create, or failed
+        as duplicated, in sheet order."""
+        return [row[0] for row in self.iterate(
+            "select asset_key from assets where done_action = 'create' or state = 'created' or "
+            "(state = 'failed' and reason = 'duplicated') order by cast(row_numbers as integer), asset_key")]
+
+    def last_run_failing(self, key, reason_like):
+        """The run of the row's latest move into failed whose detail starts with reason_like, or None."""
+        rows = self.query("select run_id from events where asset_key = ? and to_state = 'failed' and detail like ? "
+                          "order by id desc limit 1", [key, reason_like + "%"])
+        return rows[0]["run_id"] if rows else None
+
 
 def _unavailable(path, exc):
     text = str(exc)

@@ -15,7 +15,7 @@ MARKER = "reversesync"
 # Every reason a row finished by a run can carry (README's decision table); `run --recheck REASON` takes these.
 FINISHED_REASONS = ("in_sync", "subclip_mismatch", "subclip_linked", "ambiguous", "asset_deleted", "unsupported_type",
                     "not_found", "bad_request", "internal_error", "unexpected_answer", "duplicated", "forbidden",
-                    "undone")
+                    "undone", "changed_since", "cannot_restore", "undo_failed", "repair_failed")
 
 # The only asset type reversesync writes on; SUBCLIPs have rules of their own (ICONIK-FACTS 4.2, 7.4).
 WRITABLE_TYPE = "ASSET"
