@@ -274,11 +274,11 @@ class GoogleUnreachable(SheetAccessError):
     """Google did not answer (network, proxy, a sign-in service failing); trying again later can work."""
 
 
-def _google_call(call, spreadsheet_id, worksheet, http, email, key_file, writing=False):
+def _google_call(call, spreadsheet_id, worksheet, http, email, key_file, writing=False, purpose=None):
     try:
         return call()
     except gspread.exceptions.APIError as exc:
-        raise _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing) from None
+        raise _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing, purpose) from None
     except google_auth_errors.GoogleAuthError as exc:
         raise _sign_in_error(exc, key_file) from None
     except OSError as exc:  # requests' connection errors and timeouts are OSErrors
@@ -342,8 +342,7 @@ def append_sync_log(spreadsheet_id, entries, credentials=None, timeout=(10, 60))
     answered 5xx, POST included, which appended runs twice (issue #10): the append goes through a plain client
     instead, and an append whose answer was lost is looked up in the Sync_ID column, never re-sent blindly."""
     http, email, key_file = _sheets_http(credentials, WRITE_SCOPES, timeout)
-    plain = gspread.HTTPClient(auth=None, session=http.session)
-    plain.set_timeout(timeout)
+    plain = _plain_client(http, timeout)
 
     def logged_ids():
         answer = _google_call(lambda: http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(
@@ -382,24 +381,46 @@ def _append_once(plain, spreadsheet_id, entries, refused, key_file):
     """Send one values:append without retrying: None when Google confirmed it, else why its outcome is
     unknown (a 429 or 5xx answer, a timeout, a dropped connection). A refusal (4xx) raises."""
     body = {"values": [[entry[column] for column in SYNC_LOG_COLUMNS] for entry in entries]}
+    return _send_once(lambda: plain.values_append(
+        spreadsheet_id, gspread.utils.absolute_range_name(SYNC_LOG_TAB),
+        params={"valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}, body=body), refused, key_file)
+
+
+def _plain_client(http, timeout):
+    """A client on the same signed-in session that sends each request once: gspread's back-off client
+    re-sends any request answered 5xx, POST included (issue #10), so writes go through this one."""
+    plain = gspread.HTTPClient(auth=None, session=http.session)
+    plain.set_timeout(timeout)
+    return plain
+
+
+def _send_once(send, refused, key_file):
+    """Make one write request without retrying: None when Google confirmed it, else why its outcome is
+    unknown (a 429 or 5xx answer, a timeout, a dropped connection). A refusal (4xx) raises refused(exc)."""
     try:
-        plain.values_append(spreadsheet_id, gspread.utils.absolute_range_name(SYNC_LOG_TAB), params={
-            "valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}, body=body)
+        send()
         return None
     except gspread.exceptions.APIError as exc:
-        code = exc.code if isinstance(exc.code, int) else exc.response.status_code
+        code = _status_code(exc)
         if code == 429 or code >= 500:
             return f"Google answered {code}"
         raise refused(exc) from None
     except google_auth_errors.GoogleAuthError as exc:
-        raise _sign_in_error(exc, key_file) from None  # signing in failed: the append was never sent
+        raise _sign_in_error(exc, key_file) from None  # signing in failed: the write was never sent
     except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
         return f"no answer: {type(exc).__name__}"
 
 
-def _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False):
-    code = exc.code if isinstance(exc.code, int) else exc.response.status_code
+def _status_code(exc):
+    return exc.code if isinstance(exc.code, int) else exc.response.status_code
+
+
+def _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False, purpose=None):
+    """What to tell the user about Google's refusal. writing: the refused request was a write; purpose: the
+    write the command is for ('append to Sync_Log'), so that even a refused read says Editor is needed."""
+    code = _status_code(exc)
     message = exc.error.get("message", "") if isinstance(exc.error, dict) else str(exc.error)
+    purpose = purpose or (f"append to {SYNC_LOG_TAB}" if writing else None)
     if code == 404:
         return SheetAccessError(
             f"spreadsheet {spreadsheet_id} was not found. Check the id (the part of the sheet's URL after /d/) "
@@ -407,7 +428,11 @@ def _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False):
     if code == 403 and writing:
         return SheetAccessError(
             f"the service account {email} may read but not write spreadsheet {spreadsheet_id}: share it with "
-            f"{email} as Editor to append to {SYNC_LOG_TAB}. Google said: {message}")
+            f"{email} as Editor to {purpose}. Google said: {message}")
+    if code == 403 and purpose:
+        return SheetAccessError(
+            f"the service account {email} may not read spreadsheet {spreadsheet_id}: share it with {email} as "
+            f"Editor to {purpose}. Google said: {message}")
     if code == 403:
         return SheetAccessError(
             f"the service account {email} may not read spreadsheet {spreadsheet_id}: share the sheet with "
