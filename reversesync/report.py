@@ -241,7 +241,11 @@ def status_rows(ledger):
     """The status tab's rows: the header, then one row per asset still in the sheet, in sheet order.
 
     Values go to Google as they are (written RAW, so no neutralise(): a quote would show in the cell); an
-    empty value is '', since a null in a values write leaves the cell's old value in place."""
+    empty value is '', since a null in a values write leaves the cell's old value in place. A single row
+    number is a number, so that the column sorts as numbers (2 before 10); '7,8' stays text."""
     rows = [list(STATUS_COLUMNS)]
-    rows += [["" if value is None else value for value in row] for row in ledger.status_rows()]
+    for row in ledger.status_rows():
+        row = ["" if value is None else value for value in row]
+        row[1] = int(row[1]) if row[1].isdigit() else row[1]
+        rows.append(row)
     return rows

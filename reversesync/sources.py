@@ -556,10 +556,12 @@ class _StatusTabWriter:
         a lost answer the tabs are read again and the request is planned afresh from what is there, never
         re-sent blindly. Resizing is idempotent, but goes through the same look-up."""
         sheets, lost = self.tabs(), None
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(WRITE_ATTEMPTS + 1):  # the look-up after the last lost answer counts too
             body, properties = _grid_change(self._existing(sheets), self.tab, rows, columns, sheets)
             if body is None:
                 return properties
+            if attempt == WRITE_ATTEMPTS:
+                break
             lost = _send_once(lambda: self.plain.batch_update(self.spreadsheet_id, body), self._refused,
                               self.key_file)
             if lost is None:

@@ -150,11 +150,12 @@ STATUS_HEADER = ["asset_id", "row_numbers", "state", "reason", "reason_text", "a
 
 
 def _invalid_id(row, text):
-    return [text, str(row), "skipped", "invalid", f"Row {row}: id '{text}' is not an Iconik asset id (a UUID such "
+    return [text, row, "skipped", "invalid", f"Row {row}: id '{text}' is not an Iconik asset id (a UUID such "
             "as 1b4e28ba-2fa1-11d2-883f-0016d3cca427); correct column id.", "", "", "", STATUS_STAMP]
 
 
-_CREATED = [STATUS_A1, "2", "created", "", STATUS_DONE_TEXT, "create", STATUS_SEGMENT, 2, STATUS_STAMP]
+# A single row number goes as a number (the column sorts as numbers), several as text.
+_CREATED = [STATUS_A1, 2, "created", "", STATUS_DONE_TEXT, "create", STATUS_SEGMENT, 2, STATUS_STAMP]
 # Written RAW: the formula-like ids go as they are, without a quote.
 STATUS_VALUES = [
     STATUS_HEADER, _CREATED,
@@ -162,13 +163,13 @@ STATUS_VALUES = [
     [STATUS_A2, "7,8", "skipped", "duplicate_conflict", f"Rows 7, 8: asset {STATUS_A2} appears on several rows with "
      "different times (row 7: 1000-2000 ms; row 8: 3000-4000 ms); keep one row or make them agree.", "", "", "",
      STATUS_STAMP],
-    [STATUS_A3, "9", "skipped", "no_timecode", "Row 9: time_start_ms and time_end_ms are both empty; fill them in "
+    [STATUS_A3, 9, "skipped", "no_timecode", "Row 9: time_start_ms and time_end_ms are both empty; fill them in "
      "to sync this asset.", "", "", "", STATUS_STAMP],
 ]
-STATUS_VALUES_FIXED = [STATUS_HEADER, _CREATED, [STATUS_A2, "3", "pending", "", "", "", "", "", STATUS_STAMP]]
+STATUS_VALUES_FIXED = [STATUS_HEADER, _CREATED, [STATUS_A2, 3, "pending", "", "", "", "", "", STATUS_STAMP]]
 # A reason text of 60,000 characters, cut to Google's 50,000 per cell with a visible mark.
 LONG_TEXT = "r" * 60_000
-LONG_VALUES = [STATUS_HEADER, [STATUS_A1, "2", "pending", "", "r" * 49_970 + "… [cut: 10030 more characters]", "",
+LONG_VALUES = [STATUS_HEADER, [STATUS_A1, 2, "pending", "", "r" * 49_970 + "… [cut: 10030 more characters]", "",
                                "", "", STATUS_STAMP]]
 
 STATUS_TAB = "reversesync_status"

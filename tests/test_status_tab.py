@@ -276,3 +276,54 @@ def test_protected_tabs_are_matched_regardless_of_case():
     assert sources.is_protected_tab("ggmetadata_and_timestamps")
     assert sources.is_protected_tab("Timestamps", data_tabs=["timestamps"])
     assert not sources.is_protected_tab("reversesync_status")
+
+
+def test_values_are_split_only_past_the_payload_budget():
+    rows = [["x" * 96]] * 5  # about 100 bytes each in JSON
+    assert [(first, len(batch)) for first, batch in sources._value_batches(rows, 250)] == [(1, 2), (3, 2), (5, 1)]
+    assert [(first, len(batch)) for first, batch in sources._value_batches(rows, 10)] == [(n, 1) for n in range(1, 6)]
+    assert len(list(sources._value_batches(STATUS_VALUES, sources.VALUES_PAYLOAD_BYTES))) == 1
+
+
+class _FakeSheets:
+    """gspread's client as _StatusTabWriter uses it: the tabs, and every write recorded."""
+
+    session = object()
+
+    def __init__(self, calls, sheets=()):
+        self.calls, self.sheets = calls, list(sheets)
+
+    def fetch_sheet_metadata(self, spreadsheet_id, params):
+        self.calls.append("tabs")
+        return {"sheets": self.sheets}
+
+
+@pytest.fixture
+def never_confirmed(monkeypatch):
+    """Every write answered 503 (its outcome unknown); the calls in order."""
+    calls = []
+    monkeypatch.setattr(sources, "_sheets_http", lambda *args: (_FakeSheets(calls), EMAIL, "key.json"))
+    monkeypatch.setattr(sources, "_send_once", lambda send, refused, key_file: calls.append("send") or "Google "
+                        "answered 503")
+    return calls
+
+
+def test_adding_the_tab_never_confirmed_stops_after_three_sends_each_looked_up(never_confirmed):
+    with pytest.raises(sources.GoogleUnreachable) as caught:
+        sources.write_status_tab(SHEET_ID, "reversesync_status", STATUS_VALUES)
+    assert never_confirmed == ["tabs"] + ["send", "tabs"] * 3
+    assert str(caught.value) == (
+        "could not reach Google: it did not confirm the sizing of tab 'reversesync_status' after 3 tries (last: "
+        "Google answered 503), and the tab is not as asked; nothing was written. Try again later.")
+
+
+def test_a_values_write_never_confirmed_stops_after_three_sends(never_confirmed, monkeypatch):
+    tab = {"properties": {"sheetId": 7, "title": "reversesync_status", "gridProperties": {
+        "rowCount": len(STATUS_VALUES), "columnCount": 9, "frozenRowCount": 1}},
+        "developerMetadata": [{"metadataKey": sources.STATUS_MARKER}]}
+    monkeypatch.setattr(sources, "_sheets_http", lambda *args: (_FakeSheets(never_confirmed, [tab]), EMAIL, "k"))
+    with pytest.raises(sources.GoogleUnreachable) as caught:
+        sources.write_status_tab(SHEET_ID, "reversesync_status", STATUS_VALUES)
+    assert never_confirmed == ["tabs", "send", "send", "send"]
+    assert str(caught.value).startswith("could not reach Google: it did not confirm the values written to tab "
+                                        "'reversesync_status' after 3 tries (last: Google answered 503)")
