@@ -244,30 +244,43 @@ def _refuse_a_shrink(ctx, ledger, records, where, allow_shrink, words, ledger_pa
 @click.option("--state", type=click.Choice(STATES), help="Only assets in this state (with --csv).")
 @click.option("--json", "as_json", is_flag=True, help="Counts and success bars as JSON, for scripts.")
 @click.option("--sync-log", is_flag=True, help="Append finished live runs to the spreadsheet's Sync_Log tab.")
-@click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Spreadsheet for --sync-log.")
+@click.option("--to-sheet", is_flag=True,
+              help="Write one row per asset into a tab of the spreadsheet (--tab), replacing what it held.")
+@click.option("--tab", default=sources.STATUS_TAB, show_default=True,
+              help="Tab for --to-sheet; added if missing. Never the data tab or Sync_Log.")
+@click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Spreadsheet for --sync-log or --to-sheet.")
 @click.option("--credentials", type=click.Path(dir_okay=False), default=None,
-              help="Service-account key with write access (--sync-log). Default: GOOGLE_APPLICATION_CREDENTIALS.")
+              help="Service-account key with write access (--sync-log, --to-sheet). Default: "
+                   "GOOGLE_APPLICATION_CREDENTIALS.")
 @ledger_option
 @click.pass_context
-def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, credentials, ledger_path):
+def report_command(ctx, csv_path, state, as_json, sync_log, to_sheet, tab, spreadsheet_id, credentials, ledger_path):
     """Show what the ledger holds: counts by state and reason and the PRD's success bars, or every asset as CSV.
 
     Only reads the ledger (it works on a read-only or archived copy), except --sync-log, which records what
     it appended. A CSV file starts with a byte-order mark so that Excel shows Korean titles; --csv - does not.
+
+    --to-sheet puts each asset's state, reason and reason text into the spreadsheet's reversesync_status tab
+    (or --tab), for the people who fix the sheet: it needs the key shared as Editor, and replaces the tab's
+    rows each time.
 
     \b
     Example:
         reversesync report
         reversesync report --csv report.csv --state failed
         reversesync report --sync-log --sheet 1pUMPKe... --credentials key.json
+        reversesync report --to-sheet --sheet 1pUMPKe... --credentials key.json
     """
-    _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials)
+    _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials, to_sheet)
+    _check_status_tab_options(ctx, to_sheet, tab)
     if csv_path:
         outputs.check_output_path(csv_path)
     ledger = open_ledger(ctx, ledger_path, readonly=not sync_log)
     try:
         if sync_log:
             return _append_sync_log(ctx, ledger, spreadsheet_id, credentials, ledger_path)
+        if to_sheet:
+            return _write_status_tab(ctx, ledger, spreadsheet_id, tab, credentials, ledger_path)
         if csv_path:
             with outputs.private_output(csv_path, bom=True) as handle:
                 count = report.write_csv(ledger, handle, state)
@@ -288,14 +301,46 @@ def report_command(ctx, csv_path, state, as_json, sync_log, spreadsheet_id, cred
         ledger.close()
 
 
-def _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials):
+def _check_status_tab_options(ctx, to_sheet, tab):
+    """--tab goes with --to-sheet, and never names the data tab or Sync_Log (issue #12)."""
+    if not to_sheet:
+        if _given(ctx, "tab"):
+            raise click.UsageError("--tab goes with --to-sheet.")
+        return
+    if not tab.strip():
+        raise click.UsageError("--tab needs a tab name.")
+    if sources.is_protected_tab(tab):
+        raise click.UsageError(f"--tab {tab!r} names a tab reversesync never writes (the data tab "
+                               f"{sources.DEFAULT_WORKSHEET} and {sources.SYNC_LOG_TAB} are the team's); give "
+                               f"another, such as the default {sources.STATUS_TAB}.")
+
+
+def _write_status_tab(ctx, ledger, spreadsheet_id, tab, credentials, ledger_path):
+    """report --to-sheet: the ledger's rows into the status tab, replacing what it held (issue #12)."""
+    values = report.status_rows(ledger)
+    if len(values) == 1:
+        load = next_step(ctx, "load", ledger_path=ledger_path)
+        raise InputFailure(f"the ledger holds no asset of the sheet; run '{load}' first.")
+    with translated_errors():
+        try:
+            properties = sources.write_status_tab(spreadsheet_id, tab, values, credentials)
+        except sources.GoogleUnreachable as exc:
+            raise ResumableAbort(str(exc)) from None
+    click.echo(f"Wrote {len(values) - 1} assets to tab {properties['title']!r}: "
+               f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit#gid={properties['sheetId']}")
+
+
+def _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials, to_sheet=False):
     """Usage errors for combinations whose options would be silently ignored (issue #11)."""
-    if sync_log:
+    if sync_log and to_sheet:
+        raise click.UsageError("--sync-log and --to-sheet write two different tabs; give one of them.")
+    if sync_log or to_sheet:
+        flag, does = ("--sync-log", "only appends to the Sync_Log tab") if sync_log else (
+            "--to-sheet", "only writes the status tab")
         if not spreadsheet_id:
-            raise click.UsageError("--sync-log needs --sheet SPREADSHEET_ID.")
+            raise click.UsageError(f"{flag} needs --sheet SPREADSHEET_ID.")
         if csv_path or state or as_json:
-            raise click.UsageError("--sync-log only appends to the Sync_Log tab; give --csv, --state or --json "
-                                   "in another report command.")
+            raise click.UsageError(f"{flag} {does}; give --csv, --state or --json in another report command.")
         return
     if spreadsheet_id or credentials:
         raise click.UsageError("--sheet and --credentials go with --sync-log.")
@@ -964,10 +1009,9 @@ def _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id
                              f"continue with: {hint}") from None
     who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
     click.echo(f"Iconik {client.url} as {who}; ledger {ledger.path}")
-    with _stdout_may_close():
-        result = runner.run(run_id)
-        for line in _undo_lines(ctx, ledger, mode, options, runner.outcomes, result):
-            click.echo(line)
+    result = runner.run(run_id)
+    for line in _undo_lines(ctx, ledger, mode, options, runner.outcomes, result):
+        click.echo(line)
     if result.status == "aborted":
         raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
                              f"{_remedy(result.error)}, then continue with: {hint}")

@@ -706,6 +706,19 @@ class Ledger:
                           "order by id desc limit 1", [key, reason_like + "%"])
         return rows[0]["run_id"] if rows else None
 
+    # --- the status tab (issue #12) ---
+
+    def status_rows(self):
+        """One tuple per asset still in the source, in sheet order: asset_id, row_numbers, state, reason,
+        reason_text, action, segment_id, last_run, updated_at. last_run is the latest run that touched the row
+        (its events), or the run that wrote it (done_run_id) where that is later or no event names a run."""
+        return self.iterate(
+            "select a.asset_id, a.row_numbers, a.state, a.reason, a.reason_text, a.action, a.segment_id, "
+            "nullif(max(coalesce(e.last_run, 0), coalesce(a.done_run_id, 0)), 0), a.updated_at "
+            "from assets a left join (select asset_key, max(run_id) as last_run from events "
+            "where run_id is not null group by asset_key) e on e.asset_key = a.asset_key "
+            "where a.in_source = 1 order by cast(a.row_numbers as integer), a.asset_key")
+
 
 def _unavailable(path, exc):
     text = str(exc)

@@ -229,3 +229,23 @@ def bars_lines(bars):
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[bar["met"]]
         lines.append(f"  {bar['name']:<22} {shown:>8}  target {bar['target']:<7} {verdict:<12} {bar['detail']}")
     return lines
+
+
+# --- the status tab in the spreadsheet (issue #12) -----------------------------------------------------
+
+STATUS_COLUMNS = ("asset_id", "row_numbers", "state", "reason", "reason_text", "action", "segment_id", "last_run",
+                  "updated_at")
+
+
+def status_rows(ledger):
+    """The status tab's rows: the header, then one row per asset still in the sheet, in sheet order.
+
+    Values go to Google as they are (written RAW, so no neutralise(): a quote would show in the cell); an
+    empty value is '', since a null in a values write leaves the cell's old value in place. A single row
+    number is a number, so that the column sorts as numbers (2 before 10); '7,8' stays text."""
+    rows = [list(STATUS_COLUMNS)]
+    for row in ledger.status_rows():
+        row = ["" if value is None else value for value in row]
+        row[1] = int(row[1]) if row[1].isdigit() else row[1]
+        rows.append(row)
+    return rows
