@@ -1,6 +1,7 @@
 """The reversesync command line. This module parses options and prints; the work happens elsewhere."""
 
 import codecs
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -462,6 +463,40 @@ def _token_from_file(path):
     return lines[0]
 
 
+JSON_VERSION = 1
+_DOCUMENT = "reversesync.document"
+
+
+def json_option(command):
+    """--json: one JSON document on stdout for scripts (keys in README); the human lines go to stderr."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON document on stdout (keys in README); the human lines go to stderr; "
+                             "on an error stdout stays empty.")(command)
+
+
+@contextlib.contextmanager
+def machine_readable(ctx, as_json):
+    """With --json, everything the command prints goes to stderr while it runs, and the document it recorded
+    (document()) is printed alone on stdout at the end: none if it failed or was interrupted (issue #12)."""
+    if not as_json:
+        yield
+        return
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    ctx.meta[_DOCUMENT] = {}
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+    if ctx.meta[_DOCUMENT]:
+        click.echo(json.dumps({"version": JSON_VERSION, **ctx.meta[_DOCUMENT]}, indent=2, ensure_ascii=False))
+
+
+def document(ctx, **fields):
+    """Record what a --json command prints at its end; a no-op without --json."""
+    if _DOCUMENT in ctx.meta:
+        ctx.meta[_DOCUMENT].update(fields)
+
+
 class Progress:
     """Renders the engine's events: a live line on a terminal, a plain line every few seconds elsewhere."""
 
@@ -652,6 +687,7 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
     if result.mode == "dry" and result.unfinished_writes:
         click.echo("Before writing, re-check the unfinished writes with: "
                    f"{next_step(ctx, 'run', '--live', ledger_path=ledger.path)}")
+    document(ctx, **report.run_document(ledger, result, "resume" if resume else "run"))
     # The exit code says what the ledger holds, not what this run happened to touch (issue #11).
     return EXIT_FAILED_ROWS if ledger.failed_in_source() else 0
 
@@ -718,11 +754,12 @@ def run_options(command):
 
 @cli.command("run")
 @run_options
+@json_option
 @iconik_options
 @ledger_option
 @click.pass_context
 def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, recheck, settle, read_timeout,
-                iconik_url, app_id, auth_token, ledger_path):
+                as_json, iconik_url, app_id, auth_token, ledger_path):
     """Check every pending asset against Iconik and plan (default) or write (--live) its segment.
 
     A dry run reads Iconik and decides exactly as a live run would, but writes nothing.
@@ -759,14 +796,17 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, r
         if missing:
             raise click.BadParameter(f"{', '.join(missing)} not in the ledger; load a sheet that has it first",
                                      param_hint="--asset")
-    ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options))
+    with machine_readable(ctx, as_json):
+        code = _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options)
+    ctx.exit(code)
 
 
 @cli.command("resume")
+@json_option
 @iconik_options
 @ledger_option
 @click.pass_context
-def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
+def resume_command(ctx, as_json, iconik_url, app_id, auth_token, ledger_path):
     """Continue the most recent unfinished run: its mode, its options and exactly the rows it selected.
 
     Rows caught between recording a write and recording its result are re-checked first, once their
@@ -776,7 +816,9 @@ def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
     Example:
         reversesync resume
     """
-    ctx.exit(_do_run(ctx, ledger_path, iconik_url, app_id, auth_token, resume=True))
+    with machine_readable(ctx, as_json):
+        code = _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, resume=True)
+    ctx.exit(code)
 
 
 @cli.command("verify")
@@ -791,11 +833,12 @@ def resume_command(ctx, iconik_url, app_id, auth_token, ledger_path):
 @click.option("--live", is_flag=True, help="With --repair: delete the duplicates.")
 @click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT, show_default=True,
               help="Seconds to wait for an answer from Iconik (--repair).")
+@json_option
 @iconik_options
 @ledger_option
 @click.pass_context
-def verify_command(ctx, workers, rate, csv_path, settle, repair, live, read_timeout, iconik_url, app_id, auth_token,
-                   ledger_path):
+def verify_command(ctx, workers, rate, csv_path, settle, repair, live, read_timeout, as_json, iconik_url, app_id,
+                   auth_token, ledger_path):
     """Read Iconik again and confirm it holds the sheet's times wherever the ledger says so.
 
     Every created, updated or in-sync asset: its segment read by id must be GENERIC and span the sheet's
@@ -819,15 +862,18 @@ def verify_command(ctx, workers, rate, csv_path, settle, repair, live, read_time
             raise click.UsageError("--csv lists mismatches; give it in a verify without --repair.")
         options = undo_module.UndoOptions(live=live, workers=workers, rate=rate, settle=settle,
                                           read_timeout=read_timeout)
-        ctx.exit(_do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="repair"))
-    ledger = open_ledger(ctx, ledger_path)
-    try:
-        code = _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path, settle)
-    except KeyboardInterrupt:
-        _say_stderr("Interrupted; verify changed nothing.")
-        code = EXIT_INTERRUPTED
-    finally:
-        ledger.close()
+        with machine_readable(ctx, as_json):
+            code = _do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="repair")
+        ctx.exit(code)
+    with machine_readable(ctx, as_json):
+        ledger = open_ledger(ctx, ledger_path)
+        try:
+            code = _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path, settle)
+        except KeyboardInterrupt:
+            _say_stderr("Interrupted; verify changed nothing.")
+            code = EXIT_INTERRUPTED
+        finally:
+            ledger.close()
     ctx.exit(code)
 
 
@@ -852,13 +898,17 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
                 writer.writerow([report.neutralise(cell) for cell in cells])
     click.echo(f"Verified {checked} assets: {checked - len(mismatches)} match, {len(mismatches)} do not "
                f"({client.stats.requests} requests).")
+    document(click.get_current_context(), command="verify", verified=checked, matched=checked - len(mismatches),
+             counts=dict(collections.Counter(found.kind for found in mismatches)),
+             mismatches=[dataclasses.asdict(found) for found in mismatches])
     return 1 if mismatches else 0
 
 
 @cli.command("runs")
+@json_option
 @ledger_option
 @click.pass_context
-def runs_command(ctx, ledger_path):
+def runs_command(ctx, as_json, ledger_path):
     """List the ledger's runs: mode, times, duration, status, requests, 429s, and what each did.
 
     The counts are the rows each run left created, updated, checked (a dry run's plan), skipped, failed or
@@ -874,6 +924,10 @@ def runs_command(ctx, ledger_path):
         table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
     finally:
         ledger.close()
+    if as_json:
+        click.echo(json.dumps({"version": JSON_VERSION, "command": "runs",
+                               "runs": [dict(zip(table[0], row)) for row in table[1:]]}, indent=2))
+        return
     _echo_table(table)
 
 
@@ -895,11 +949,12 @@ def _echo_table(table):
               help="Seconds after a write whose answer was lost before it is re-checked (see README).")
 @click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT, show_default=True,
               help="Seconds to wait for an answer from Iconik.")
+@json_option
 @iconik_options
 @ledger_option
 @click.pass_context
-def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout, iconik_url, app_id, auth_token,
-                 ledger_path):
+def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout, as_json, iconik_url, app_id,
+                 auth_token, ledger_path):
     """Put Iconik back as it was before live run RUN: delete the segments it created, restore the ones it updated.
 
     Each segment is read by id first; one changed since reversesync wrote it (or now backing a subclip) is
@@ -925,7 +980,9 @@ def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout,
                                  "after the client stops waiting for its answer", param_hint="--settle")
     options = undo_module.UndoOptions(undo=run_id, live=live, assets=tuple(canonical), workers=workers, rate=rate,
                                       settle=settle, read_timeout=read_timeout)
-    ctx.exit(_do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options))
+    with machine_readable(ctx, as_json):
+        code = _do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options)
+    ctx.exit(code)
 
 
 def _do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="undo", progress=None):
@@ -1018,6 +1075,7 @@ def _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id
     if result.status == "interrupted":
         _say_stderr(f"Interrupted. Continue with: {hint}")
         return EXIT_INTERRUPTED
+    document(ctx, **report.run_document(ledger, result, mode))
     return EXIT_FAILED_ROWS if any(what == "failed" for what in (o.what for o in runner.outcomes)) else 0
 
 

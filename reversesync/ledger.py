@@ -521,6 +521,13 @@ class Ledger:
             "(select asset_key from events where run_id = ?) group by state, why", [run_id])
         return {f"{r['state']}/{r['why']}".rstrip("/"): r["n"] for r in rows}
 
+    def rows_of_run(self, run_id):
+        """The rows a run touched, as they are now, in sheet order (for --json)."""
+        return self.query(
+            "select asset_id, row_numbers, state, reason, reason_text, action, segment_id from assets where "
+            "asset_key in (select asset_key from events where run_id = ?) order by cast(row_numbers as integer), "
+            "asset_key", [run_id])
+
     def failed_in_source(self):
         """How many rows of the current sheet are failed, whichever run failed them."""
         return self.query("select count(*) as n from assets where in_source = 1 and state = 'failed'")[0]["n"]

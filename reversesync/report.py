@@ -55,6 +55,23 @@ def write_csv(ledger, handle, state=None):
     return count
 
 
+# --- machine-readable results (issue #12) --------------------------------------------------------------
+
+
+def run_document(ledger, result, command):
+    """What `run`, `resume`, `undo` and `verify --repair` print with --json: the run, its counts by state and
+    reason, the ledger's totals over the current sheet, and one object per row the run touched."""
+    counts = {}
+    for key, n in sorted(result.counts.items()):
+        state, _, why = key.partition("/")
+        counts.setdefault(state, {})[why or "-"] = n
+    totals, _ = ledger.counts()
+    return {"command": command, "run_id": result.run_id, "mode": result.mode, "status": result.status,
+            "counts": counts, "ledger": totals, "requests": result.requests, "writes": result.writes,
+            "throttled": result.throttled, "elapsed_seconds": round(result.elapsed, 3),
+            "rows": ledger.rows_of_run(result.run_id)}
+
+
 # --- run history and the PRD's success bars ----------------------------------------------------------
 
 RUN_COLUMNS = ("id", "mode", "started", "finished", "duration", "status", "requests", "429s", "counts")
@@ -93,7 +110,8 @@ def runs_table(ledger, now=None):
 def _live_run_id(runs, holder):
     """The run a live process holds the ledger for, or None."""
     running = [run for run in runs if run["status"] == "running"]
-    if not running or holder is None or holder["command"] not in ("run", "resume") or not _holder_alive(holder):
+    if not running or holder is None or holder["command"] not in ("run", "resume", "undo", "repair") \
+            or not _holder_alive(holder):
         return None
     return running[-1]["id"]
 
