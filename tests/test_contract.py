@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from reversesync.iconik import IconikClient
+from reversesync.iconik import IconikClient, editable_fields
 from reversesync.sandbox import Sandbox
 from tests.conftest import OPENAPI_ASSETS
 
@@ -53,16 +53,17 @@ def validate():
 
 
 def test_every_body_the_client_sends_matches_segment_schemas(validate):
-    with Sandbox() as sandbox:
+    with Sandbox(index_lag=0) as sandbox:  # body shapes are the point here, not the index
         sandbox.catalogue.add_asset(ASSET)
-        sandbox.catalogue.add_segment(ASSET, "GENERIC", 4000, 4000, metadata={"Editor": ["kim"]},
-                                      segment_text="by hand", segment_color="#ff9900", external_id=None)
+        seeded = sandbox.catalogue.add_segment(ASSET, "GENERIC", 4000, 4000, metadata={"Editor": ["kim"]},
+                                               segment_text="by hand", segment_color="#ff9900", external_id=None)
         client = IconikClient(sandbox.url, sandbox.app_id, sandbox.auth_token)
-        client.create_segment(ASSET, 1000, 2000, external_id="reversesync")
+        client.create_segment(ASSET, 1000, 2000, external_id="reversesync:0f")
         for segment in client.list_segments(ASSET, "GENERIC"):
             client.replace_segment_times(segment, 1000, 2500)
+        client.replace_segment(ASSET, seeded["id"], editable_fields(seeded))  # what `undo` sends to restore
         bodies = list(sandbox.bodies)
-    assert [method for method, _, _ in bodies] == ["POST", "PUT", "PUT"]
+    assert [method for method, _, _ in bodies] == ["POST", "PUT", "PUT", "PUT"]
     for method, _, body in bodies:
         validate(body, "SegmentSchema" if method == "POST" else "EditSegmentSchema")
         assert isinstance(body["time_start_milliseconds"], int)
