@@ -462,6 +462,11 @@ class Engine:
     def _decide_and_write(self, row, run_id, reuse):
         key = row["asset_key"]
         hint = self._hints.pop(key, None)
+        if hint and hint.action == "create" and (row["done_segment_id"] or row["segment_id"]):
+            # The index may not show the segment reversesync wrote here yet: decide from a read by id instead.
+            hint.action, indexed = None, hint.asset
+        else:
+            indexed = hint.asset if hint and self.options.live else None
         if hint and (hint.reason in SEARCH_FINAL_REASONS or hint.action and not self.options.live):
             hint.text += " (from Iconik's search index)"
             if hint.state:
@@ -469,7 +474,6 @@ class Engine:
             else:
                 self._plan(row, run_id, hint)
             return None
-        indexed = hint.asset if hint and self.options.live else None
         while True:
             decision = self._check(row, run_id, indexed)
             if decision is None:

@@ -117,7 +117,7 @@ def test_a_forbidden_asset_is_absent_from_search_and_the_client_sees_403(linked)
     assert [a["id"] for a in client.search("assets", {"id": [PARENT, SUBCLIP]})] == [SUBCLIP]
     assert client.search("segments", {"asset_id": [PARENT]}) == []
     assert client.search("segments", {"id": [linked.backing["id"]]}) == []
-    with pytest.raises(errors.AuthError) as caught:
+    with pytest.raises(errors.Forbidden) as caught:
         client.get_asset(PARENT)
     assert caught.value.status == 403 and FORBIDDEN_MESSAGE in str(caught.value)
     # a segment posted on its SUBCLIP would land on the parent: refused as well

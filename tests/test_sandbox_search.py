@@ -31,7 +31,7 @@ def test_search_needs_the_can_search_role():
         sandbox.catalogue.add_asset(ASSET)
         answer = raw(sandbox, "POST", SEARCH, by_asset("assets"))
         assert (answer.status_code, answer.json()) == (403, {"errors": ["You do not have the role can_search"]})
-        with pytest.raises(errors.AuthError, match="can_search"):
+        with pytest.raises(errors.Forbidden, match="can_search"):
             client_for(sandbox).search("assets", {"id": [ASSET]})
         assert client_for(sandbox).get_asset(ASSET)["id"] == ASSET  # the other roles still work
 
