@@ -247,7 +247,7 @@ def _refuse_a_shrink(ctx, ledger, records, where, allow_shrink, words, ledger_pa
 @click.option("--sync-log", is_flag=True, help="Append finished live runs to the spreadsheet's Sync_Log tab.")
 @click.option("--to-sheet", is_flag=True,
               help="Write one row per asset into a tab of the spreadsheet (--tab), replacing what it held.")
-@click.option("--tab", default=sources.STATUS_TAB, show_default=True,
+@click.option("--tab", metavar="NAME", default=sources.STATUS_TAB, show_default=True,
               help="Tab for --to-sheet; added if missing. Never the data tab or Sync_Log.")
 @click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Spreadsheet for --sync-log or --to-sheet.")
 @click.option("--credentials", type=click.Path(dir_okay=False), default=None,
