@@ -83,11 +83,14 @@ class RunOptions:
 
     @classmethod
     def from_json(cls, data):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in fields}
-        values["assets"] = tuple(values.get("assets") or ())
-        values["recheck"] = tuple(values.get("recheck") or ())
-        return cls(**values)
+        return options_from_json(cls, data)
+
+
+def options_from_json(cls, data):
+    """A run's options as its record holds them (runs.options): keys this version does not know are left out,
+    and JSON lists become the tuples the options hold."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
 
 
 @dataclasses.dataclass
@@ -159,8 +162,13 @@ class _Schedule:
             return len(self._parked), max(0.0, self._parked[0][0] - time.time()) if self._parked else 0.0
 
 
-class Engine:
-    """Runs one mode (dry or live) over the selected rows of a ledger with a pool of worker threads."""
+class RowWorkers:
+    """The machinery every run shares (sync, undo, repair): a pool of workers over the run's rows, rows parked
+    until their settle time without holding a worker, the stop rules (lost lock, 401, Iconik silent), Ctrl-C,
+    progress events, and the run's record. Subclasses decide what one row needs (process) and which rows a run
+    takes (select)."""
+
+    thread_name = "worker"
 
     def __init__(self, ledger, client, options, on_event=None):
         self.ledger = ledger
@@ -172,6 +180,150 @@ class Engine:
         self._fatal = None
         self._done = 0
         self._lock = threading.Lock()
+
+    # --- what a subclass decides ----------------------------------------------------------------------
+
+    def select(self, run_id):
+        """Fix the run's rows (Ledger.select_rows), once."""
+        raise NotImplementedError
+
+    def process(self, key, run_id):
+        """Work one row as far as it can go now; returns when to come back to it (epoch s), or None when done."""
+        raise NotImplementedError
+
+    def fail_row(self, key, run_id, exc):
+        """Record an unexpected error against the row (internal_error)."""
+        raise NotImplementedError
+
+    def label(self):
+        return "live" if self.options.live else "dry"
+
+    def result_mode(self):
+        return "live" if self.options.live else "dry"
+
+    def unfinished_writes(self):
+        """Rows left holding an intent of this kind of run."""
+        return 0
+
+    def before_rows(self, keys):
+        """Work done before the workers start (the search pre-pass)."""
+
+    def after_rows(self, run_id):
+        """Work done once every row is through, unless the run stopped."""
+
+    # --- the machinery ----------------------------------------------------------------------------------
+
+    def check_roles(self, needed):
+        """The token's user, after checking its roles: AuthError names the missing ones."""
+        user = self.client.current_user()
+        self.roles = self.client.current_roles()
+        missing = [role for role in needed if role not in self.roles]
+        if missing:
+            raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
+                                   f"the token's user lacks the role{'s' if len(missing) > 1 else ''} "
+                                   f"{', '.join(missing)}")
+        return user
+
+    def run(self, run_id):
+        """Work the run's unfinished rows; returns a RunResult. Ctrl-C (or a closed stdout) stops taking rows."""
+        began = time.monotonic()
+        if self.ledger.run(run_id)["selected_at"] is None:
+            self.select(run_id)
+        keys = self.ledger.run_keys(run_id)
+        self.on_event("start", run_id=run_id, mode=self.label(), rows=len(keys),
+                      selected=self.ledger.run_size(run_id))
+        status = "finished"
+        schedule = _Schedule(keys)
+        threads = []
+        try:
+            self.before_rows(keys)
+            threads = [threading.Thread(target=self._worker, args=(schedule, run_id),
+                                        name=f"{self.thread_name}-{n}", daemon=True)
+                       for n in range(max(1, min(self.options.workers, len(keys) or 1)))]
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
+                time.sleep(0.2)
+                self._watch()
+                self._progress(schedule, len(keys), began)
+        except (KeyboardInterrupt, BrokenPipeError):
+            status = "interrupted"
+            self._stop.set()
+            self.on_event("stopping")
+            try:
+                for thread in threads:
+                    thread.join()
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C abandons in-flight requests; their rows keep their recorded intent
+        if not self._stop.is_set():
+            self.after_rows(run_id)
+        if self._fatal is not None:
+            status = "aborted"
+        return self._close(run_id, status, len(keys), began, schedule)
+
+    def _close(self, run_id, status, rows, began, schedule):
+        stats = self.client.stats
+        counts = self.ledger.run_counts(run_id)
+        elapsed = time.monotonic() - began
+        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled, stats.writes, elapsed)
+        result = RunResult(run_id, self.result_mode(), status, counts, stats.requests, stats.writes, stats.throttled,
+                           elapsed, rows, self._fatal, self.unfinished_writes())
+        self._progress(schedule, rows, began, final=True)
+        return result
+
+    def _progress(self, schedule, total, began, final=False):
+        parked, next_due = schedule.parked()
+        stats = self.client.stats
+        self.on_event("progress", done=self._done, total=total, requests=stats.requests,
+                      elapsed=time.monotonic() - began, parked=parked, next_due=next_due,
+                      waiting=stats.waiting_for(), final=final)  # waiting: how long Iconik has kept us waiting
+
+    def _watch(self):
+        """Stop the run when its lock is gone or Iconik has stopped answering altogether."""
+        if self.ledger.lock_lost.is_set() and self._fatal is None:
+            self._abort(errors.LockLost(f"another process took the lock of {self.ledger.path}; this one stopped "
+                                        "at once, leaving its unfinished rows for a resume."))
+        silence_limit = max(SILENCE_STOP, self.options.read_timeout + 5)
+        silent = self.client.stats.waiting_for()
+        if silent > silence_limit and self._fatal is None:
+            self._abort(IconikUnreachable(
+                "GET", "", None, f"Iconik at {self.client.url} gave no answer at all for {silent:.0f} s"))
+
+    def _abort(self, exc):
+        with self._lock:
+            if self._fatal is None:
+                self._fatal = exc
+        self._stop.set()
+
+    def _worker(self, schedule, run_id):
+        while True:
+            key = schedule.take(self._stop)
+            if key is None:
+                return
+            due = None
+            try:
+                due = self.process(key, run_id)
+            except _Stop:
+                pass
+            except (errors.AuthError, errors.LockLost, errors.LedgerUnavailable, IconikUnreachable) as exc:
+                self._abort(exc)  # every worker stops at once; rows stay as they are (resumable)
+            except Exception as exc:  # a bug or a surprise must fail its row, never vanish with its thread
+                try:
+                    self.fail_row(key, run_id, exc)
+                except Exception as again:
+                    self._abort(again)
+            finally:
+                schedule.done(key, due)
+            if due is None and not self._stop.is_set():
+                with self._lock:
+                    self._done += 1
+
+
+class Engine(RowWorkers):
+    """Runs one mode (dry or live) over the selected rows of a ledger with a pool of worker threads."""
+
+    def __init__(self, ledger, client, options, on_event=None):
+        super().__init__(ledger, client, options, on_event)
         self._hints = {}
         self._decisions = {}
         self._conflicts = {}
@@ -185,14 +337,7 @@ class Engine:
 
     def preflight(self):
         """The token's user and roles, before any row: raises AuthError, ConnectionFailed or EndpointError."""
-        user = self.client.current_user()
-        self.roles = self.client.current_roles()
-        needed = READ_ROLES + (WRITE_ROLES if self.options.live else ())
-        missing = [role for role in needed if role not in self.roles]
-        if missing:
-            raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
-                                   f"the token's user lacks the role{'s' if len(missing) > 1 else ''} "
-                                   f"{', '.join(missing)}")
+        user = self.check_roles(READ_ROLES + (WRITE_ROLES if self.options.live else ()))
         if self.options.search and "can_search" not in self.roles:
             self.on_event("search_unavailable", error="the token's user lacks the role can_search")
         return user
@@ -219,83 +364,23 @@ class Engine:
         rows = self.ledger.rows(keys)
         return sorted(keys, key=lambda key: (rows[key]["intent"] is None, _first_row(rows[key]), key))
 
-    # --- the run ------------------------------------------------------------------------------------
+    # --- the run's hooks ----------------------------------------------------------------------------
 
-    def run(self, run_id):
-        """Work the run's unfinished rows; returns a RunResult. Ctrl-C stops taking rows and returns."""
-        began = time.monotonic()
-        if self.ledger.run(run_id)["selected_at"] is None:
-            self.select(run_id)
-        keys = self.ledger.run_keys(run_id)
-        mode = "live" if self.options.live else "dry"
-        unfinished = len(self.ledger.candidate_keys(with_intent_only=True))
-        self.on_event("start", run_id=run_id, mode=mode, rows=len(keys), selected=self.ledger.run_size(run_id))
+    def before_rows(self, keys):
+        unfinished = self.unfinished_writes()
         if not self.options.live and unfinished:
             self.on_event("unfinished_writes", rows=unfinished)
-        status = "finished"
-        schedule = _Schedule(keys)
-        threads = []
-        try:
-            if self.options.search and "can_search" in self.roles:
-                self._hints = self.search_hints(keys)
-            threads = [threading.Thread(target=self._worker, args=(schedule, run_id), name=f"worker-{n}",
-                                        daemon=True) for n in range(max(1, min(self.options.workers, len(keys) or 1)))]
-            for thread in threads:
-                thread.start()
-            while any(thread.is_alive() for thread in threads):
-                time.sleep(0.2)
-                self._watch()
-                self._progress(schedule, len(keys), began)
-        except (KeyboardInterrupt, BrokenPipeError):
-            status = "interrupted"
-            self._stop.set()
-            self.on_event("stopping")
-            try:
-                for thread in threads:
-                    thread.join()
-            except KeyboardInterrupt:
-                pass  # a second Ctrl-C abandons in-flight requests; their rows keep their recorded intent
-        if not self._stop.is_set():
-            self._fail_held_forbidden(run_id)
-        if self._fatal is not None:
-            status = "aborted"
-        return self._close(run_id, mode, status, len(keys), began, schedule)
+        if self.options.search and "can_search" in self.roles:
+            self._hints = self.search_hints(keys)
 
-    def _close(self, run_id, mode, status, rows, began, schedule):
-        stats = self.client.stats
-        counts = self.ledger.run_counts(run_id)
-        elapsed = time.monotonic() - began
-        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled, stats.writes, elapsed)
-        unfinished = len(self.ledger.candidate_keys(with_intent_only=True))
-        result = RunResult(run_id, mode, status, counts, stats.requests, stats.writes, stats.throttled, elapsed,
-                           rows, self._fatal, unfinished)
-        self._progress(schedule, rows, began, final=True)
-        return result
+    def after_rows(self, run_id):
+        self._fail_held_forbidden(run_id)
 
-    def _progress(self, schedule, total, began, final=False):
-        parked, next_due = schedule.parked()
-        stats = self.client.stats
-        waiting = stats.waiting_for()  # requests out and no answer since: how long Iconik has kept us waiting
-        self.on_event("progress", done=self._done, total=total, requests=stats.requests,
-                      elapsed=time.monotonic() - began, parked=parked, next_due=next_due, waiting=waiting,
-                      final=final)
+    def unfinished_writes(self):
+        return len(self.ledger.candidate_keys(with_intent_only=True))
 
-    def _watch(self):
-        """Stop the run when its lock is gone or Iconik has stopped answering altogether."""
-        if self.ledger.lock_lost.is_set() and self._fatal is None:
-            self._abort(errors.LockLost(f"another process took the lock of {self.ledger.path}; this one stopped "
-                                        "at once, leaving its unfinished rows for a resume."))
-        silence_limit = max(SILENCE_STOP, self.options.read_timeout + 5)
-        silent = self.client.stats.waiting_for()
-        if silent > silence_limit and self._fatal is None:
-            self._abort(IconikUnreachable(
-                "GET", "", None, f"Iconik at {self.client.url} gave no answer at all for {silent:.0f} s"))
-
-    def _abort(self, exc):
-        with self._lock:
-            if self._fatal is None:
-                self._fatal = exc
-        self._stop.set()
+    def fail_row(self, key, run_id, exc):
+        self._fail(key, run_id, "internal_error", exc)
 
     # --- the search pre-pass ----------------------------------------------------------------------
 
@@ -347,30 +432,7 @@ class Engine:
                 hints.update(found)
         return hints
 
-    # --- one worker ---------------------------------------------------------------------------------
-
-    def _worker(self, schedule, run_id):
-        while True:
-            key = schedule.take(self._stop)
-            if key is None:
-                return
-            due = None
-            try:
-                due = self.process(key, run_id)
-            except _Stop:
-                pass
-            except (errors.AuthError, errors.LockLost, errors.LedgerUnavailable, IconikUnreachable) as exc:
-                self._abort(exc)  # every worker stops at once; rows stay as they are (resumable)
-            except Exception as exc:  # a bug or a surprise must fail its row, never vanish with its thread
-                try:
-                    self._fail(key, run_id, "internal_error", exc)
-                except Exception as again:
-                    self._abort(again)
-            finally:
-                schedule.done(key, due)
-            if due is None and not self._stop.is_set():
-                with self._lock:
-                    self._done += 1
+    # --- one row --------------------------------------------------------------------------------------
 
     def _read(self, call, *args):
         if self._stop.is_set():

@@ -16,12 +16,11 @@ another choice of what to delete.
 
 import dataclasses
 import json
-import threading
 import time
 import uuid
 
 from . import errors, rules
-from .engine import RunResult, _Again, _Schedule, _Stop
+from .engine import RowWorkers, _Again, _Stop, options_from_json
 from .iconik import READ_ROLES, editable_fields
 from .ledger import CHECKED, CREATED, PENDING, SKIPPED
 from .rules import ms, span
@@ -171,10 +170,7 @@ class UndoOptions:
 
     @classmethod
     def from_json(cls, data):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in fields}
-        values["assets"] = tuple(values.get("assets") or ())
-        return cls(**values)
+        return options_from_json(cls, data)
 
 
 @dataclasses.dataclass
@@ -187,115 +183,37 @@ class Outcome:
     text: str
 
 
-class _Runner:
-    """Works the rows of one undo or repair run with a few worker threads, parking rows whose write's outcome
-    is unknown (engine._Schedule); reports through on_event as Engine does, so cli.Progress renders it."""
+class _Runner(RowWorkers):
+    """Works the rows of one undo or repair run on engine.RowWorkers (parking rows whose write's outcome is
+    unknown, the stop rules, progress), so cli.Progress renders it as it renders a run."""
 
     mode = None
     write_roles = ()
+    thread_name = "undo"
 
     def __init__(self, ledger, client, options, on_event=None):
-        self.ledger = ledger
-        self.client = client
-        self.options = options
-        self.on_event = on_event or (lambda kind, **data: None)
+        super().__init__(ledger, client, options, on_event)
         self.outcomes = []
-        self._stop = threading.Event()
-        self._fatal = None
-        self._done = 0
-        self._lock = threading.Lock()
         self._tries = {}
 
     def preflight(self):
         """The token's user, after checking its roles: AuthError names the missing ones."""
-        user = self.client.current_user()
-        roles = self.client.current_roles()
-        needed = READ_ROLES + (self.write_roles if self.options.live else ())
-        missing = [role for role in needed if role not in roles]
-        if missing:
-            raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
-                                   f"the token's user lacks the role{'s' if len(missing) > 1 else ''} "
-                                   f"{', '.join(missing)}")
-        return user
+        return self.check_roles(READ_ROLES + (self.write_roles if self.options.live else ()))
 
-    def run(self, run_id):
-        """Work the run's unfinished rows; returns a RunResult. Ctrl-C stops taking rows and returns."""
-        began = time.monotonic()
-        if self.ledger.run(run_id)["selected_at"] is None:
-            self.ledger.select_rows(run_id, self.select())
-        keys = self.ledger.run_keys(run_id)
-        self.on_event("start", run_id=run_id, mode=f"{self.mode}, {'live' if self.options.live else 'dry'}",
-                      rows=len(keys), selected=self.ledger.run_size(run_id))
-        status, schedule, threads = "finished", _Schedule(keys), []
-        try:
-            threads = [threading.Thread(target=self._worker, args=(schedule, run_id), name=f"{self.mode}-{n}",
-                                        daemon=True) for n in range(max(1, min(self.options.workers, len(keys) or 1)))]
-            for thread in threads:
-                thread.start()
-            while any(thread.is_alive() for thread in threads):
-                time.sleep(0.2)
-                self._watch()
-                self._progress(schedule, len(keys), began)
-        except (KeyboardInterrupt, BrokenPipeError):
-            status = "interrupted"
-            self._stop.set()
-            self.on_event("stopping")
-            try:
-                for thread in threads:
-                    thread.join()
-            except KeyboardInterrupt:
-                pass  # a second Ctrl-C abandons in-flight requests; their rows keep their recorded intent
-        if self._fatal is not None:
-            status = "aborted"
-        stats = self.client.stats
-        counts = self.ledger.run_counts(run_id)
-        elapsed = time.monotonic() - began
-        self.ledger.finish_run(run_id, status, counts, stats.requests, stats.throttled, stats.writes, elapsed)
-        self._progress(schedule, len(keys), began, final=True)
-        unfinished = len(self.ledger.keys_holding_intent(OWN_OPS))
-        return RunResult(run_id, self.mode, status, counts, stats.requests, stats.writes, stats.throttled, elapsed,
-                         len(keys), self._fatal, unfinished)
+    def select(self, run_id):
+        self.ledger.select_rows(run_id, self.rows_to_select())
 
-    def _progress(self, schedule, total, began, final=False):
-        parked, next_due = schedule.parked()
-        stats = self.client.stats
-        self.on_event("progress", done=self._done, total=total, requests=stats.requests,
-                      elapsed=time.monotonic() - began, parked=parked, next_due=next_due,
-                      waiting=stats.waiting_for(), final=final)
+    def label(self):
+        return f"{self.mode}, {'live' if self.options.live else 'dry'}"
 
-    def _watch(self):
-        if self.ledger.lock_lost.is_set() and self._fatal is None:
-            self._abort(errors.LockLost(f"another process took the lock of {self.ledger.path}; this one stopped "
-                                        "at once, leaving its unfinished rows for a resume."))
+    def result_mode(self):
+        return self.mode
 
-    def _abort(self, exc):
-        with self._lock:
-            if self._fatal is None:
-                self._fatal = exc
-        self._stop.set()
+    def unfinished_writes(self):
+        return len(self.ledger.keys_holding_intent(OWN_OPS))
 
-    def _worker(self, schedule, run_id):
-        while True:
-            key = schedule.take(self._stop)
-            if key is None:
-                return
-            due = None
-            try:
-                due = self.process(key, run_id)
-            except _Stop:
-                pass
-            except (errors.AuthError, errors.LockLost, errors.LedgerUnavailable) as exc:
-                self._abort(exc)  # every worker stops at once; rows stay as they are (resumable)
-            except Exception as exc:  # a bug or a surprise fails its row, never vanishes with its thread
-                try:
-                    self._fail(self.ledger.asset(key), run_id, "internal_error", exc)
-                except Exception as again:
-                    self._abort(again)
-            finally:
-                schedule.done(key, due)
-            if due is None and not self._stop.is_set():
-                with self._lock:
-                    self._done += 1
+    def fail_row(self, key, run_id, exc):
+        self._fail(self.ledger.asset(key), run_id, "internal_error", exc)
 
     def process(self, key, run_id):
         try:
@@ -375,7 +293,7 @@ class Undo(_Runner):
     mode = "undo"
     write_roles = UNDO_ROLES
 
-    def select(self):
+    def rows_to_select(self):
         return [row["asset_key"] for row in self.ledger.rows_written_by_run(self.options.undo, self.options.assets)
                 if not (row["state"] == SKIPPED and row["reason"] == "undone" and not row["intent"])]
 
@@ -467,7 +385,7 @@ class Repair(_Runner):
     mode = "repair"
     write_roles = REPAIR_ROLES
 
-    def select(self):
+    def rows_to_select(self):
         busy = set(self.ledger.keys_holding_intent(("create", "update") + UNDO_OPS))
         return [key for key in self.ledger.rows_to_repair() if key not in busy]
 
