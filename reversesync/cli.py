@@ -632,6 +632,39 @@ def _say_stderr(text):
         pass
 
 
+def _preflight(runner, ledger, run_id, hint):
+    """The recorded run's preflight; a refusal closes the run as aborted, so `resume` continues it (exit 3).
+    Then the line that says where the run goes (issue #11)."""
+    try:
+        user = runner.preflight()
+    except (errors.AuthError, errors.Forbidden) as exc:
+        ledger.finish_run(run_id, "aborted", {})
+        fix = ("set ICONIK_APP_ID and ICONIK_AUTH_TOKEN to a valid application token" if exc.status == 401
+               else "grant the role(s) in Iconik (Admin > Roles)")
+        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. Nothing was written. "
+                             f"Then {fix}, then continue with: {hint}") from None
+    except errors.ConfigError:
+        ledger.finish_run(run_id, "aborted", {})
+        raise
+    except (errors.TransientError, errors.IconikError) as exc:
+        ledger.finish_run(run_id, "aborted", {})
+        raise ResumableAbort(f"Iconik is unreachable at {runner.client.url}: {exc}. Nothing was written. When it "
+                             f"answers, continue with: {hint}") from None
+    who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
+    click.echo(f"Iconik {runner.client.url} as {who}; ledger {ledger.path}")
+
+
+def _stopped(result, hint):
+    """Exit 3 for a run that stopped on its own, 130 for an interrupted one, None for a finished one."""
+    if result.status == "aborted":
+        raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
+                             f"{_remedy(result.error)}, then continue with: {hint}")
+    if result.status == "interrupted":
+        _say_stderr(f"Interrupted. Continue with: {hint}")
+        return EXIT_INTERRUPTED
+    return None
+
+
 def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress):
     """Record the run, preflight, then the run itself; returns the exit code."""
     hint = next_step(ctx, "resume", ledger_path=ledger.path)
@@ -658,32 +691,13 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
         # Recorded before the first request, so a kill or a refusal at preflight leaves it to resume (issue #10).
         run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
         ledger.supersede_unfinished_runs(but=run_id)
-    try:
-        user = sync.preflight()
-    except (errors.AuthError, errors.Forbidden) as exc:
-        ledger.finish_run(run_id, "aborted", {})
-        fix = ("set ICONIK_APP_ID and ICONIK_AUTH_TOKEN to a valid application token" if exc.status == 401
-               else "grant the role(s) in Iconik (Admin > Roles)")
-        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. Nothing was written. "
-                             f"Then {fix}, then continue with: {hint}") from None
-    except errors.ConfigError:
-        ledger.finish_run(run_id, "aborted", {})
-        raise
-    except (errors.TransientError, errors.IconikError) as exc:
-        ledger.finish_run(run_id, "aborted", {})
-        raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written. When it answers, "
-                             f"continue with: {hint}") from None
-    who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
-    click.echo(f"Iconik {client.url} as {who}; ledger {ledger.path}")
+    _preflight(sync, ledger, run_id, hint)
     result = sync.run(run_id)
     for line in _summary_lines(result, ledger):
         click.echo(line)
-    if result.status == "aborted":
-        raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
-                             f"{_remedy(result.error)}, then continue with: {hint}")
-    if result.status == "interrupted":
-        _say_stderr(f"Interrupted. Continue with: {hint}")
-        return EXIT_INTERRUPTED
+    stopped = _stopped(result, hint)
+    if stopped is not None:
+        return stopped
     if result.mode == "dry" and result.unfinished_writes:
         click.echo("Before writing, re-check the unfinished writes with: "
                    f"{next_step(ctx, 'run', '--live', ledger_path=ledger.path)}")
@@ -1054,27 +1068,13 @@ def _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id
     client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers,
                                  timeout=(5.0, options.read_timeout))
     runner = (undo_module.Undo if mode == "undo" else undo_module.Repair)(ledger, client, options, on_event=progress)
-    try:
-        user = runner.preflight()
-    except (errors.AuthError, errors.Forbidden) as exc:
-        ledger.finish_run(run_id, "aborted", {})
-        raise ResumableAbort(f"Iconik refused the credentials ({exc.status}): {exc.message}. Nothing was written. "
-                             f"Fix them in Iconik, then continue with: {hint}") from None
-    except (errors.TransientError, errors.IconikError) as exc:
-        ledger.finish_run(run_id, "aborted", {})
-        raise ResumableAbort(f"Iconik is unreachable at {client.url}: {exc}. Nothing was written. When it answers, "
-                             f"continue with: {hint}") from None
-    who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
-    click.echo(f"Iconik {client.url} as {who}; ledger {ledger.path}")
+    _preflight(runner, ledger, run_id, hint)
     result = runner.run(run_id)
     for line in _undo_lines(ctx, ledger, mode, options, runner.outcomes, result):
         click.echo(line)
-    if result.status == "aborted":
-        raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
-                             f"{_remedy(result.error)}, then continue with: {hint}")
-    if result.status == "interrupted":
-        _say_stderr(f"Interrupted. Continue with: {hint}")
-        return EXIT_INTERRUPTED
+    stopped = _stopped(result, hint)
+    if stopped is not None:
+        return stopped
     document(ctx, **report.run_document(ledger, result, mode))
     return EXIT_FAILED_ROWS if any(what == "failed" for what in (o.what for o in runner.outcomes)) else 0
 
