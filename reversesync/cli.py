@@ -738,6 +738,15 @@ def _known_reasons():
     return sorted(set(engine.RETRYABLE_REASONS) | set(rules.FINISHED_REASONS))
 
 
+def settle_options(command):
+    """--settle and --read-timeout: how long a write whose answer was lost is left to settle (issue #10)."""
+    command = click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT,
+                           show_default=True, help="Seconds to wait for an answer from Iconik.")(command)
+    return click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
+                        help="Seconds after a write whose answer was lost before it is re-checked, and before "
+                             "segment lists are trusted (see README).")(command)
+
+
 def run_options(command):
     """The options `run` shares with nobody else: mode, workers, pace, selection and the exactly-once knobs."""
     for option in reversed([
@@ -757,10 +766,7 @@ def run_options(command):
                           "per-asset read."),
         click.option("--recheck", multiple=True, metavar="REASON",
                      help="Check rows finished with this reason again, e.g. ambiguous (repeatable)."),
-        click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
-                     help="Seconds after a write whose answer was lost before it is re-checked (see README)."),
-        click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT,
-                     show_default=True, help="Seconds to wait for an answer from Iconik."),
+        settle_options,
     ]):
         command = option(command)
     return command
@@ -840,18 +846,15 @@ def resume_command(ctx, as_json, iconik_url, app_id, auth_token, ledger_path):
 @click.option("--rate", type=click.FloatRange(0.1, 1000), default=iconik.DEFAULT_RATE, show_default=True,
               help="Requests per second at most.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), help="Write mismatches here.")
-@click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
-              help="Seconds after the last write before segment lists are trusted.")
+@settle_options
 @click.option("--repair", is_flag=True, help="Plan (or with --live, make) the deletion of duplicate reversesync "
                                              "segments, keeping the one the ledger records (else the oldest).")
 @click.option("--live", is_flag=True, help="With --repair: delete the duplicates.")
-@click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT, show_default=True,
-              help="Seconds to wait for an answer from Iconik (--repair).")
 @json_option
 @iconik_options
 @ledger_option
 @click.pass_context
-def verify_command(ctx, workers, rate, csv_path, settle, repair, live, read_timeout, as_json, iconik_url, app_id,
+def verify_command(ctx, workers, rate, csv_path, settle, read_timeout, repair, live, as_json, iconik_url, app_id,
                    auth_token, ledger_path):
     """Read Iconik again and confirm it holds the sheet's times wherever the ledger says so.
 
@@ -959,10 +962,7 @@ def _echo_table(table):
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows worked on at once.")
 @click.option("--rate", type=click.FloatRange(0.1, 1000), default=iconik.DEFAULT_RATE, show_default=True,
               help="Requests per second at most (Iconik allows about 50).")
-@click.option("--settle", type=click.FloatRange(0), default=engine.DEFAULT_SETTLE, show_default=True,
-              help="Seconds after a write whose answer was lost before it is re-checked (see README).")
-@click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT, show_default=True,
-              help="Seconds to wait for an answer from Iconik.")
+@settle_options
 @json_option
 @iconik_options
 @ledger_option

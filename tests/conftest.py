@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import pathlib
@@ -48,6 +49,18 @@ def client_for(sandbox, **options):
 
     options.setdefault("backoff", 0.001)
     return IconikClient(sandbox.url, sandbox.app_id, sandbox.auth_token, **options)
+
+
+@contextlib.contextmanager
+def sandbox_for_cli(monkeypatch, **options):
+    """A sandbox on a free loopback port, with ICONIK_URL, ICONIK_APP_ID and ICONIK_AUTH_TOKEN pointing at it."""
+    from reversesync.sandbox import Sandbox
+
+    with Sandbox(**options) as running:
+        monkeypatch.setenv("ICONIK_URL", running.url)
+        monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
+        monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)
+        yield running
 
 
 @pytest.fixture

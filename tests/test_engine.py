@@ -6,7 +6,8 @@ import pytest
 
 from reversesync.rules import MARKER, decide
 from reversesync.ledger import Ledger
-from reversesync.sandbox import Faults, Sandbox
+from reversesync.sandbox import Faults
+from tests.conftest import sandbox_for_cli
 from tests.test_load import write_sheet
 
 A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
@@ -17,10 +18,7 @@ FAST_SETTLE = ("--settle", "1", "--read-timeout", "0.5")
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with Sandbox(index_lag=0.3) as running:  # the index lag scaled down with FAST_SETTLE
-        monkeypatch.setenv("ICONIK_URL", running.url)
-        monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
-        monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)
+    with sandbox_for_cli(monkeypatch, index_lag=0.3) as running:  # the index lag scaled down with FAST_SETTLE
         yield running
 
 

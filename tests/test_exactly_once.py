@@ -18,7 +18,7 @@ from reversesync import errors
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Sandbox
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sandbox_for_cli
 from tests.test_load import write_sheet
 
 A, B, C = (f"5e7a0c00-0000-4000-8000-00000000000{n}" for n in range(1, 4))
@@ -28,10 +28,7 @@ READ_TIMEOUT = 0.5
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with Sandbox(index_lag=LAG) as running:
-        monkeypatch.setenv("ICONIK_URL", running.url)
-        monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
-        monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)
+    with sandbox_for_cli(monkeypatch, index_lag=LAG) as running:
         yield running
 
 

@@ -4,7 +4,7 @@ lists that trail writes, segments backing subclips, asset types, per-asset 403s,
 import pytest
 
 from reversesync.ledger import Ledger
-from reversesync.sandbox import Sandbox
+from tests.conftest import sandbox_for_cli
 from tests.test_engine import loaded, state, writes  # noqa: F401  (fixtures and helpers)
 
 A, B, C = (f"2b9d0e00-0000-4000-8000-00000000000{n}" for n in range(1, 4))
@@ -14,10 +14,7 @@ LAG = 0.3
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with Sandbox(index_lag=LAG) as running:
-        monkeypatch.setenv("ICONIK_URL", running.url)
-        monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
-        monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)
+    with sandbox_for_cli(monkeypatch, index_lag=LAG) as running:
         yield running
 
 

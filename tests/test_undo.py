@@ -13,6 +13,7 @@ from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Faults, Sandbox
 from tests.test_exactly_once import _stranded_intent, cli_process, wait_for
+from tests.conftest import sandbox_for_cli
 from tests.test_load import write_sheet
 
 A, B, C, D, E = (f"6f1b2c00-0000-4000-8000-00000000000{n}" for n in range(1, 6))
@@ -24,10 +25,7 @@ STAMPS = ("date_modified",)
 
 @pytest.fixture
 def sandbox(monkeypatch):
-    with Sandbox(index_lag=LAG) as running:
-        monkeypatch.setenv("ICONIK_URL", running.url)
-        monkeypatch.setenv("ICONIK_APP_ID", running.app_id)
-        monkeypatch.setenv("ICONIK_AUTH_TOKEN", running.auth_token)
+    with sandbox_for_cli(monkeypatch, index_lag=LAG) as running:
         yield running
 
 
