@@ -24,6 +24,8 @@ from tests.test_load import write_sheet
 A, B, C = (f"5e7a0c00-0000-4000-8000-00000000000{n}" for n in range(1, 4))
 LAG = 0.2
 READ_TIMEOUT = 0.5
+# A kill can land between a write's intent and its answer: resume then waits out the settle time, so keep it short.
+FAST = ("--settle", 2, "--read-timeout", READ_TIMEOUT)
 
 
 @pytest.fixture
@@ -341,7 +343,8 @@ def test_resume_after_a_kill_continues_exactly_the_selected_rows(tmp_path, ledge
     with Sandbox(catalogue, index_lag=LAG, latency_ms=150) as sandbox:
         sheet = write_sheet(tmp_path / "s.csv", [(key, "t", 1000, 5000) for key in keys])
         assert cli_process(ledger_path, sandbox, "load", "--csv", sheet).wait(30) == 0
-        process = cli_process(ledger_path, sandbox, "run", "--live", "--limit", 5, "--workers", 1, "--no-search")
+        process = cli_process(ledger_path, sandbox, "run", "--live", "--limit", 5, "--workers", 1, "--no-search",
+                              *FAST)
         wait_for(lambda: len([p for p in sandbox.requests("POST")]) >= 2)
         process.kill()
         process.communicate()
@@ -352,7 +355,7 @@ def test_resume_after_a_kill_continues_exactly_the_selected_rows(tmp_path, ledge
         # --asset on a row reversesync created: a kill after it is done, then resume, leaves it created
         done = keys[0]
         process = cli_process(ledger_path, sandbox, "run", "--live", "--asset", done, "--asset", keys[11],
-                              "--workers", 1, "--no-search")
+                              "--workers", 1, "--no-search", *FAST)
         wait_for(lambda: Ledger(ledger_path).asset(done)["state"] != "pending" and any(
             f"/assets/{keys[11]}/" in p[1] for p in sandbox.requests()))
         process.kill()
