@@ -506,9 +506,6 @@ class Ledger:
         return {row[0] for row in self.iterate(
             "select asset_key from assets where asset_key in (select value from json_each(?))", [json.dumps(keys)])}
 
-    def known_reasons(self):
-        return {row[0] for row in self.iterate("select distinct reason from assets where reason is not null")}
-
     def rows(self, keys):
         """{asset key: row} for keys."""
         return {row["asset_key"]: row for row in self.query(
