@@ -449,7 +449,7 @@ def _sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False, pur
                                 "Pass the right one with --worksheet.")
     if code == 429 or code >= 500:
         return SheetAccessError(f"Google Sheets answered {code} ({message}) after retrying; wait a minute "
-                                "and load again.")
+                                "and run the same command again.")
     return SheetAccessError(f"Google Sheets answered {code}: {message}")
 
 
