@@ -524,9 +524,10 @@ class Engine(RowWorkers):
     def _decide_and_write(self, row, run_id, reuse):
         key = row["asset_key"]
         hint = self._hints.pop(key, None)
-        if hint and hint.action == "create" and (row["done_segment_id"] or row["segment_id"]):
-            # The index may not show the segment reversesync wrote here yet: decide from a read by id instead.
-            hint.action, indexed = None, hint.asset
+        if hint and _segment_of_record(row) and hint.asset.get("type") == rules.WRITABLE_TYPE:
+            # The index may not show what reversesync last did to this segment (a create, an update, an undo's
+            # delete): decide from a read of it by id instead, with the asset as the index has it.
+            hint, indexed = None, hint.asset
         else:
             indexed = hint.asset if hint and self.options.live else None
         if hint and (hint.reason in SEARCH_FINAL_REASONS or hint.action and not self.options.live):
@@ -578,9 +579,8 @@ class Engine(RowWorkers):
             if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == "ACTIVE":
                 generic = self._list_generic(key)
                 self._asset_read_ok()
+                generic = self._with_our_segment_fresh(row, generic)
             decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
-            if decision.action == "create":
-                decision = self._recheck_our_segment(row, asset, generic, decision)
             self._streak = 0
             return decision
         except errors.Forbidden as exc:
@@ -594,19 +594,21 @@ class Engine(RowWorkers):
     def _list_generic(self, key):
         return rules.generic_only(self._read(self.client.list_segments, key, "GENERIC"))
 
-    def _recheck_our_segment(self, row, asset, generic, decision):
-        """Before creating, read by id the segment reversesync last wrote on this asset, if the list does
-        not show it: segment lists come from an index that trails writes (ICONIK-FACTS 7.1)."""
-        ours = row["done_segment_id"] or row["segment_id"]
-        if not ours or any(s.get("id") == ours for s in generic):
-            return decision
+    def _with_our_segment_fresh(self, row, generic):
+        """The GENERIC list with the row's segment of record read afresh by id: segment lists come from an index
+        that trails writes (ICONIK-FACTS 7.1), reversesync's own included, so a segment just created can be
+        missing, one just updated can show old times, one just deleted by an undo can still show."""
+        ours = _segment_of_record(row)
+        if not ours:
+            return generic
         try:
-            segment = self._read(self.client.get_segment, row["asset_key"], ours)
+            fresh = self._read(self.client.get_segment, row["asset_key"], ours)
         except errors.NotFound:
-            return decision
-        if segment.get("asset_id") != row["asset_key"]:
-            return decision
-        return rules.decide(asset, rules.generic_only([segment]), row["time_start_ms"], row["time_end_ms"])
+            fresh = None
+        others = [s for s in generic if s.get("id") != ours]
+        if fresh is not None and fresh.get("asset_id") == row["asset_key"]:
+            others += rules.generic_only([fresh])
+        return others
 
     def _write(self, row, run_id, decision, reuse):
         """Send one write with intent recorded first; True when the row is finished, False to decide again.
@@ -799,6 +801,11 @@ def _first_row(row):
         return 0
 
 
+def _segment_of_record(row):
+    """The segment the ledger ties to this row (the one reversesync wrote, or found in sync), or None."""
+    return row["done_segment_id"] or row["segment_id"]
+
+
 def _syncable(row):
     return bool(row["in_source"]) and row["reason"] not in LOAD_REJECTIONS and row["time_start_ms"] is not None
 
@@ -806,7 +813,8 @@ def _syncable(row):
 def _history(intent, segment_id, run_id):
     """The columns that keep what reversesync did to a row across later re-checks (issue #11)."""
     return {"done_action": intent["op"], "done_segment_id": segment_id, "done_run_id": run_id,
-            "done_before": json.dumps(intent["before"]) if intent.get("before") is not None else None}
+            "done_before": json.dumps(intent["before"]) if intent.get("before") is not None else None,
+            "done_start_ms": intent["start"], "done_end_ms": intent["end"]}
 
 
 def _reason_of(exc):

@@ -63,10 +63,19 @@ def differences(found, expected):
     return [f"{key}: reversesync left {expected.get(key)!r}, now {found.get(key)!r}" for key in keys]
 
 
+def written_times(row):
+    """The times reversesync wrote: recorded with what it did; for rows written before that was recorded, the
+    sheet's times (which a later load may have changed, so such rows compare with caution)."""
+    if row["done_start_ms"] is not None:
+        return row["done_start_ms"], row["done_end_ms"]
+    return row["time_start_ms"], row["time_end_ms"]
+
+
 def written_image(row):
-    """The editable fields an update left on the segment: its before-image with the sheet's times."""
+    """The editable fields an update left on the segment: its before-image with the times it wrote."""
     before = json.loads(row["done_before"])
-    return dict(before, time_start_milliseconds=row["time_start_ms"], time_end_milliseconds=row["time_end_ms"])
+    start, end = written_times(row)
+    return dict(before, time_start_milliseconds=start, time_end_milliseconds=end)
 
 
 def undo_precheck(row, run_id):
@@ -121,9 +130,8 @@ def _create_differences(row, segment):
         problems.append(f"segment_type: now {segment.get('segment_type')!r}")
     if not rules.is_ours(segment):
         problems.append(f"external_id: reversesync's marker is gone, now {segment.get('external_id')!r}")
-    if span(segment) != (row["time_start_ms"], row["time_end_ms"]):
-        problems.append(f"times: reversesync left {ms(row['time_start_ms'], row['time_end_ms'])}, "
-                        f"now {ms(*span(segment))}")
+    if span(segment) != written_times(row):
+        problems.append(f"times: reversesync left {ms(*written_times(row))}, now {ms(*span(segment))}")
     return problems
 
 
@@ -462,6 +470,7 @@ class Repair(_Runner):
         wrote_in = self.ledger.last_run_failing(key, "duplicated") or row["done_run_id"]
         fields = dict(intent=None, reason=None, action="create", segment_id=keep["id"], done_action="create",
                       done_segment_id=keep["id"], done_run_id=wrote_in, done_before=None, last_error=None,
+                      done_start_ms=span(keep)[0], done_end_ms=span(keep)[1],
                       http_status=None, reason_text=f"created segment {keep['id']} {ms(*span(keep))}; its duplicates "
                                                     f"were removed by verify --repair (run {run_id}).")
         # failed -> checked -> created: the state table's way out of failed, in one transaction.
