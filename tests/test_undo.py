@@ -67,7 +67,8 @@ def seed_three(sandbox):
 # --- the decisions, as a table -------------------------------------------------------------------------
 
 ROW = {"asset_key": A, "intent": None, "done_run_id": 3, "done_action": "create", "done_segment_id": "s1",
-       "done_before": None, "time_start_ms": 1000, "time_end_ms": 5000}
+       "done_before": None, "time_start_ms": 1000, "time_end_ms": 5000, "done_start_ms": 1000,
+       "done_end_ms": 5000}
 BEFORE = {"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
           "metadata": {"Editor": ["kim"]}, "segment_text": "by hand"}
 UPDATED_ROW = dict(ROW, done_action="update", done_before=json.dumps(BEFORE))
