@@ -738,6 +738,23 @@ def _known_reasons():
     return sorted(set(engine.RETRYABLE_REASONS) | set(rules.FINISHED_REASONS))
 
 
+def _asset_ids(values):
+    """--asset values as canonical asset ids, or a usage error naming the one that is not a UUID."""
+    canonical = []
+    for value in values:
+        key = sources.canonical_uuid(value)
+        if key is None:
+            raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
+        canonical.append(key)
+    return canonical
+
+
+def _check_settle(settle, read_timeout):
+    if settle and settle <= read_timeout:
+        raise click.BadParameter(f"must be longer than --read-timeout ({read_timeout:g} s): a write can still land "
+                                 "after the client stops waiting for its answer", param_hint="--settle")
+
+
 def settle_options(command):
     """--settle and --read-timeout: how long a write whose answer was lost is left to settle (issue #10)."""
     command = click.option("--read-timeout", type=click.FloatRange(0.1), default=engine.DEFAULT_READ_TIMEOUT,
@@ -791,19 +808,12 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, r
         reversesync run                  # dry run: prints the plan
         reversesync run --live --workers 8 --rate 50
     """
-    canonical = []
-    for value in assets:
-        key = sources.canonical_uuid(value)
-        if key is None:
-            raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
-        canonical.append(key)
+    canonical = _asset_ids(assets)
     unknown = sorted(set(recheck) - set(_known_reasons()))
     if unknown:
         raise click.BadParameter(f"unknown reason {', '.join(unknown)}; one of: {', '.join(_known_reasons())}",
                                  param_hint="--recheck")
-    if settle and settle <= read_timeout:
-        raise click.BadParameter(f"must be longer than --read-timeout ({read_timeout:g} s): a write can still land "
-                                 "after the client stops waiting for its answer", param_hint="--settle")
+    _check_settle(settle, read_timeout)
     options = engine.RunOptions(live=live, workers=workers, rate=rate, limit=limit, retry_failed=retry_failed,
                                 assets=tuple(canonical), recheck=tuple(recheck), search=search, settle=settle,
                                 read_timeout=read_timeout)
@@ -983,15 +993,8 @@ def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout,
         reversesync undo 4               # the plan
         reversesync undo 4 --live        # act; `reversesync resume` continues it if interrupted
     """
-    canonical = []
-    for value in assets:
-        key = sources.canonical_uuid(value)
-        if key is None:
-            raise click.BadParameter(f"{value!r} is not an Iconik asset id (a UUID)", param_hint="--asset")
-        canonical.append(key)
-    if settle and settle <= read_timeout:
-        raise click.BadParameter(f"must be longer than --read-timeout ({read_timeout:g} s): a write can still land "
-                                 "after the client stops waiting for its answer", param_hint="--settle")
+    canonical = _asset_ids(assets)
+    _check_settle(settle, read_timeout)
     options = undo_module.UndoOptions(undo=run_id, live=live, assets=tuple(canonical), workers=workers, rate=rate,
                                       settle=settle, read_timeout=read_timeout)
     with machine_readable(ctx, as_json):
