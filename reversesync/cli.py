@@ -612,12 +612,18 @@ def _silence_stdout():
 
 def _do_run(ctx, ledger_path, iconik_url, app_id, auth_token, options=None, resume=False, progress=None):
     """The one implementation behind `run` and `resume`."""
+    return _with_ledger(ctx, ledger_path, lambda ledger: _sync(ctx, ledger, iconik_url, app_id, auth_token, options,
+                                                               resume, progress or Progress()))
+
+
+def _with_ledger(ctx, ledger_path, work):
+    """work(ledger) with the ledger open, its lock released and the file closed whatever happens; Ctrl-C (or a
+    closed stdout) outside the row loop, in preflight or bookkeeping, exits 130: every committed step stands."""
     ledger = open_ledger(ctx, ledger_path)
     try:
         with translated_errors():
-            return _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress or Progress())
+            return work(ledger)
     except (KeyboardInterrupt, BrokenPipeError):
-        # Ctrl-C outside the row loop (preflight, bookkeeping): every committed step stands.
         _say_stderr(f"Interrupted. Continue with: {next_step(ctx, 'resume', ledger_path=ledger_path)}")
         return EXIT_INTERRUPTED
     finally:
@@ -1004,25 +1010,19 @@ def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout,
 
 def _do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="undo", progress=None):
     """The one implementation behind `undo` and `verify --repair` (issue #12): record the run, then work it."""
-    ledger = open_ledger(ctx, ledger_path)
-    try:
-        with translated_errors():
-            ledger.acquire(mode)
-            if mode == "undo":
-                _check_undo_target(ctx, ledger, options)
-            else:
-                _wait_for_late_writes(ledger, options.settle, progress or Progress())
-            _refuse_while_undo_unfinished(ledger)
-            run_id = ledger.start_run(mode, options.to_json())
-            ledger.supersede_unfinished_runs(but=run_id)
-            return _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id,
-                             progress or Progress())
-    except (KeyboardInterrupt, BrokenPipeError):
-        _say_stderr(f"Interrupted. Continue with: {next_step(ctx, 'resume', ledger_path=ledger_path)}")
-        return EXIT_INTERRUPTED
-    finally:
-        ledger.release()
-        ledger.close()
+
+    def work(ledger):
+        ledger.acquire(mode)
+        if mode == "undo":
+            _check_undo_target(ctx, ledger, options)
+        else:
+            _wait_for_late_writes(ledger, options.settle, progress or Progress())
+        _refuse_while_undo_unfinished(ledger)
+        run_id = ledger.start_run(mode, options.to_json())
+        ledger.supersede_unfinished_runs(but=run_id)
+        return _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id, progress or Progress())
+
+    return _with_ledger(ctx, ledger_path, work)
 
 
 def _check_undo_target(ctx, ledger, options):

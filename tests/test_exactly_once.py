@@ -19,7 +19,7 @@ from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Sandbox
 from tests.conftest import ROOT, sandbox_for_cli
-from tests.test_load import write_sheet
+from tests.test_load import load_rows, write_sheet
 
 A, B, C = (f"5e7a0c00-0000-4000-8000-00000000000{n}" for n in range(1, 4))
 LAG = 0.2
@@ -34,12 +34,6 @@ def sandbox(monkeypatch):
         yield running
 
 
-def load(invoke, tmp_path, *rows):
-    path = write_sheet(tmp_path / "sheet.csv", [(key, "clip", start, end) for key, start, end in rows])
-    result = invoke("load", "--csv", path)
-    assert result.exit_code == 0, result.output
-
-
 def live(invoke, *args, settle=3.0):
     return invoke("run", "--live", "--settle", settle, "--read-timeout", READ_TIMEOUT, *args)
 
@@ -52,7 +46,7 @@ def test_late_apply_inside_the_settle_time_is_found_not_resent(sandbox, invoke, 
     """A POST applied 1.5 s after the client gave up (0.5 s) is found by the re-check at 3 s: one segment."""
     sandbox.catalogue.add_asset(A)
     sandbox.force("POST", f"/assets/{A}/segments/$", action="apply_late", delay_ms=1500)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     result = live(invoke, settle=3.0)
     assert result.exit_code == 0, result.output
     assert "A write's answer was lost: it is re-checked 3 s after it was sent" in result.output
@@ -70,7 +64,7 @@ def test_late_apply_past_the_settle_time_is_caught_by_verify(sandbox, invoke, tm
     duplicate and how to repair it."""
     sandbox.catalogue.add_asset(A)
     sandbox.force("POST", f"/assets/{A}/segments/$", action="apply_late", delay_ms=2500)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     assert live(invoke, settle=1.0).exit_code == 0
     sandbox.settle()
     first, second = sandbox.generic_segments(A)
@@ -91,7 +85,7 @@ def test_slow_answer_past_the_read_timeout_is_never_resent(sandbox, invoke, tmp_
             time.sleep(1.0)
 
     sandbox.hooks.append(slow_answer_for_a)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     assert live(invoke, settle=2.0).exit_code == 0
     sandbox.settle()
     assert len(sandbox.generic_segments(A)) == 1 and len(sandbox.generic_segments(B)) == 1
@@ -120,7 +114,7 @@ def test_write_side_429_storm_fails_the_row_as_rate_limited_with_no_intent_left(
     internal_error holding an intent as in 0.1."""
     sandbox.catalogue.add_asset(A)
     sandbox.force("POST", f"/assets/{A}/segments/$", 429, {"errors": ["Too many"]}, times=100)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     run_engine(ledger_path, sandbox, search=False)
     row = Ledger(ledger_path).asset(A)
     assert (row["state"], row["reason"], row["intent"]) == ("failed", "rate_limited", None)
@@ -150,7 +144,7 @@ def test_a_failed_row_holding_an_intent_is_rechecked_first_and_never_strands(
         sandbox, invoke, tmp_path, ledger_path):
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     _stranded_intent(ledger_path, A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11")  # it had landed
     time.sleep(LAG)
@@ -167,10 +161,10 @@ def test_reload_clearing_the_times_of_a_row_with_an_intent_resolves_it_and_the_r
     """0.1 stopped every later run with exit 3 ("a row cannot move from skipped to checked")."""
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     _stranded_intent(ledger_path, A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11")
-    load(invoke, tmp_path, (A, "", ""), (B, 1000, 5000))  # someone clears A's times in the sheet
+    load_rows(invoke, tmp_path, (A, "", ""), (B, 1000, 5000))  # someone clears A's times in the sheet
     time.sleep(LAG)
     result = live(invoke, settle=1.0)
     assert result.exit_code == 0, result.output
@@ -186,7 +180,7 @@ def test_an_illegal_move_fails_that_row_never_the_run(sandbox, invoke, tmp_path,
 
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     real = engine.Engine._plan
 
     def broken_plan(self, row, run_id, decision):
@@ -317,7 +311,7 @@ def test_the_lock_check_never_calls_os_kill(monkeypatch, ledger_path):
 def test_a_holder_that_lost_its_lock_stops_before_its_next_write(sandbox, invoke, tmp_path, ledger_path):
     for key in (A, B, C):
         sandbox.catalogue.add_asset(key)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
 
     def steal_the_lock(method, path):
         if method == "POST" and "/segments/" in path:

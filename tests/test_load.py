@@ -21,6 +21,13 @@ def write_sheet(path, rows, header=COLUMNS, bom=False):
     return str(path)
 
 
+def load_rows(invoke, tmp_path, *rows, name="sheet.csv"):
+    """`reversesync load --csv` of a sheet of (id, start, end) rows, asserting it succeeded."""
+    path = write_sheet(tmp_path / name, [(key, "clip", start, end) for key, start, end in rows])
+    result = invoke("load", "--csv", path)
+    assert result.exit_code == 0, result.output
+
+
 def test_load_example_sheet_prints_counts(invoke, ledger_path):
     result = invoke("load", "--csv", EXAMPLE_SHEET)
     assert result.exit_code == 0, result.output

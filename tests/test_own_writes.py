@@ -6,7 +6,7 @@ import pytest
 
 from reversesync.ledger import Ledger
 from tests.conftest import sandbox_for_cli
-from tests.test_load import write_sheet
+from tests.test_load import load_rows
 
 A = "5e7a0c00-0000-4000-8000-00000000000a"
 LAG = 1.0
@@ -18,12 +18,6 @@ SETTLE = 3.0  # > read timeout + index lag + margin
 def sandbox(monkeypatch):
     with sandbox_for_cli(monkeypatch, index_lag=LAG) as running:
         yield running
-
-
-def load(invoke, tmp_path, *rows, name="sheet.csv"):
-    path = write_sheet(tmp_path / name, [(key, "clip", start, end) for key, start, end in rows])
-    result = invoke("load", "--csv", path)
-    assert result.exit_code == 0, result.output
 
 
 def live(invoke, *args):
@@ -38,7 +32,7 @@ def test_recheck_undone_right_after_undo_trusts_the_lagging_index_and_writes_not
     Expected: the segment is written again (row created, one GENERIC segment in Iconik).
     Found: the row is settled as skipped/in_sync from the stale index/list, and Iconik has no segment."""
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     assert live(invoke).exit_code == 0
     sandbox.settle()
     assert invoke("undo", "1", "--live", "--settle", SETTLE, "--read-timeout", READ_TIMEOUT).exit_code == 0
@@ -61,11 +55,11 @@ def test_sheet_reverted_right_after_an_update_is_settled_in_sync_from_the_laggin
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)
     sandbox.settle()
-    load(invoke, tmp_path, (A, 2000, 6000))
+    load_rows(invoke, tmp_path, (A, 2000, 6000))
     assert live(invoke).exit_code == 0
     [segment] = sandbox.generic_segments(A)
     assert (segment["time_start_milliseconds"], segment["time_end_milliseconds"]) == (2000, 6000)
-    load(invoke, tmp_path, (A, 1000, 5000), name="reverted.csv")
+    load_rows(invoke, tmp_path, (A, 1000, 5000), name="reverted.csv")
     result = live(invoke, *(() if search else ("--no-search",)))
     assert result.exit_code == 0, result.output
     sandbox.settle()
@@ -88,9 +82,9 @@ def test_undo_after_a_reload_restores_over_a_persons_edit_that_matches_the_new_s
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)
     sandbox.settle()
-    load(invoke, tmp_path, (A, 2000, 6000))
+    load_rows(invoke, tmp_path, (A, 2000, 6000))
     assert live(invoke).exit_code == 0
-    load(invoke, tmp_path, (A, 3000, 7000), name="later.csv")
+    load_rows(invoke, tmp_path, (A, 3000, 7000), name="later.csv")
     sandbox.catalogue.edit_segment(_stored(sandbox, A), {"time_start_milliseconds": 3000,
                                                          "time_end_milliseconds": 7000})
     result = invoke("undo", "1", "--live", "--settle", SETTLE, "--read-timeout", READ_TIMEOUT)
@@ -106,9 +100,9 @@ def test_undo_after_a_reload_deletes_a_created_segment_a_person_moved_to_the_new
     Expected: the segment differs from what run 1 created, so it is left alone (changed_since).
     Found: undo compares with the current sheet times, sees no change and DELETEs the person's segment."""
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     assert live(invoke).exit_code == 0
-    load(invoke, tmp_path, (A, 2000, 6000), name="later.csv")
+    load_rows(invoke, tmp_path, (A, 2000, 6000), name="later.csv")
     sandbox.catalogue.edit_segment(_stored(sandbox, A), {"time_start_milliseconds": 2000,
                                                          "time_end_milliseconds": 6000})
     result = invoke("undo", "1", "--live", "--settle", SETTLE, "--read-timeout", READ_TIMEOUT)
@@ -122,9 +116,9 @@ def test_undo_after_a_reload_leaves_an_unchanged_created_segment_in_place(sandbo
     Expected: the segment is exactly what run 1 created, so undo deletes it.
     Found: undo compares with the new sheet times, reports changed_since and leaves run 1's segment behind."""
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     assert live(invoke).exit_code == 0
-    load(invoke, tmp_path, (A, 2000, 6000), name="later.csv")
+    load_rows(invoke, tmp_path, (A, 2000, 6000), name="later.csv")
     result = invoke("undo", "1", "--live", "--settle", SETTLE, "--read-timeout", READ_TIMEOUT)
     assert result.exit_code == 0, result.output
     sandbox.settle()

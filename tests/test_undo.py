@@ -14,7 +14,7 @@ from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Faults, Sandbox
 from tests.test_exactly_once import _stranded_intent, cli_process, wait_for
 from tests.conftest import sandbox_for_cli
-from tests.test_load import write_sheet
+from tests.test_load import load_rows, write_sheet
 
 A, B, C, D, E = (f"6f1b2c00-0000-4000-8000-00000000000{n}" for n in range(1, 6))
 SUBCLIP = "6f1b2c00-0000-4000-8000-0000000000ff"
@@ -27,12 +27,6 @@ STAMPS = ("date_modified",)
 def sandbox(monkeypatch):
     with sandbox_for_cli(monkeypatch, index_lag=LAG) as running:
         yield running
-
-
-def load(invoke, tmp_path, *rows):
-    path = write_sheet(tmp_path / "sheet.csv", [(key, "clip", start, end) for key, start, end in rows])
-    result = invoke("load", "--csv", path)
-    assert result.exit_code == 0, result.output
 
 
 def without_stamps(dump):
@@ -133,7 +127,7 @@ def test_a_duplicate_is_deleted_only_if_unchanged(fresh, problem):
 def test_undo_after_a_clean_run_puts_every_segment_back_as_seeded(sandbox, invoke, tmp_path, ledger_path):
     seed_three(sandbox)
     seeded = without_stamps(sandbox.catalogue.dump())
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
     assert invoke("run", "--live", *FAST).exit_code == 0
     assert len(sandbox.generic_segments(A)) == 1
     result = invoke("undo", "1", "--live", *FAST)
@@ -153,7 +147,7 @@ def test_undo_after_a_clean_run_puts_every_segment_back_as_seeded(sandbox, invok
 
 def test_a_plain_run_leaves_undone_rows_alone_and_recheck_brings_them_back(sandbox, invoke, tmp_path):
     seed_three(sandbox)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
     invoke("run", "--live", *FAST)
     assert invoke("undo", "1", "--live", *FAST).exit_code == 0
     before = len(writes(sandbox))
@@ -167,10 +161,10 @@ def test_a_plain_run_leaves_undone_rows_alone_and_recheck_brings_them_back(sandb
 
 def test_a_load_that_changes_an_undone_row_brings_it_back(sandbox, invoke, tmp_path, ledger_path):
     seed_three(sandbox)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", "--live", *FAST)
     invoke("undo", "1", "--live", *FAST)
-    load(invoke, tmp_path, (A, 1000, 6000))
+    load_rows(invoke, tmp_path, (A, 1000, 6000))
     assert Ledger(ledger_path).asset(A)["state"] == "pending"
     assert invoke("run", "--live", *FAST).exit_code == 0
     assert [s["time_end_milliseconds"] for s in sandbox.generic_segments(A)] == [6000]
@@ -178,7 +172,7 @@ def test_a_load_that_changes_an_undone_row_brings_it_back(sandbox, invoke, tmp_p
 
 def test_a_dry_undo_writes_nothing_and_changes_no_row(sandbox, invoke, tmp_path, ledger_path):
     seed_three(sandbox)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     invoke("run", "--live", *FAST)
     rows = Ledger(ledger_path).query("select * from assets order by asset_key")
     before = len(writes(sandbox))
@@ -194,7 +188,7 @@ def test_undo_leaves_alone_a_segment_a_person_edited_and_one_that_backs_a_subcli
         sandbox, invoke, tmp_path, ledger_path):
     seed_three(sandbox)
     sandbox.catalogue.add_asset(D)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (D, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (D, 1000, 5000))
     invoke("run", "--live", *FAST)
     [edited] = sandbox.generic_segments(B)
     sandbox.catalogue.edit_segment(next(s for s in sandbox.catalogue.segments[B] if s["id"] == edited["id"]),
@@ -216,9 +210,9 @@ def test_undo_leaves_alone_a_segment_a_person_edited_and_one_that_backs_a_subcli
 
 def test_undo_leaves_alone_a_row_a_later_run_wrote_again(sandbox, invoke, tmp_path, ledger_path):
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", "--live", *FAST)
-    load(invoke, tmp_path, (A, 1000, 6000))
+    load_rows(invoke, tmp_path, (A, 1000, 6000))
     invoke("run", "--live", *FAST)  # run 2 updates what run 1 created
     result = invoke("undo", "1", "--live", *FAST)
     assert result.exit_code == 0, result.output
@@ -229,7 +223,7 @@ def test_undo_leaves_alone_a_row_a_later_run_wrote_again(sandbox, invoke, tmp_pa
 
 def test_a_row_without_a_before_image_cannot_be_restored(sandbox, invoke, tmp_path, ledger_path):
     seed_three(sandbox)
-    load(invoke, tmp_path, (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (B, 1000, 5000))
     invoke("run", "--live", *FAST)
     ledger = Ledger(ledger_path)
     ledger.db.execute("update assets set done_before = null")  # as a row written before before-images were kept
@@ -243,7 +237,7 @@ def test_a_row_without_a_before_image_cannot_be_restored(sandbox, invoke, tmp_pa
 
 def test_undo_of_a_dry_or_unknown_run_is_refused(sandbox, invoke, tmp_path):
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", *FAST)
     assert "is a dry run" in invoke("undo", "1").output
     assert invoke("undo", "7").exit_code == 2
@@ -251,7 +245,7 @@ def test_undo_of_a_dry_or_unknown_run_is_refused(sandbox, invoke, tmp_path):
 
 def test_undo_asset_limits_it_to_those_rows(sandbox, invoke, tmp_path):
     seed_three(sandbox)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     invoke("run", "--live", *FAST)
     assert invoke("undo", "1", "--live", "--asset", A, *FAST).exit_code == 0
     assert sandbox.generic_segments(A) == []
@@ -260,7 +254,7 @@ def test_undo_asset_limits_it_to_those_rows(sandbox, invoke, tmp_path):
 
 def test_a_live_undo_needs_the_delete_and_write_roles(sandbox, invoke, tmp_path):
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", "--live", *FAST)
     sandbox.roles = [r for r in sandbox.roles if r != "can_delete_segments"]
     result = invoke("undo", "1", "--live", *FAST)
@@ -270,7 +264,7 @@ def test_a_live_undo_needs_the_delete_and_write_roles(sandbox, invoke, tmp_path)
 
 def test_a_delete_whose_answer_is_lost_is_settled_not_resent(sandbox, invoke, tmp_path, ledger_path):
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", "--live", *FAST)
     sandbox.force("DELETE", f"/assets/{A}/segments/", action="apply_late", delay_ms=1000)
     result = invoke("undo", "1", "--live", *FAST)
@@ -404,7 +398,7 @@ def plant_duplicate(sandbox, key, recorded):
 def test_verify_names_the_repair_and_repair_keeps_the_recorded_segment(sandbox, invoke, tmp_path, ledger_path):
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
-    load(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
     invoke("run", "--live", *FAST)
     [recorded] = sandbox.generic_segments(A)
     twin = plant_duplicate(sandbox, A, recorded)
@@ -431,7 +425,7 @@ def test_repair_turns_a_failed_duplicated_row_into_created(sandbox, invoke, tmp_
     """A write whose answer was lost landed twice: the settled re-check fails the row as duplicated (issue #10);
     the repair keeps the oldest (the ledger records none) and the row ends created."""
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     _stranded_intent(ledger_path, A)
     first = sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11",
                                           date_created="2000-01-01T00:00:00.000+00:00")
@@ -451,7 +445,7 @@ def test_repair_turns_a_failed_duplicated_row_into_created(sandbox, invoke, tmp_
 
 def test_repair_never_touches_an_unmarked_segment(sandbox, invoke, tmp_path):
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", "--live", *FAST)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=None, date_created="2000-01-01")
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id="other-tool")
@@ -463,7 +457,7 @@ def test_repair_never_touches_an_unmarked_segment(sandbox, invoke, tmp_path):
 
 def test_repair_leaves_a_duplicate_changed_since_it_was_listed(sandbox, invoke, tmp_path):
     sandbox.catalogue.add_asset(A)
-    load(invoke, tmp_path, (A, 1000, 5000))
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run", "--live", *FAST)
     [recorded] = sandbox.generic_segments(A)
     twin = plant_duplicate(sandbox, A, recorded)
