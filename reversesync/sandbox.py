@@ -4,7 +4,12 @@ its limits, and faults on demand. Good enough to rehearse a production run on a 
 Where the real service differs from a naive model, the sandbox does what Iconik does (ICONIK-FACTS 7):
 segment lists and search come from an index that trails the stored records, a write can land after its
 answer was lost, editing a segment that backs a SUBCLIP moves the subclip, assets come in every type and
-some answer 403, and every answer carries RateLimit-Remaining."""
+some answer 403, and every answer carries RateLimit-Remaining.
+
+Segments follow the live schema that Iconik's own SDK shows (ICONIK-FACTS 8): every editable field of
+EditSegmentSchema, and for tests fields Iconik may add later (Catalogue extra_fields); a PUT replaces them all
+while a PATCH changes only what it carries (Sandbox patch='replace' plays a PATCH that does not); a soft delete
+leaves a segment readable, and listed, with status DELETED; statuses are ACTIVE, AWAITED and DELETED."""
 
 import collections
 import copy
@@ -29,7 +34,10 @@ DEMO_APP_ID = "00000000-0000-4000-8000-00000000a99d"
 DEMO_AUTH_TOKEN = "sandbox-token-not-a-secret"
 ALL_ROLES = ("can_read_assets", "can_read_segments", "can_create_segments", "can_write_segments",
              "can_delete_segments", "can_search")
-SEGMENT_TYPES = ("MARKER", "QC", "GENERIC", "COMMENT", "TAG", "TRANSCRIPTION", "SCENE", "PERSON")
+# The live types and statuses (ICONIK-FACTS 8.2): the older spec lacks SHOT, SEMANTIC_TRANSCRIPTION and the statuses.
+SEGMENT_TYPES = ("MARKER", "QC", "GENERIC", "COMMENT", "TAG", "TRANSCRIPTION", "SCENE", "PERSON", "SHOT",
+                 "SEMANTIC_TRANSCRIPTION")
+SEGMENT_STATUSES = ("ACTIVE", "AWAITED", "DELETED")
 ASSET_TYPES = ("ASSET", "SEQUENCE", "NLE_PROJECT", "PLACEHOLDER", "CUSTOM", "LINK", "SUBCLIP")
 ASSET_STATUSES = ("ACTIVE", "DELETED")
 # Types reversesync must leave alone: no clip range of their own to put back.
@@ -38,6 +46,9 @@ DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 1000  # segment lists and search both take per_page up to 1000 (ICONIK-FACTS 7.6, 7.9)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 FORCED_ACTIONS = (None, "drop_before", "drop_after", "apply_late")
+# What a segment PATCH does: "merge" as Iconik documents it (only the fields the body carries change), or
+# "replace" like a PUT, to test a client's guard against a PATCH that wipes what it left out (ICONIK-FACTS 8.1).
+PATCH_MODES = ("merge", "replace")
 
 # Iconik's published limits per App-ID/Auth-Token pair (ICONIK-FACTS 5).
 ICONIK_RATE = 50.0
@@ -52,12 +63,16 @@ DEFAULT_INDEX_LAG = 2.0
 READ_ONLY_SEGMENT_FIELDS = ("id", "asset_id", "date_created", "date_modified", "has_drawing", "subclip_id",
                             "user_first_name", "user_last_name", "user_photo")
 READ_ONLY_ON_EDIT = READ_ONLY_SEGMENT_FIELDS + ("parent_id", "path", "top_level", "user_id")
+# Every editable field of the live EditSegmentSchema and what a PUT that leaves it out resets it to. The last
+# five are missing from the older spec (ICONIK-FACTS 8.1): a client's list of known fields may lack them too.
 EDITABLE_DEFAULTS = {
     "metadata": {}, "metadata_view_id": None, "segment_color": None, "segment_text": None,
     "segment_track": None, "segment_checked": False, "external_id": None, "drawing": None, "keyframe_id": None,
     "version_id": None, "status": "ACTIVE", "person_id": None, "project_id": None, "share_id": None,
     "share_user_email": None, "face_bounding_boxes": None, "transcription": None, "transcription_id": None,
     "time_start_milliseconds": None, "time_end_milliseconds": None,
+    "is_internal": False, "has_attachments": False, "semantic_transcription": None, "share_session_id": None,
+    "shot": None,
 }
 FORBIDDEN_MESSAGE = "You do not have permission to access this asset"
 
@@ -93,7 +108,7 @@ _ROUTES = [
     ("roles", re.compile(r"^/API/users/v1/users/current/roles/$")),
     ("asset", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/$")),
     ("segments", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/$")),
-    ("segments_of_type", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/(?P<type>[A-Z]+)/$")),
+    ("segments_of_type", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/(?P<type>[A-Z_]+)/$")),
     ("segment", re.compile(rf"^/API/assets/v1/assets/(?P<asset>{_UUID_PART})/segments/(?P<segment>{_UUID_PART})/$")),
     ("search", re.compile(r"^/API/search/v1/search/$")),
     ("state", re.compile(r"^/_sandbox/state/$")),
@@ -102,6 +117,20 @@ _ROUTES = [
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _moved(previous):
+    """A date_modified for a change now: strictly after previous even within one millisecond, since a client
+    tells from it that a record changed after it read it."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as written: to the millisecond
+    try:
+        earlier = datetime.datetime.fromisoformat(previous) if previous else None
+    except (TypeError, ValueError):
+        earlier = None
+    if earlier is not None and earlier.tzinfo is not None and now <= earlier:
+        now = earlier + datetime.timedelta(milliseconds=1)
+    return now.isoformat(timespec="milliseconds")
 
 
 def _seeded_uuid(rng):
@@ -213,9 +242,18 @@ class Catalogue:
 
     Building methods (add_asset, add_segment, forbid) describe a world written long ago: the index already
     shows it. The write methods (create_segment, edit_segment, delete_segment, edit_asset) change it as the
-    API does: the index takes each change in only `lag` seconds later (Sandbox.index_lag)."""
+    API does: the index takes each change in only `lag` seconds later (Sandbox.index_lag).
 
-    def __init__(self):
+    extra_fields ({name: default}) are segment fields Iconik added after every spec reversesync knows: they
+    are part of the schema like EDITABLE_DEFAULTS (accepted in bodies, shown in reads, reset by a PUT that
+    leaves them out, kept by a PATCH), so a test can show what a client's fixed list of fields would wipe."""
+
+    def __init__(self, extra_fields=None):
+        self.extra_fields = dict(extra_fields or {})
+        known = set(EDITABLE_DEFAULTS) | set(READ_ONLY_ON_EDIT) | {"segment_type"}
+        clashes = sorted(set(self.extra_fields) & known)
+        if clashes:
+            raise ValueError(f"extra_fields {', '.join(clashes)} are already segment fields")
         self.lock = threading.RLock()
         self.assets = {}
         self.segments = {}  # asset id -> [segment, ...] in creation order
@@ -229,6 +267,10 @@ class Catalogue:
         self._unindexed_assets = {}
         self._backlog = collections.deque()  # (time, asset id, segment id or None for the asset itself)
         self.last_change = float("-inf")
+
+    def editable_defaults(self):
+        """Every editable segment field and its default, the extra fields included (fresh copies)."""
+        return copy.deepcopy(dict(EDITABLE_DEFAULTS, **self.extra_fields))
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -251,7 +293,7 @@ class Catalogue:
 
     def add_segment(self, asset_id, segment_type, start, end, **fields):
         """A segment as it has long been, already in the index; fields may set any field, id included."""
-        segment = dict(EDITABLE_DEFAULTS, **{
+        segment = dict(self.editable_defaults(), **{
             "id": str(uuid.uuid4()), "asset_id": asset_id, "segment_type": segment_type,
             "time_start_milliseconds": start, "time_end_milliseconds": end, "date_created": _now(),
             "date_modified": _now(), "user_id": "7f3d2c10-0000-4000-8000-000000000001",
@@ -280,23 +322,41 @@ class Catalogue:
         return segment
 
     def edit_segment(self, segment, fields, replace=False):
-        """Change a stored segment now (a PUT if replace: what fields leave out is reset)."""
+        """Change a stored segment now (a PUT if replace: what fields leave out is reset to its default).
+
+        A segment that backs a SUBCLIP is the subclip's range: moving it moves the subclip (ICONIK-FACTS 7.2)."""
         with self.lock:
+            before = _times(segment)
             self._segment_history(segment["asset_id"], segment["id"], segment)
             if replace:
-                segment.update(copy.deepcopy(EDITABLE_DEFAULTS))
-            segment.update(fields)
-            segment["date_modified"] = _now()
+                segment.update(self.editable_defaults())
+            segment.update(copy.deepcopy(fields))
+            segment["date_modified"] = _moved(segment.get("date_modified"))
             self._changed(segment["asset_id"], segment["id"], segment)
+            subclip_id = segment.get("subclip_id")
+            if _times(segment) != before and subclip_id in self.assets:
+                self.edit_asset(subclip_id, time_start_milliseconds=segment["time_start_milliseconds"],
+                                time_end_milliseconds=segment["time_end_milliseconds"])
         return segment
 
-    def delete_segment(self, segment):
-        """Remove a stored segment now; the index goes on showing it for `lag` seconds."""
+    def delete_segment(self, segment, soft=False):
+        """Delete a stored segment now; the index goes on showing it as it was for `lag` seconds.
+
+        soft keeps it with status DELETED, readable by id, as Iconik's soft_delete does (ICONIK-FACTS 8.3)."""
+        if soft:
+            return self.edit_segment(segment, {"status": "DELETED"})
         with self.lock:
             self._segment_history(segment["asset_id"], segment["id"], segment)
             self.segments[segment["asset_id"]].remove(segment)
             self._segment_asset.pop(segment["id"], None)
             self._changed(segment["asset_id"], segment["id"], None)
+        return None
+
+    def find_segment(self, segment_id):
+        """The stored segment itself (not a copy), or None."""
+        with self.lock:
+            asset_id = self._segment_asset.get(segment_id)
+            return next((s for s in self.segments.get(asset_id, []) if s["id"] == segment_id), None)
 
     def edit_asset(self, asset_id, **fields):
         """Change a stored asset now (its status, its times); search shows the change `lag` seconds later."""
@@ -305,7 +365,7 @@ class Catalogue:
             if asset_id not in self._unindexed_assets:
                 self._unindexed_assets[asset_id] = [(float("-inf"), copy.deepcopy(asset))]
             asset.update(fields)
-            asset["date_modified"] = _now()
+            asset["date_modified"] = _moved(asset.get("date_modified"))
             self._changed(asset_id, None, asset)
         return asset
 
@@ -473,7 +533,7 @@ class Catalogue:
     def dump(self):
         with self.lock:
             return copy.deepcopy({"assets": self.assets, "segments": self.segments,
-                                  "forbidden": sorted(self.forbidden)})
+                                  "forbidden": sorted(self.forbidden), "extra_fields": self.extra_fields})
 
     def restore(self, state):
         """Start from a dump (the index is caught up); ValueError if state is not one."""
@@ -484,8 +544,14 @@ class Catalogue:
             self.assets = copy.deepcopy(state["assets"])
             self.segments = copy.deepcopy(state["segments"])
             self.forbidden = set(state.get("forbidden") or ())
+            if "extra_fields" in state:  # dumps from before extra fields have none: keep this catalogue's
+                self.extra_fields = dict(state["extra_fields"])
             self._segment_asset = {s["id"]: asset_id for asset_id, found in self.segments.items() for s in found}
             self.reindex()
+
+
+def _times(segment):
+    return segment.get("time_start_milliseconds"), segment.get("time_end_milliseconds")
 
 
 def _version_as_of(history, as_of):
@@ -510,6 +576,8 @@ def state_problem(state):
         return "'segments' must map asset ids to lists of segments with id, asset_id and segment_type"
     if not isinstance(state.get("forbidden", []), list):
         return "'forbidden' must be a list of asset ids"
+    if not isinstance(state.get("extra_fields", {}), dict):
+        return "'extra_fields' must map field names to their defaults"
     return None
 
 
@@ -557,12 +625,16 @@ class Sandbox:
 
     index_lag: seconds by which segment lists and search trail the stored records (0: never).
     remaining: what RateLimit-Remaining counts, 'bucket' (left of this second's budget) or 'window' (left
-    of the 20 s window); the header is on every answer, whether or not rate enforces a limit."""
+    of the 20 s window); the header is on every answer, whether or not rate enforces a limit.
+    patch: 'merge' (a segment PATCH changes only what it carries) or 'replace' (it resets the rest, like a PUT)."""
 
     def __init__(self, catalogue=None, *, port=0, app_id=DEMO_APP_ID, auth_token=DEMO_AUTH_TOKEN, roles=ALL_ROLES,
                  latency_ms=0, jitter_ms=0, rate=None, faults=None, seed=0, index_lag=DEFAULT_INDEX_LAG,
-                 remaining="bucket"):
+                 remaining="bucket", patch="merge"):
+        if patch not in PATCH_MODES:
+            raise ValueError(f"patch must be one of {', '.join(PATCH_MODES)}")
         self.catalogue = catalogue or Catalogue()
+        self.patch = patch
         self.port = port
         self.app_id, self.auth_token = app_id, auth_token
         self.roles = list(roles)
@@ -621,7 +693,8 @@ class Sandbox:
     def __exit__(self, *exc):
         self.stop()
 
-    # --- for tests ----------------------------------------------------------------------------------
+    # --- test hooks ---------------------------------------------------------------------------------
+    # For tests only: what they read of the sandbox and the answers they script.
 
     def requests(self, method=None):
         with self._log_lock:
@@ -656,9 +729,10 @@ class Sandbox:
         return [dict(s) for s in self.catalogue.indexed_segments(asset_id, self.index_time())
                 if segment_type is None or s["segment_type"] == segment_type]
 
-    def index_time(self):
-        """The moment the index reflects: index_lag seconds ago, on time.monotonic()'s clock."""
-        return time.monotonic() - self.index_lag
+    def stored_segment(self, segment_id):
+        """A copy of the stored segment (fresh, not the index; soft-deleted ones too), or None."""
+        with self.catalogue.lock:
+            return copy.deepcopy(self.catalogue.find_segment(segment_id))
 
     def settle(self, timeout=30.0):
         """Wait until every late write has been applied and the index shows every stored change."""
@@ -670,6 +744,12 @@ class Sandbox:
         wait = self.catalogue.last_change + self.index_lag - time.monotonic()
         if wait > 0:
             time.sleep(min(wait + 0.001, max(0.0, deadline - time.monotonic())))
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    def index_time(self):
+        """The moment the index reflects: index_lag seconds ago, on time.monotonic()'s clock."""
+        return time.monotonic() - self.index_lag
 
     def _record(self, method, path, status):
         with self._log_lock:
@@ -889,8 +969,9 @@ class _Api:
         return 200, {"app_id": self.sandbox.app_id, "expires": None}
 
     def user_get(self):
+        # UserSchema always carries type (ICONIK-FACTS 8.5).
         return 200, {"id": "7f3d2c10-0000-4000-8000-000000000002", "email": "sync@sandbox.invalid",
-                     "first_name": "Sandbox", "last_name": "Sync", "status": "ACTIVE"}
+                     "first_name": "Sandbox", "last_name": "Sync", "status": "ACTIVE", "type": "STANDARD"}
 
     def roles_get(self):
         return 200, {"objects": list(self.sandbox.roles)}
@@ -911,8 +992,13 @@ class _Api:
         if error:
             return error
         segment_type = segment_type or (self.query.get("segment_type") or [None])[0]
+        status = (self.query.get("status") or [None])[0]
+        if status is not None and status not in SEGMENT_STATUSES:
+            return 400, {"errors": {"status": f"one of {', '.join(SEGMENT_STATUSES)}"}}
+        # Soft-deleted segments stay listed, with status DELETED, unless the status filter leaves them out.
         found = [s for s in self.catalogue.indexed_segments(asset["id"], self.sandbox.index_time())
-                 if segment_type is None or s["segment_type"] == segment_type]
+                 if (segment_type is None or s["segment_type"] == segment_type)
+                 and (status is None or s.get("status") == status)]
         body, error = self._page(found)
         if error:
             return error
@@ -940,7 +1026,8 @@ class _Api:
             asset = self.catalogue.assets[asset["original_asset_id"]]
             if asset["id"] in self.catalogue.forbidden:
                 return 403, {"errors": [FORBIDDEN_MESSAGE]}
-        fields = {k: v for k, v in self.body.items() if k in EDITABLE_DEFAULTS}
+        editable = self.catalogue.editable_defaults()
+        fields = {k: v for k, v in self.body.items() if k in editable}
         segment = self.catalogue.create_segment(asset["id"], self.body["segment_type"],
                                                 self.body.get("time_start_milliseconds"),
                                                 self.body.get("time_end_milliseconds"),
@@ -967,24 +1054,27 @@ class _Api:
         problem = _check_segment_body(self.body, READ_ONLY_ON_EDIT)
         if problem:
             return 400, {"errors": problem}
-        # PUT replaces every editable field: what the body leaves out is reset (ICONIK-FACTS 3).
-        fields = {k: v for k, v in self.body.items() if k in EDITABLE_DEFAULTS or k == "segment_type"}
-        self.catalogue.edit_segment(segment, copy.deepcopy(fields), replace=not merge)
-        subclip = self.catalogue.assets.get(segment.get("subclip_id") or "")
-        if subclip is not None:
-            # The segment is the subclip's range: editing it moves the subclip's in/out points (FACTS 7.2).
-            self.catalogue.edit_asset(subclip["id"], time_start_milliseconds=segment["time_start_milliseconds"],
-                                      time_end_milliseconds=segment["time_end_milliseconds"])
+        # A PUT replaces every editable field of the live schema, extra fields included: what the body leaves
+        # out is reset (ICONIK-FACTS 8.1).
+        editable = self.catalogue.editable_defaults()
+        fields = {k: v for k, v in self.body.items() if k in editable or k == "segment_type"}
+        self.catalogue.edit_segment(segment, fields, replace=not merge)
         return 200, copy.deepcopy(segment)
 
     def segment_patch(self):
-        return self.segment_put(merge=True)
+        # A PATCH changes only what it carries, unless the sandbox plays a PATCH that replaces (patch="replace").
+        return self.segment_put(merge=self.sandbox.patch == "merge")
 
     def segment_delete(self):
         segment, missing = self._segment("can_delete_segments")
         if missing:
             return missing
-        self.catalogue.delete_segment(segment)
+        # Absent, the sandbox removes the segment as it always did: what Iconik does then is not documented
+        # (its SDK always sends soft_delete, True unless told, ICONIK-FACTS 8.3).
+        soft, error = self._flag("soft_delete", False)
+        if error:
+            return error
+        self.catalogue.delete_segment(segment, soft=soft)
         return 204, {}
 
     # --- search -------------------------------------------------------------------------------------
@@ -1060,6 +1150,8 @@ def _check_segment_body(body, read_only):
     problems = {}
     if body.get("segment_type") not in SEGMENT_TYPES:
         problems["segment_type"] = f"required, one of {', '.join(SEGMENT_TYPES)}"
+    if "status" in body and body["status"] not in SEGMENT_STATUSES:
+        problems["status"] = f"one of {', '.join(SEGMENT_STATUSES)}"
     for field in ("time_start_milliseconds", "time_end_milliseconds"):
         value = body.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
