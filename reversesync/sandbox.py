@@ -95,6 +95,9 @@ SCENARIOS = {
     "deleted": "ASSET with status DELETED (in the recycle bin, reads 200): skipped/asset_deleted",
     "forbidden": "ASSET the token's user may not read: 403 to every request on it: failed/forbidden",
     "unknown": "no such asset (404): failed/not_found",
+    # Not in DEFAULT_MIX, whose weights the benchmarks use; deal them with mix (--mix).
+    "awaited": "ASSET whose only GENERIC segment has status AWAITED: skipped/segment_status",
+    "odd_status": "ASSET with a status Iconik may add later (e.g. ARCHIVED): skipped/unsupported_status",
 }
 EXPECTED = {name: text.rsplit(": ", 1)[1] for name, text in SCENARIOS.items()}
 DEFAULT_MIX = {"no_segments": 29, "comments_only": 10, "in_sync": 16, "differs": 5, "zero_length": 3,
@@ -275,11 +278,13 @@ class Catalogue:
     # --- building ---------------------------------------------------------------------------------
 
     def add_asset(self, asset_id=None, *, title="", type="ASSET", status="ACTIVE", start=None, end=None,
-                  original_asset_id=None, original_segment_id=None):
-        """An asset as it has long been, already in the index."""
-        if type not in ASSET_TYPES:
+                  original_asset_id=None, original_segment_id=None, strict=True):
+        """An asset as it has long been, already in the index.
+
+        A type or status Iconik does not have is refused, unless strict=False: one Iconik may add later."""
+        if strict and type not in ASSET_TYPES:
             raise ValueError(f"asset type {type!r}; one of {', '.join(ASSET_TYPES)}")
-        if status not in ASSET_STATUSES:
+        if strict and status not in ASSET_STATUSES:
             raise ValueError(f"asset status {status!r}; one of {', '.join(ASSET_STATUSES)}")
         asset_id = asset_id or str(uuid.uuid4())
         with self.lock:
@@ -491,26 +496,33 @@ class Catalogue:
         if scenario == "other_type":
             self.add_asset(key, title=record.title, type=rng.choice(OTHER_ASSET_TYPES))
             return
-        self.add_asset(key, title=record.title, status="DELETED" if scenario == "deleted" else "ACTIVE")
+        status = {"deleted": "DELETED", "odd_status": "ARCHIVED"}.get(scenario, "ACTIVE")
+        self.add_asset(key, title=record.title, status=status, strict=scenario != "odd_status")
         if scenario == "forbidden":
             self.forbid(key)
         human = {"metadata": {"Quality": ["broadcast"], "Editor": ["kim"]}, "segment_text": "logged by hand",
                  "segment_color": "#ff9900"}
+        by_hand = []
+
+        def add_by_hand(segment_start, segment_end, **fields):
+            by_hand.append(self.add_segment(key, "GENERIC", segment_start, segment_end, id=_seeded_uuid(ids),
+                                            **human, **fields))
         if scenario == "comments_only":
             for n in range(rng.randint(3, 25)):
                 point = rng.randint(0, end + 60_000)
                 self.add_segment(key, rng.choice(("COMMENT", "MARKER")), point, point, segment_text=f"note {n}",
                                  id=_seeded_uuid(ids))
         elif scenario in ("in_sync", "forbidden"):
-            self.add_segment(key, "GENERIC", start, end, id=_seeded_uuid(ids), **human)
-        elif scenario == "differs":
-            self.add_segment(key, "GENERIC", start + rng.randint(1, 30) * 1000, end + rng.randint(1, 30) * 1000,
-                             id=_seeded_uuid(ids), **human)
+            add_by_hand(start, end)
+        elif scenario in ("differs", "awaited", "odd_status"):
+            # Other times than the sheet's: a client that took these for live clip ranges would write.
+            status = "AWAITED" if scenario == "awaited" else "ACTIVE"
+            add_by_hand(start + rng.randint(1, 30) * 1000, end + rng.randint(1, 30) * 1000, status=status)
         elif scenario == "zero_length":
-            self.add_segment(key, "GENERIC", start, start, id=_seeded_uuid(ids), **human)
+            add_by_hand(start, start)
         elif scenario == "two_one_equal":
             self.add_segment(key, "GENERIC", start + 500_000, end + 500_000, id=_seeded_uuid(ids))
-            self.add_segment(key, "GENERIC", start, end, id=_seeded_uuid(ids), **human)
+            add_by_hand(start, end)
         elif scenario == "two_none_equal":
             self.add_segment(key, "GENERIC", start + 1000, end + 1000, id=_seeded_uuid(ids))
             self.add_segment(key, "GENERIC", start + 2000, end + 7000, id=_seeded_uuid(ids))
@@ -519,6 +531,14 @@ class Catalogue:
             self._add_subclip(_seeded_uuid(ids), key, f"subclip of {record.title}", start + shift, end + shift, ids)
         if scenario in ("in_sync", "differs") and rng.random() < 0.5:
             self.add_segment(key, "COMMENT", start + 10, start + 10, segment_text="nice hand", id=_seeded_uuid(ids))
+        # People also mark segments internal and tools attach shot analysis: fields of the live schema that a
+        # PUT from a fixed list would wipe (ICONIK-FACTS 8.1). Drawn last, so every draw above is as it was.
+        for segment in by_hand:
+            segment["is_internal"] = rng.random() < 0.3
+            if rng.random() < 0.3:
+                segment["shot"] = {"shot_scale": {"label": rng.choice(("close-up", "medium", "wide")),
+                                                  "score": round(rng.uniform(0.6, 0.99), 2)},
+                                   "caption": "two players at the table"}
 
     def _add_subclip(self, subclip_id, parent_id, title, start, end, ids):
         """A SUBCLIP and the GENERIC segment on its parent that backs it, one to one (ICONIK-FACTS 7.2)."""

@@ -156,7 +156,7 @@ def test_every_scenario_names_its_expected_outcome():
     assert EXPECTED["other_type"] == "skipped/unsupported_type"
     assert EXPECTED["forbidden"] == "failed/forbidden"
     assert EXPECTED["no_segments"] == "created/create" and EXPECTED["unknown"] == "failed/not_found"
-    assert set(EXPECTED) == set(SCENARIOS) == set(DEFAULT_MIX)
+    assert set(EXPECTED) == set(SCENARIOS) == set(DEFAULT_MIX) | {"awaited", "odd_status"}
     assert all(0 < DEFAULT_MIX[name] <= 2 for name in ("subclip_parent", "other_type", "forbidden"))
 
 

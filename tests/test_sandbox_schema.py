@@ -1,11 +1,12 @@
 """The segment model of Iconik's live specs, as its SDK shows it (ICONIK-FACTS 8): every editable field of the live
 EditSegmentSchema and fields Iconik may add later, PUT that replaces and PATCH that merges, soft deletes, segment
-statuses."""
+statuses; and the seeded scenarios that go with them."""
 
 import pytest
 
-from reversesync.sandbox import (EDITABLE_DEFAULTS, PATCH_MODES, SEGMENT_STATUSES,
+from reversesync.sandbox import (DEFAULT_MIX, EDITABLE_DEFAULTS, EXPECTED, PATCH_MODES, SCENARIOS, SEGMENT_STATUSES,
                                  SEGMENT_TYPES, Catalogue, Sandbox)
+from tests.conftest import EXAMPLE_SHEET
 from tests.test_sandbox import ASSET, raw
 
 SEGMENTS = f"/API/assets/v1/assets/{ASSET}/segments/"
@@ -238,3 +239,48 @@ def test_the_index_shows_a_soft_delete_only_once_it_catches_up(lagging):
     assert raw(lagging, "GET", segment_path(segment)).json()["status"] == "DELETED"  # a read by id is fresh
     lagging.catalogue.reindex()
     assert [s["status"] for s in listed(lagging)] == ["DELETED"]
+
+
+# --- seeding --------------------------------------------------------------------------------------------------
+
+
+def hand_made(catalogue):
+    return [s for found in catalogue.segments.values() for s in found if s.get("segment_text") == "logged by hand"]
+
+
+def test_seeded_hand_made_segments_are_internal_on_some_and_carry_a_shot_on_some_repeatably():
+    first, second = Catalogue(), Catalogue()
+    first.seed_from_sheet(str(EXAMPLE_SHEET), seed=3)
+    second.seed_from_sheet(str(EXAMPLE_SHEET), seed=3)
+    segments = hand_made(first)
+    assert {s["is_internal"] for s in segments} == {True, False}
+    shots = [s["shot"] for s in segments if s["shot"] is not None]
+    assert shots and len(shots) < len(segments)
+    assert [(s["id"], s["is_internal"], s["shot"]) for s in segments] == [
+        (s["id"], s["is_internal"], s["shot"]) for s in hand_made(second)]
+
+
+def test_the_awaited_and_odd_status_scenarios_are_dealt_only_when_a_mix_asks_for_them():
+    assert EXPECTED["awaited"] == "skipped/segment_status"
+    assert EXPECTED["odd_status"] == "skipped/unsupported_status"
+    assert {"awaited", "odd_status"} <= set(SCENARIOS) and not {"awaited", "odd_status"} & set(DEFAULT_MIX)
+    catalogue = Catalogue()
+    dealt = catalogue.seed_from_sheet(str(EXAMPLE_SHEET), mix={"awaited": 1, "odd_status": 1})
+    assert set(dealt.values()) == {"awaited", "odd_status", "rejected"}
+    for key, scenario in dealt.items():
+        if scenario == "rejected":
+            continue
+        [generic] = [s for s in catalogue.segments[key] if s["segment_type"] == "GENERIC"]
+        if scenario == "awaited":
+            assert (catalogue.assets[key]["status"], generic["status"]) == ("ACTIVE", "AWAITED")
+        else:
+            assert (catalogue.assets[key]["status"], generic["status"]) == ("ARCHIVED", "ACTIVE")
+
+
+def test_an_asset_with_a_status_iconik_may_add_later_reads_200_with_that_status():
+    with Sandbox(index_lag=0) as sandbox:
+        with pytest.raises(ValueError, match="asset status 'ARCHIVED'"):
+            sandbox.catalogue.add_asset(ASSET, status="ARCHIVED")
+        sandbox.catalogue.add_asset(ASSET, status="ARCHIVED", strict=False)
+        answer = raw(sandbox, "GET", f"/API/assets/v1/assets/{ASSET}/")
+        assert (answer.status_code, answer.json()["status"]) == (200, "ARCHIVED")
