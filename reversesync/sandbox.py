@@ -9,7 +9,10 @@ some answer 403, and every answer carries RateLimit-Remaining.
 Segments follow the live schema that Iconik's own SDK shows (ICONIK-FACTS 8): every editable field of
 EditSegmentSchema, and for tests fields Iconik may add later (Catalogue extra_fields); a PUT replaces them all
 while a PATCH changes only what it carries (Sandbox patch='replace' plays a PATCH that does not); a soft delete
-leaves a segment readable, and listed, with status DELETED; statuses are ACTIVE, AWAITED and DELETED."""
+leaves a segment readable, and listed, with status DELETED; statuses are ACTIVE, AWAITED and DELETED.
+
+Sandbox's test hooks, marked as such, script answers (force) and let a person edit, create or delete segments
+while a client runs (person_edits, person_creates, person_deletes), as through Iconik's UI."""
 
 import collections
 import copy
@@ -638,6 +641,7 @@ class _Forced:
     action: str = None
     times: int = 1
     delay_ms: float = None
+    on_answer: object = None
 
 
 class Sandbox:
@@ -714,22 +718,29 @@ class Sandbox:
         self.stop()
 
     # --- test hooks ---------------------------------------------------------------------------------
-    # For tests only: what they read of the sandbox and the answers they script.
+    # For tests only: what they read of the sandbox, the answers they script, and the people who change the
+    # catalogue while a client runs. A person's change goes through the catalogue as an API write would:
+    # date_modified moves and the index shows it index_lag later.
 
     def requests(self, method=None):
         with self._log_lock:
             return [entry for entry in self.log if method is None or entry[0] == method]
 
     def force(self, method, path_pattern, status=None, body=None, headers=None, action=None, times=1,
-              delay_ms=None):
+              delay_ms=None, on_answer=None):
         """Script the next `times` answers to matching requests: a status and body, or an action:
         'drop_before' (close without applying), 'drop_after' (apply, then close without answering) or
-        'apply_late' (close at once, apply delay_ms later; default a draw between the late_*_ms faults)."""
+        'apply_late' (close at once, apply delay_ms later; default a draw between the late_*_ms faults).
+
+        on_answer, if given, is called with no arguments right before each such answer goes out (or its
+        connection is closed): what happens in Iconik while the client waits, e.g. a person's edit."""
         if action not in FORCED_ACTIONS:
             raise ValueError(f"action {action!r}; one of {', '.join(map(str, FORCED_ACTIONS))}")
+        if on_answer is not None and not callable(on_answer):
+            raise ValueError("on_answer must be callable with no arguments")
         with self._log_lock:
             self._forced.append(_Forced(method, re.compile(path_pattern), status, body, headers or {}, action, times,
-                                        delay_ms))
+                                        delay_ms, on_answer))
 
     def _take_forced(self, method, path):
         with self._log_lock:
@@ -753,6 +764,44 @@ class Sandbox:
         """A copy of the stored segment (fresh, not the index; soft-deleted ones too), or None."""
         with self.catalogue.lock:
             return copy.deepcopy(self.catalogue.find_segment(segment_id))
+
+    def person_edits(self, segment_id, **fields):
+        """A person edits a stored segment now, as through Iconik's UI: only the given fields change (and a
+        subclip its range backs moves with it). Returns a copy of the segment after the edit."""
+        self._check_fields(fields)
+        with self.catalogue.lock:
+            segment = self._stored(segment_id)
+            return copy.deepcopy(self.catalogue.edit_segment(segment, fields))
+
+    def person_deletes(self, segment_id, soft=True):
+        """A person deletes a stored segment now: soft keeps it with status DELETED and returns a copy of it;
+        otherwise it is removed and None returned."""
+        with self.catalogue.lock:
+            return copy.deepcopy(self.catalogue.delete_segment(self._stored(segment_id), soft=soft))
+
+    def person_creates(self, asset_id, segment_type, start, end, **fields):
+        """A person creates a segment on an asset now. Returns a copy of the new segment."""
+        if segment_type not in SEGMENT_TYPES:
+            raise ValueError(f"segment type {segment_type!r}; one of {', '.join(SEGMENT_TYPES)}")
+        self._check_fields(fields)
+        with self.catalogue.lock:
+            if asset_id not in self.catalogue.assets:
+                raise KeyError(f"no asset {asset_id} in the sandbox")
+            return copy.deepcopy(self.catalogue.create_segment(asset_id, segment_type, start, end, **fields))
+
+    def _stored(self, segment_id):
+        segment = self.catalogue.find_segment(segment_id)
+        if segment is None:
+            raise KeyError(f"no segment {segment_id} in the sandbox")
+        return segment
+
+    def _check_fields(self, fields):
+        """A typo in a test's field name would otherwise add a field Iconik does not have."""
+        unknown = sorted(set(fields) - set(self.catalogue.editable_defaults()) - {"segment_type"})
+        if unknown:
+            raise ValueError(f"not editable segment fields: {', '.join(unknown)}")
+        if "status" in fields and fields["status"] not in SEGMENT_STATUSES:
+            raise ValueError(f"segment status {fields['status']!r}; one of {', '.join(SEGMENT_STATUSES)}")
 
     def settle(self, timeout=30.0):
         """Wait until every late write has been applied and the index shows every stored change."""
@@ -819,6 +868,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "IconikSandbox/1"
     sandbox = None
+    _on_answer = None
 
     def log_message(self, *args):  # the request log is kept in Sandbox.log, not printed
         pass
@@ -859,6 +909,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for hook in list(sandbox.hooks):
             hook(method, path)
         forced = sandbox._take_forced(method, path)
+        self._on_answer = forced.on_answer if forced else None  # one handler serves every request of a connection
         # Every request counts against the budget and every answer reports it, as Iconik's do; a
         # scripted answer is never refused in its place.
         allowed, self._remaining, retry_after = sandbox.limiter.take(enforce=forced is None)
@@ -901,6 +952,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._drop(count)
         self._answer(status, payload, count)
 
+    def _before_sending(self):
+        """Run a forced answer's on_answer: what happens in Iconik between the work and the answer."""
+        on_answer, self._on_answer = self._on_answer, None
+        if on_answer is not None:
+            on_answer()
+
     def _route(self, path):
         for name, pattern in _ROUTES:
             match = pattern.match(path)
@@ -911,6 +968,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, status, payload, count, headers=None):
         if self._slow:
             time.sleep(self._slow)
+        self._before_sending()
         data = b"" if status == 204 else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -923,6 +981,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.sandbox._set_status(count, status)
 
     def _drop(self, count):
+        self._before_sending()
         self.close_connection = True
         self.sandbox._set_status(count, "dropped")
 

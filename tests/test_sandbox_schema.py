@@ -1,8 +1,10 @@
 """The segment model of Iconik's live specs, as its SDK shows it (ICONIK-FACTS 8): every editable field of the live
 EditSegmentSchema and fields Iconik may add later, PUT that replaces and PATCH that merges, soft deletes, segment
-statuses; and the seeded scenarios that go with them."""
+statuses; the seeded scenarios that go with them; and the test hooks through which a person changes the catalogue
+while a client runs."""
 
 import pytest
+import requests
 
 from reversesync.sandbox import (DEFAULT_MIX, EDITABLE_DEFAULTS, EXPECTED, PATCH_MODES, SCENARIOS, SEGMENT_STATUSES,
                                  SEGMENT_TYPES, Catalogue, Sandbox)
@@ -284,3 +286,100 @@ def test_an_asset_with_a_status_iconik_may_add_later_reads_200_with_that_status(
         sandbox.catalogue.add_asset(ASSET, status="ARCHIVED", strict=False)
         answer = raw(sandbox, "GET", f"/API/assets/v1/assets/{ASSET}/")
         assert (answer.status_code, answer.json()["status"]) == (200, "ARCHIVED")
+
+
+# --- test hooks: a person changes the catalogue while a client runs -------------------------------------------
+
+
+def test_a_person_edit_merges_moves_date_modified_and_reaches_the_index_after_the_lag(lagging):
+    segment = dict(lagging.catalogue.add_segment(ASSET, "GENERIC", 1, 2, metadata={"Editor": ["kim"]}))
+    edited = lagging.person_edits(segment["id"], segment_text="mine", time_end_milliseconds=3)
+    assert (edited["segment_text"], edited["time_end_milliseconds"], edited["metadata"]) == (
+        "mine", 3, {"Editor": ["kim"]})
+    assert edited["date_modified"] > segment["date_modified"]
+    assert raw(lagging, "GET", segment_path(segment)).json() == edited
+    assert [s["segment_text"] for s in listed(lagging)] == [None]  # the index has not taken it in
+    lagging.catalogue.reindex()
+    assert [s["segment_text"] for s in listed(lagging)] == ["mine"]
+
+
+def test_a_person_moving_a_segment_that_backs_a_subclip_moves_the_subclip():
+    with Sandbox(index_lag=0) as sandbox:
+        backing = linked(sandbox)
+        sandbox.person_edits(backing["id"], time_start_milliseconds=2000, time_end_milliseconds=7000)
+        subclip = raw(sandbox, "GET", f"/API/assets/v1/assets/{SUBCLIP}/").json()
+        assert (subclip["time_start_milliseconds"], subclip["time_end_milliseconds"]) == (2000, 7000)
+
+
+def test_a_person_edit_refuses_a_field_or_status_the_schema_lacks(sandbox):
+    segment = by_hand(sandbox)
+    with pytest.raises(ValueError, match="segment_txt"):
+        sandbox.person_edits(segment["id"], segment_txt="typo")
+    with pytest.raises(ValueError, match="ARCHIVED"):
+        sandbox.person_edits(segment["id"], status="ARCHIVED")
+    with pytest.raises(KeyError):
+        sandbox.person_edits("6a1d0f3c-0000-4000-8000-00000000ffff", segment_text="x")
+    assert sandbox.person_edits(segment["id"], ai_labels=["flop"])["ai_labels"] == ["flop"]  # extra fields are fine
+
+
+def test_a_person_deletes_softly_unless_told_otherwise(lagging):
+    kept, gone = (lagging.catalogue.add_segment(ASSET, "GENERIC", n, n + 1) for n in (1, 2))
+    assert lagging.person_deletes(kept["id"])["status"] == "DELETED"
+    assert lagging.person_deletes(gone["id"], soft=False) is None
+    assert raw(lagging, "GET", segment_path(kept)).json()["status"] == "DELETED"
+    assert raw(lagging, "GET", segment_path(gone)).status_code == 404
+    assert [s["status"] for s in listed(lagging)] == ["ACTIVE", "ACTIVE"]  # the index trails deletes too
+    lagging.catalogue.reindex()
+    assert [(s["id"], s["status"]) for s in listed(lagging)] == [(kept["id"], "DELETED")]
+
+
+def test_a_person_creates_a_segment_the_index_shows_after_the_lag(lagging):
+    created = lagging.person_creates(ASSET, "GENERIC", 1000, 2000, segment_text="mine", is_internal=True)
+    assert raw(lagging, "GET", segment_path(created)).json() == created
+    assert (created["time_start_milliseconds"], created["is_internal"]) == (1000, True)
+    assert listed(lagging) == []
+    lagging.catalogue.reindex()
+    assert [s["id"] for s in listed(lagging)] == [created["id"]]
+    with pytest.raises(ValueError, match="CLIP"):
+        lagging.person_creates(ASSET, "CLIP", 1, 2)
+
+
+def test_a_forced_answer_runs_on_answer_right_before_it_is_sent(sandbox):
+    segment = by_hand(sandbox)
+    seen = []
+
+    def person():
+        seen.append(sandbox.person_edits(segment["id"], segment_text="mine"))
+
+    sandbox.force("PATCH", "/segments/", 429, {"errors": ["Too many"]}, headers={"Retry-After": "1"},
+                  on_answer=person)
+    answer = raw(sandbox, "PATCH", segment_path(segment), {"segment_type": "GENERIC", "segment_text": "sync"})
+    assert (answer.status_code, answer.headers["Retry-After"], answer.json()) == (429, "1", {"errors": ["Too many"]})
+    assert len(seen) == 1 and sandbox.stored_segment(segment["id"])["segment_text"] == "mine"  # done by then
+    assert raw(sandbox, "PATCH", segment_path(segment), {"segment_type": "GENERIC"}).status_code == 200
+    assert len(seen) == 1  # once per forced answer, not for the requests after it
+
+
+def test_on_answer_runs_before_a_forced_drop_after_the_write_was_applied(sandbox):
+    segment = by_hand(sandbox)
+    stored_when_answered = []
+    sandbox.force("PATCH", "/segments/", action="drop_after",
+                  on_answer=lambda: stored_when_answered.append(sandbox.stored_segment(segment["id"])))
+    with pytest.raises(requests.ConnectionError):  # the connection closes with no answer
+        raw(sandbox, "PATCH", segment_path(segment), {"segment_type": "GENERIC", "segment_text": "sync"})
+    assert [s["segment_text"] for s in stored_when_answered] == ["sync"]
+
+
+def test_on_answer_must_be_callable():
+    with pytest.raises(ValueError, match="on_answer"):
+        Sandbox().force("PATCH", "/segments/", 429, on_answer="not a function")
+
+
+def test_stored_segment_is_a_copy_of_the_fresh_record_or_none(lagging):
+    segment = lagging.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    raw(lagging, "PATCH", segment_path(segment), {"segment_type": "GENERIC", "time_end_milliseconds": 9})
+    stored = lagging.stored_segment(segment["id"])
+    assert stored["time_end_milliseconds"] == 9 and listed(lagging)[0]["time_end_milliseconds"] == 2
+    stored["time_end_milliseconds"] = 100
+    assert lagging.stored_segment(segment["id"])["time_end_milliseconds"] == 9
+    assert lagging.stored_segment("6a1d0f3c-0000-4000-8000-00000000ffff") is None
