@@ -767,8 +767,11 @@ class Sandbox:
 
     def person_edits(self, segment_id, **fields):
         """A person edits a stored segment now, as through Iconik's UI: only the given fields change (and a
-        subclip its range backs moves with it). Returns a copy of the segment after the edit."""
-        self._check_fields(fields)
+        subclip its range backs moves with it). Returns a copy of the segment after the edit.
+
+        Besides the editable fields, subclip_id may be set: a person who makes a subclip from the segment
+        links it so, though no API body may carry it."""
+        self._check_fields(fields, also=("subclip_id",))
         with self.catalogue.lock:
             segment = self._stored(segment_id)
             return copy.deepcopy(self.catalogue.edit_segment(segment, fields))
@@ -795,9 +798,9 @@ class Sandbox:
             raise KeyError(f"no segment {segment_id} in the sandbox")
         return segment
 
-    def _check_fields(self, fields):
+    def _check_fields(self, fields, also=()):
         """A typo in a test's field name would otherwise add a field Iconik does not have."""
-        unknown = sorted(set(fields) - set(self.catalogue.editable_defaults()) - {"segment_type"})
+        unknown = sorted(set(fields) - set(self.catalogue.editable_defaults()) - {"segment_type", *also})
         if unknown:
             raise ValueError(f"not editable segment fields: {', '.join(unknown)}")
         if "status" in fields and fields["status"] not in SEGMENT_STATUSES:

@@ -311,6 +311,20 @@ def test_a_person_moving_a_segment_that_backs_a_subclip_moves_the_subclip():
         assert (subclip["time_start_milliseconds"], subclip["time_end_milliseconds"]) == (2000, 7000)
 
 
+def test_a_person_making_a_subclip_from_a_segment_links_it_though_no_api_body_may():
+    with Sandbox(index_lag=0) as sandbox:
+        sandbox.catalogue.add_asset(PARENT)
+        segment = sandbox.catalogue.add_segment(PARENT, "GENERIC", 1000, 5000)
+        sandbox.catalogue.add_asset(SUBCLIP, type="SUBCLIP", start=1000, end=5000, original_asset_id=PARENT,
+                                    original_segment_id=segment["id"])
+        assert sandbox.person_edits(segment["id"], subclip_id=SUBCLIP)["subclip_id"] == SUBCLIP
+        assert raw(sandbox, "GET", segment_path(segment)).json()["subclip_id"] == SUBCLIP
+        answer = raw(sandbox, "PATCH", segment_path(segment), {"segment_type": "GENERIC", "subclip_id": None})
+        assert answer.status_code == 400 and answer.json()["errors"] == {"subclip_id": "is read-only"}
+        with pytest.raises(ValueError, match="subclip_id"):
+            sandbox.person_creates(PARENT, "GENERIC", 1, 2, subclip_id=SUBCLIP)
+
+
 def test_a_person_edit_refuses_a_field_or_status_the_schema_lacks(sandbox):
     segment = by_hand(sandbox)
     with pytest.raises(ValueError, match="segment_txt"):
