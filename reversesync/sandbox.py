@@ -973,6 +973,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(self._slow)
         self._before_sending()
         data = b"" if status == 204 else json.dumps(payload).encode()
+        # Logged before it goes out: a client that has its answer must find it in the log (Sandbox.requests).
+        self.sandbox._set_status(count, status)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -981,7 +983,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
-        self.sandbox._set_status(count, status)
 
     def _drop(self, count):
         self._before_sending()
