@@ -750,10 +750,13 @@ class Sandbox:
                     return entry
         return None
 
-    def generic_segments(self, asset_id):
-        """The asset's stored GENERIC segments (fresh, not the index): the truth a test checks against."""
+    def generic_segments(self, asset_id, deleted=False):
+        """The asset's stored GENERIC segments (fresh, not the index): the truth a test checks against.
+
+        Soft-deleted ones (status DELETED) are in Iconik's bin, not live, so they are left out unless deleted."""
         with self.catalogue.lock:
-            return [dict(s) for s in self.catalogue.segments.get(asset_id, []) if s["segment_type"] == "GENERIC"]
+            return [dict(s) for s in self.catalogue.segments.get(asset_id, []) if s["segment_type"] == "GENERIC"
+                    and (deleted or s.get("status") != "DELETED")]
 
     def indexed_segments(self, asset_id, segment_type=None):
         """The asset's segments as a segment list (the index) shows them now."""

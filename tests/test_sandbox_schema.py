@@ -389,6 +389,13 @@ def test_on_answer_must_be_callable():
         Sandbox().force("PATCH", "/segments/", 429, on_answer="not a function")
 
 
+def test_generic_segments_leaves_soft_deleted_ones_out_unless_asked(sandbox):
+    kept, binned = by_hand(sandbox), by_hand(sandbox)
+    sandbox.person_deletes(binned["id"])
+    assert [s["id"] for s in sandbox.generic_segments(ASSET)] == [kept["id"]]
+    assert [s["id"] for s in sandbox.generic_segments(ASSET, deleted=True)] == [kept["id"], binned["id"]]
+
+
 def test_stored_segment_is_a_copy_of_the_fresh_record_or_none(lagging):
     segment = lagging.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
     raw(lagging, "PATCH", segment_path(segment), {"segment_type": "GENERIC", "time_end_milliseconds": 9})
