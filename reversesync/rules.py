@@ -14,12 +14,21 @@ MARKER = "reversesync"
 
 # Every reason a row finished by a run can carry (README's decision table); `run --recheck REASON` takes these.
 FINISHED_REASONS = ("in_sync", "subclip_mismatch", "subclip_linked", "ambiguous", "asset_deleted", "unsupported_type",
-                    "not_found", "bad_request", "internal_error", "unexpected_answer", "duplicated", "forbidden",
-                    "undone", "changed_since", "cannot_restore", "undo_failed", "repair_failed")
+                    "unsupported_status", "segment_status", "not_found", "bad_request", "internal_error",
+                    "unexpected_answer", "duplicated", "forbidden", "undone", "changed_since", "cannot_restore",
+                    "undo_failed", "repair_failed")
 
 # The only asset type reversesync writes on; SUBCLIPs have rules of their own (ICONIK-FACTS 4.2, 7.4).
 WRITABLE_TYPE = "ASSET"
 SUBCLIP = "SUBCLIP"
+# Asset statuses reversesync knows; any other (one Iconik adds later) is never taken for ACTIVE (FACTS 8.2).
+ACTIVE, DELETED = "ACTIVE", "DELETED"
+KNOWN_ASSET_STATUSES = (ACTIVE, DELETED)
+# A GENERIC segment with one of these statuses is a live clip range (no status: an older Iconik's ACTIVE);
+# DELETED is absent; any other (AWAITED, or one added later) blocks its asset (ICONIK-FACTS 8.2).
+LIVE_SEGMENT_STATUSES = (None, ACTIVE)
+# Fields that move with any write or name who made it: never a sign that a person changed a segment's content.
+STAMP_PREFIXES = ("date_", "user_")
 
 
 def marker(intent_id):
@@ -59,8 +68,35 @@ def missing_asset_fields(asset):
 
 
 def generic_only(segments):
-    """The live GENERIC segments of a list; COMMENT, MARKER and the rest are never clip ranges (FACTS 4.3)."""
-    return [s for s in segments if s.get("segment_type") == "GENERIC" and s.get("status") != "DELETED"]
+    """The GENERIC segments of a list that are not deleted; COMMENT, MARKER and the rest are never clip ranges
+    (FACTS 4.3), and a DELETED segment counts as absent everywhere (issue #15)."""
+    return [s for s in segments if s.get("segment_type") == "GENERIC" and s.get("status") != DELETED]
+
+
+def is_absent(segment):
+    """A segment read by id that is gone: 404 (None) or soft-deleted."""
+    return segment is None or segment.get("status") == DELETED
+
+
+def not_live(segments):
+    """The GENERIC segments whose status is neither live nor deleted (AWAITED, or one Iconik adds later)."""
+    return [s for s in segments if s.get("status") not in LIVE_SEGMENT_STATUSES]
+
+
+def field_differences(found, expected, aside=()):
+    """[(field, expected value, found value)] for every field whose value differs, absent and null alike; the
+    fields in aside and the stamps (date_*, user_*) are not compared."""
+    names = dict.fromkeys([*expected, *found])
+    return [(name, expected.get(name), found.get(name)) for name in names
+            if name not in aside and not name.startswith(STAMP_PREFIXES) and found.get(name) != expected.get(name)]
+
+
+def patch_replaced(before, answer):
+    """The fields besides the times that a PATCH of the times changed, from the GET by id before it and the 200
+    answer: a PATCH that replaced like a PUT (issue #15). Only date_modified may move, as with any write."""
+    return [name for name in dict.fromkeys([*before, *answer])
+            if name not in ("time_start_milliseconds", "time_end_milliseconds", "date_modified")
+            and answer.get(name) != before.get(name)]
 
 
 def decide(asset, generic_segments, start, end):
@@ -73,8 +109,12 @@ def decide(asset, generic_segments, start, end):
         return Decision(state=FAILED, reason="unexpected_answer",
                         text=f"Iconik's answer for the asset has no {' or '.join(missing)}; nothing was written "
                              "(a decision is never guessed). Report it if it persists.")
-    if asset["status"] == "DELETED":
+    if asset["status"] == DELETED:
         return Decision(state=SKIPPED, reason="asset_deleted", text="the asset is deleted in Iconik; nothing written.")
+    if asset["status"] not in KNOWN_ASSET_STATUSES:
+        return Decision(state=SKIPPED, reason="unsupported_status",
+                        text=f"the asset's status is {asset['status']}, neither ACTIVE nor DELETED; reversesync "
+                             "writes only on ACTIVE assets, so nothing was written.")
     if asset["type"] == SUBCLIP:
         return _subclip_decision(asset, start, end)
     if asset["type"] != WRITABLE_TYPE:
@@ -95,6 +135,13 @@ def _subclip_decision(asset, start, end):
 
 
 def _segment_decision(generic_segments, start, end):
+    waiting = not_live(generic_segments)
+    if waiting:
+        # Neither a clip range to compare with nor one to ignore: leave the asset until Iconik settles it.
+        names = "; ".join(f"segment {s['id']} {ms(*span(s))} is {s.get('status')}" for s in waiting)
+        return Decision(state=SKIPPED, reason="segment_status",
+                        text=f"{names}, not ACTIVE; nothing was written. Check it in Iconik, then run "
+                             "--recheck segment_status.")
     equal = [s for s in generic_segments if span(s) == (start, end)]
     if equal:
         return Decision(state=SKIPPED, reason="in_sync", segment=equal[0],
@@ -119,14 +166,16 @@ def _segment_decision(generic_segments, start, end):
 
 
 def update_target_problem(segment, expected_id):
-    """Why a segment just read by id must not be PUT, or None when it may (issue #9).
+    """Why a segment just read by id must not be PATCHed, or None when it may (issue #9).
 
     The list said "update this one"; the fresh GET is what decides."""
     if segment.get("id") != expected_id:
         return "changed", f"Iconik answered segment {segment.get('id')} for {expected_id}"
-    if segment.get("segment_type") != "GENERIC" or segment.get("status") == "DELETED":
+    if segment.get("segment_type") != "GENERIC" or segment.get("status") == DELETED:
         return "changed", f"segment {expected_id} is now a {segment.get('segment_type')} " \
                           f"({segment.get('status') or 'ACTIVE'})"
+    if segment.get("status") not in LIVE_SEGMENT_STATUSES:
+        return "segment_status", f"segment {expected_id} {ms(*span(segment))} is {segment.get('status')}, not ACTIVE"
     if segment.get("subclip_id"):
         return "subclip_linked", f"segment {expected_id} {ms(*span(segment))} backs SUBCLIP {segment['subclip_id']}"
     return None

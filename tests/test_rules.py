@@ -40,6 +40,12 @@ def generic(segment_id, start, end, **fields):
     (asset(), [generic("s1", 1, 2, subclip_id=SUB)], ("skipped", "subclip_linked", None)),
     (asset(), [generic("s1", 1, 2, subclip_id=SUB), generic("s2", 3, 4)], ("skipped", "subclip_linked", None)),
     (asset(), [generic("s1", 1000, 5000, subclip_id=SUB)], ("skipped", "in_sync", None)),
+    # ICONIK-FACTS 8.2: a status reversesync does not know is never taken for ACTIVE (issue #15)
+    (asset(status="ARCHIVED"), [], ("skipped", "unsupported_status", None)),
+    (asset(), [generic("s1", 1, 2, status="AWAITED")], ("skipped", "segment_status", None)),
+    (asset(), [generic("s1", 1000, 5000, status="AWAITED")], ("skipped", "segment_status", None)),
+    (asset(), [generic("s1", 1, 2, status="SOMETHING_NEW"), generic("s2", 3, 4)], ("skipped", "segment_status", None)),
+    (asset(), [generic("s1", 1, 2, status="ACTIVE")], (None, None, "update")),
 ])
 def test_decision_table(read, segments, expected):
     decision = rules.decide(read, segments, 1000, 5000)
@@ -66,9 +72,10 @@ def test_ambiguous_text_names_the_command_that_rechecks_it():
     (generic("s1", 1, 2, subclip_id=SUB), "subclip_linked"),
     (generic("s1", 1, 2, segment_type="COMMENT"), "changed"),
     (generic("s1", 1, 2, status="DELETED"), "changed"),
+    (generic("s1", 1, 2, status="AWAITED"), "segment_status"),
     (generic("s9", 1, 2), "changed"),
 ])
-def test_a_put_goes_out_only_on_a_fresh_generic_segment_without_subclip(segment, expected):
+def test_a_patch_goes_out_only_on_a_fresh_live_generic_segment_without_subclip(segment, expected):
     problem = rules.update_target_problem(segment, "s1")
     assert (problem[0] if problem else None) == expected
 
@@ -93,3 +100,31 @@ def test_markers_are_recognised_in_every_version():
     assert rules.is_ours({"external_id": "reversesync"})  # 0.1 wrote the bare word
     assert rules.is_ours({"external_id": rules.marker("abc")})
     assert not rules.is_ours({"external_id": "someone else"}) and not rules.is_ours({})
+
+
+def test_deleted_segments_count_as_absent_everywhere():
+    assert rules.generic_only([generic("s1", 1, 2, status="DELETED"), generic("s2", 1, 2)]) == [generic("s2", 1, 2)]
+    assert rules.is_absent(None) and rules.is_absent(generic("s1", 1, 2, status="DELETED"))
+    assert not rules.is_absent(generic("s1", 1, 2, status="AWAITED"))
+
+
+BEFORE = generic("s1", 1, 2, segment_text="by hand", is_internal=True, shot={"kind": "close"},
+                 date_modified="2026-01-01")
+
+
+@pytest.mark.parametrize("answer, replaced", [
+    (dict(BEFORE, time_start_milliseconds=5, time_end_milliseconds=9, date_modified="2026-12-06"), []),
+    (dict(BEFORE, time_start_milliseconds=5, is_internal=False), ["is_internal"]),   # the PUT lesson, by PATCH
+    (dict(BEFORE, segment_text=None, shot=None), ["segment_text", "shot"]),
+    ({k: v for k, v in BEFORE.items() if k != "shot"}, ["shot"]),                   # a field gone from the answer
+    (dict(BEFORE, ai_labels=[]), ["ai_labels"]),                                    # one reversesync never heard of
+])
+def test_a_patch_answer_with_other_fields_changed_is_a_replaced_segment(answer, replaced):
+    assert rules.patch_replaced(BEFORE, answer) == replaced
+
+
+def test_field_differences_leave_the_stamps_aside_and_count_absent_as_null():
+    found = dict(BEFORE, date_modified="later", user_first_name="Someone", user_info={"id": "u"}, extra=None)
+    assert rules.field_differences(found, BEFORE) == []
+    assert rules.field_differences(dict(found, segment_color="#f00"), BEFORE) == [("segment_color", None, "#f00")]
+    assert rules.field_differences(dict(BEFORE, id="s2"), BEFORE, aside=("id",)) == []
