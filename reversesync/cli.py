@@ -661,7 +661,10 @@ def _preflight(runner, ledger, run_id, hint):
 
 
 def _stopped(result, hint):
-    """Exit 3 for a run that stopped on its own, 130 for an interrupted one, None for a finished one."""
+    """Exit 2 for a run stopped by what a person must look at, 3 for one that stopped on its own and can be
+    resumed, 130 for an interrupted one, None for a finished one."""
+    if result.status == "aborted" and isinstance(result.error, errors.PatchReplaced):
+        raise InputFailure(str(result.error))
     if result.status == "aborted":
         raise ResumableAbort(f"stopped: {_cause(result.error)} Rows in flight were left unfinished, not failed; "
                              f"{_remedy(result.error)}, then continue with: {hint}")
@@ -686,8 +689,8 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
         run_id = unfinished["id"]
         options = engine.RunOptions.from_json(json.loads(unfinished["options"]))
         click.echo(f"Resuming run {run_id} ({unfinished['mode']}, started {unfinished['started_at']})")
-    else:
-        _refuse_while_undo_unfinished(ledger)  # issue #12: a run never settles an undo's or repair's write
+    elif options.live:
+        _refuse_while_undo_unfinished(ctx, ledger)  # a run never settles an undo's or repair's write (issue #15)
     client = iconik.IconikClient(iconik_url, app_id, auth_token, rate=options.rate, workers=options.workers,
                                  timeout=(5.0, options.read_timeout))
     sync = engine.Engine(ledger, client, options, on_event=progress)
@@ -696,7 +699,8 @@ def _sync(ctx, ledger, iconik_url, app_id, auth_token, options, resume, progress
     else:
         # Recorded before the first request, so a kill or a refusal at preflight leaves it to resume (issue #10).
         run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
-        ledger.supersede_unfinished_runs(but=run_id)
+        if options.live:  # a dry command never changes another run's status (issue #15)
+            ledger.supersede_unfinished_runs(but=run_id)
     _preflight(sync, ledger, run_id, hint)
     result = sync.run(run_id)
     for line in _summary_lines(result, ledger):
@@ -756,7 +760,9 @@ def _asset_ids(values):
 
 
 def _check_settle(settle, read_timeout):
-    if settle and settle <= read_timeout:
+    """A command that writes needs a settle time longer than the read timeout; 0 too is refused (issue #15):
+    it would re-send a write whose answer was lost at once."""
+    if settle <= read_timeout:
         raise click.BadParameter(f"must be longer than --read-timeout ({read_timeout:g} s): a write can still land "
                                  "after the client stops waiting for its answer", param_hint="--settle")
 
@@ -819,7 +825,8 @@ def run_command(ctx, live, workers, rate, limit, retry_failed, assets, search, r
     if unknown:
         raise click.BadParameter(f"unknown reason {', '.join(unknown)}; one of: {', '.join(_known_reasons())}",
                                  param_hint="--recheck")
-    _check_settle(settle, read_timeout)
+    if live:
+        _check_settle(settle, read_timeout)
     options = engine.RunOptions(live=live, workers=workers, rate=rate, limit=limit, retry_failed=retry_failed,
                                 assets=tuple(canonical), recheck=tuple(recheck), search=search, settle=settle,
                                 read_timeout=read_timeout)
@@ -891,6 +898,8 @@ def verify_command(ctx, workers, rate, csv_path, settle, read_timeout, repair, l
     if live and not repair:
         raise click.UsageError("--live goes with --repair; verify alone only reads.")
     if repair:  # issue #12: the repair is an undo-like run of its own (reversesync/undo.py)
+        if live:
+            _check_settle(settle, read_timeout)
         if csv_path:
             raise click.UsageError("--csv lists mismatches; give it in a verify without --repair.")
         options = undo_module.UndoOptions(live=live, workers=workers, rate=rate, settle=settle,
@@ -922,6 +931,12 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
     if any(found.kind == "duplicate" for found in mismatches):
         repair = next_step(None, "verify", "--repair", "--live", ledger_path=ledger.path)
         click.echo(f"Remove the duplicates with: {repair} (plain --repair shows the plan first)")
+    put_updates = ledger.put_updates()
+    for asset_id, row_numbers, segment_id, run_id in put_updates:
+        click.echo(f"PUT-UPDATED {asset_id} (row {row_numbers}): segment {segment_id}, run {run_id}")
+    if put_updates:
+        click.echo(f"{len(put_updates)} segment(s) were updated by reversesync 0.1/0.2 with a PUT, which resets the "
+                   "fields it did not send (such as is_internal and shot, ICONIK-FACTS 8.1): check them in Iconik.")
     if csv_path:
         with outputs.private_output(csv_path, bom=True) as handle:
             writer = csv.writer(handle)
@@ -933,7 +948,9 @@ def _verify(ledger, iconik_url, app_id, auth_token, workers, rate, csv_path=None
                f"({client.stats.requests} requests).")
     document(click.get_current_context(), command="verify", verified=checked, matched=checked - len(mismatches),
              counts=dict(collections.Counter(found.kind for found in mismatches)),
-             mismatches=[dataclasses.asdict(found) for found in mismatches])
+             mismatches=[dataclasses.asdict(found) for found in mismatches],
+             put_updated=[{"asset_id": a, "row_numbers": r, "segment_id": s, "run_id": n}
+                          for a, r, s, n in put_updates])
     return 1 if mismatches else 0
 
 
@@ -1000,7 +1017,8 @@ def undo_command(ctx, run_id, live, assets, workers, rate, settle, read_timeout,
         reversesync undo 4 --live        # act; `reversesync resume` continues it if interrupted
     """
     canonical = _asset_ids(assets)
-    _check_settle(settle, read_timeout)
+    if live:
+        _check_settle(settle, read_timeout)
     options = undo_module.UndoOptions(undo=run_id, live=live, assets=tuple(canonical), workers=workers, rate=rate,
                                       settle=settle, read_timeout=read_timeout)
     with machine_readable(ctx, as_json):
@@ -1015,11 +1033,15 @@ def _do_undo(ctx, ledger_path, iconik_url, app_id, auth_token, options, mode="un
         ledger.acquire(mode)
         if mode == "undo":
             _check_undo_target(ctx, ledger, options)
-        else:
+        if options.live:
+            _refuse_while_undo_unfinished(ctx, ledger)
+        if mode == "repair":
             _wait_for_late_writes(ledger, options.settle, progress or Progress())
-        _refuse_while_undo_unfinished(ledger)
         run_id = ledger.start_run(mode, options.to_json())
-        ledger.supersede_unfinished_runs(but=run_id)
+        if options.live:  # a dry command never changes another run's status (issue #15)
+            if mode == "undo":
+                ledger.close_undone_run(options.undo)  # a resume must never redo what the undo removes
+            ledger.supersede_unfinished_runs(but=run_id)
         return _undo_run(ctx, ledger, iconik_url, app_id, auth_token, mode, options, run_id, progress or Progress())
 
     return _with_ledger(ctx, ledger_path, work)
@@ -1048,12 +1070,13 @@ def _wait_for_late_writes(ledger, settle, progress):
         time.sleep(wait)
 
 
-def _refuse_while_undo_unfinished(ledger):
-    """An undo or repair holding an unsettled write is continued by resume before anything else acts."""
-    held = ledger.keys_holding_intent(undo_module.OWN_OPS)
-    if held:
-        raise ResumableAbort(f"{len(held)} row(s) hold an undo or repair write whose outcome is not settled; "
-                             f"continue it first with: {next_step(None, 'resume', ledger_path=ledger.path)}")
+def _refuse_while_undo_unfinished(ctx, ledger):
+    """An unfinished live undo or repair is continued by resume before any command writes (issue #15): a new
+    write could undo its work, or it ours."""
+    unfinished = ledger.unfinished_undo()
+    if unfinished:
+        raise InputFailure(f"{unfinished['mode']} run {unfinished['id']} did not finish; continue it first with: "
+                           f"{next_step(ctx, 'resume', ledger_path=ledger.path)}")
 
 
 def _continue_undo(ctx, ledger, iconik_url, app_id, auth_token, unfinished, progress):
@@ -1226,11 +1249,13 @@ def _demo(ctx, folder):
 
 
 def _catalogue_changes(seeded, now):
-    """What differs between two sandbox dumps, read-only stamps that any write moves (date_modified) aside."""
+    """What differs between two sandbox dumps, read-only stamps that any write moves (date_modified) and the
+    segments an undo deleted softly (they wait in Iconik's bin, status DELETED) aside."""
     def plain(dump):
         strip = lambda item: {k: v for k, v in item.items() if k != "date_modified"}  # noqa: E731
         return ({key: strip(asset) for key, asset in dump["assets"].items()},
-                {key: [strip(s) for s in found] for key, found in dump["segments"].items()})
+                {key: [strip(s) for s in found if s.get("status") != "DELETED"]
+                 for key, found in dump["segments"].items()})
 
     (assets_before, segments_before), (assets_now, segments_now) = plain(seeded), plain(now)
     changes = [f"asset {key}" for key in sorted(set(assets_before) | set(assets_now))
@@ -1287,6 +1312,10 @@ def _faults_option(ctx, param, value):
                                       "(bucket) or of the 20 s window (window).")
 @click.option("--index-lag", type=click.FloatRange(0), default=sandbox_module.DEFAULT_INDEX_LAG, show_default=True,
               metavar="S", help="Seconds by which segment lists and search trail the stored records.")
+@click.option("--patch", "patch_mode", type=click.Choice(sandbox_module.PATCH_MODES), default="merge",
+              show_default=True,
+              help="What a segment PATCH does: change only the fields it carries (merge, as Iconik's SDK documents) "
+                   "or replace the whole segment like a PUT (to rehearse reversesync's guard against that).")
 @click.option("--roles", default=",".join(sandbox_module.ALL_ROLES), show_default=True,
               help="Roles the credentials have, comma separated.")
 # Never read from the environment: ICONIK_* there may be production credentials (issue #11).
@@ -1296,7 +1325,7 @@ def _faults_option(ctx, param, value):
               help="Write the state as JSON on exit (mode 0600).")
 @click.pass_context
 def sandbox_command(ctx, port, from_csv, state_file, seed, mix, latency_ms, jitter_ms, faults, rate, remaining,
-                    index_lag, roles, app_id, auth_token, dump_file):
+                    index_lag, patch_mode, roles, app_id, auth_token, dump_file):
     """Run a local Iconik stand-in on 127.0.0.1 to rehearse a sync without touching production.
 
     It behaves as Iconik does where reversesync depends on it: segment lists and search trail the
@@ -1326,7 +1355,7 @@ def sandbox_command(ctx, port, from_csv, state_file, seed, mix, latency_ms, jitt
     server = sandbox_module.Sandbox(catalogue, port=port, app_id=app_id, auth_token=auth_token,
                                     roles=[r.strip() for r in roles.split(",") if r.strip()],
                                     latency_ms=latency_ms, jitter_ms=jitter_ms, rate=rate, faults=faults, seed=seed,
-                                    index_lag=index_lag, remaining=remaining)
+                                    index_lag=index_lag, remaining=remaining, patch=patch_mode)
     try:
         server.start()
     except OSError as exc:

@@ -4,12 +4,17 @@ Every row moves pending -> checked -> created | updated | skipped | failed throu
 committed transaction per step. What to do with a row is decided by rules.py from the freshest read
 Iconik offers; this module only carries it out:
 
-- intent is recorded before every write, and the moment it goes on the wire after (Ledger.mark_sent);
+- intent is recorded in the write log before every write, and the moment it goes on the wire after
+  (Ledger.record_intent, Ledger.mark_sent); the result is recorded with the row's move right after;
+- an update is a PATCH of the two times, decided from a GET by id just before it; a 200 answer that shows any
+  other field changed (a PATCH that replaced like a PUT) stops the run (issue #15);
+- a write refused without being applied (429, 409, a connection never made) is never re-sent as it was: the
+  row is read again and decided again (issue #15);
 - a write whose outcome is unknown (timeout, lost answer, 5xx, a kill) is never re-sent blindly: the row
   is parked, without holding a worker, until `settle` seconds after the send, then re-checked by the
   marker its segment carries (issue #10);
 - a run stops, leaving its rows resumable, on a 401, a token that can read nothing, a lost lock, or an
-  Iconik that stopped answering (issue #11).
+  Iconik that stopped answering or keeps failing (issue #11, #15).
 
 The engine prints nothing: it reports through the on_event callback, which the CLI renders.
 """
@@ -17,15 +22,15 @@ The engine prints nothing: it reports through the on_event callback, which the C
 import concurrent.futures
 import dataclasses
 import heapq
-import json
 import threading
 import time
 import uuid
 
 from . import errors, rules
-from .iconik import READ_ROLES, WRITE_ROLES, editable_fields
+from .iconik import READ_ROLES, WRITE_ROLES
 from .ledger import CHECKED, CREATED, FAILED, PENDING, SKIPPED, UPDATED
 from .rules import Decision, ms, span
+from .types import APPLIED, CREATE, DUPLICATED, NOT_APPLIED, SYNC_ACTIONS, UPDATE, Intent, WriteChange
 
 # How long after a write's last send its outcome counts as settled (issue #10). It must outlast the read
 # timeout (30 s: the client gives up, the server may not have), a margin for a backend that applies the
@@ -38,6 +43,8 @@ DEFAULT_READ_TIMEOUT = 30.0
 MAX_DECISIONS = 4
 # A 409 is answered by re-reading and writing again, this many times at most (the PRD's rule).
 MAX_CONFLICTS = 3
+# A write answered 429 is read again and decided again after the pause, this many times at most.
+MAX_THROTTLED_WRITES = 20
 
 # Failed rows whose cause may pass; --retry-failed sends them back to pending.
 RETRYABLE_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome", "forbidden")
@@ -50,15 +57,15 @@ SEARCH_BATCH = 100
 # A decision from the search index may finish a row only when it writes nothing; a write is always
 # decided from a per-asset read, since the index can lag.
 SEARCH_FINAL_REASONS = ("in_sync", "subclip_mismatch", "asset_deleted", "ambiguous", "unsupported_type",
-                        "subclip_linked")
+                        "unsupported_status", "segment_status", "subclip_linked")
 ASSET_FIELDS = ("id", "type", "status", "time_start_milliseconds", "time_end_milliseconds", "original_asset_id")
 ASSET_REQUIRED = ("id", "type", "status")
 SEGMENT_FIELDS = ("id", "asset_id", "segment_type", "time_start_milliseconds", "time_end_milliseconds",
                   "subclip_id", "external_id", "status")
 SEGMENT_REQUIRED = ("id", "asset_id", "segment_type")
 
-# Iconik gone away (issue #11): this many connection failures in a row, or this long with no answer at
-# all while requests wait, stops the run (exit 3); the rows of the streak stay pending.
+# Iconik gone away (issue #11): this many connection failures or 5xx answers (after retries) in a row, or this
+# long with no answer at all while requests wait, stops the run (exit 3); the rows of the streak stay pending.
 CONNECTION_STREAK_STOP = 10
 SILENCE_STOP = 30.0
 # A token whose user may read none of the first this-many assets cannot do the job: stop, not fail them all.
@@ -109,7 +116,7 @@ class RunResult:
 
 
 class IconikUnreachable(errors.TransientError):
-    """Iconik stopped answering mid-run: the run stops and is resumable."""
+    """Iconik stopped answering, or kept failing, mid-run: the run stops and is resumable."""
 
 
 class _Stop(Exception):
@@ -180,6 +187,8 @@ class RowWorkers:
         self._fatal = None
         self._done = 0
         self._lock = threading.Lock()
+        self._gone = {}  # asset key -> ids of segments that answered 404 (or DELETED) by id in this run
+        self._replaced = []  # segments a PATCH replaced (issue #15): named by the error that stops the run
 
     # --- what a subclass decides ----------------------------------------------------------------------
 
@@ -210,6 +219,45 @@ class RowWorkers:
 
     def after_rows(self, run_id):
         """Work done once every row is through, unless the run stopped."""
+
+    # --- steps every kind of run takes ----------------------------------------------------------------
+
+    def _read(self, call, *args):
+        if self._stop.is_set():
+            raise _Stop()
+        return call(*args)
+
+    def _get_segment(self, key, segment_id):
+        """A fresh read of one segment by id; None when it is gone (404 or DELETED), remembered for the run."""
+        try:
+            segment = self._read(self.client.get_segment, key, segment_id)
+        except errors.NotFound:
+            segment = None
+        if rules.is_absent(segment):
+            with self._lock:
+                self._gone.setdefault(key, set()).add(segment_id)
+            return None
+        return segment
+
+    def _send(self, key, call, *args, **kwargs):
+        if self._stop.is_set():
+            raise _Stop()
+        return call(*args, on_send=lambda: self.ledger.mark_sent(key), **kwargs)
+
+    def _check_patch_kept(self, before, answer):
+        """Stop every further write if a PATCH of the times changed any other field: Iconik's PATCH would then
+        replace like a PUT, and each further one would reset a person's work (issue #15)."""
+        changed = rules.patch_replaced(before, answer)
+        if not changed:
+            return
+        with self._lock:
+            self._replaced.append((before.get("asset_id"), before.get("id"), changed))
+        raise errors.PatchReplaced(self._replaced)
+
+    def _count(self, counter, key):
+        with self._lock:
+            counter[key] = counter.get(key, 0) + 1
+            return counter[key]
 
     # --- the machinery ----------------------------------------------------------------------------------
 
@@ -305,7 +353,8 @@ class RowWorkers:
                 due = self.process(key, run_id)
             except _Stop:
                 pass
-            except (errors.AuthError, errors.LockLost, errors.LedgerUnavailable, IconikUnreachable) as exc:
+            except (errors.AuthError, errors.LockLost, errors.LedgerUnavailable, IconikUnreachable,
+                    errors.PatchReplaced) as exc:
                 self._abort(exc)  # every worker stops at once; rows stay as they are (resumable)
             except Exception as exc:  # a bug or a surprise must fail its row, never vanish with its thread
                 try:
@@ -332,6 +381,7 @@ class Engine(RowWorkers):
         self._connection_failures = {}
         self._read_ok = False
         self._held_forbidden = {}
+        self._throttled_writes = {}
 
     # --- before the first row ----------------------------------------------------------------------
 
@@ -380,7 +430,8 @@ class Engine(RowWorkers):
         return len(self.ledger.candidate_keys(with_intent_only=True))
 
     def fail_row(self, key, run_id, exc):
-        self._fail(key, run_id, "internal_error", exc)
+        # An open write stays open: it may have been sent, and the next live run settles it (issue #15).
+        self._fail(key, run_id, "internal_error", exc, keep_intent=True)
 
     # --- the search pre-pass ----------------------------------------------------------------------
 
@@ -434,11 +485,6 @@ class Engine(RowWorkers):
 
     # --- one row --------------------------------------------------------------------------------------
 
-    def _read(self, call, *args):
-        if self._stop.is_set():
-            raise _Stop()
-        return call(*args)
-
     def process(self, key, run_id):
         """Work one row as far as it can go now; returns when to come back to it (epoch s), or None when done."""
         row = self.ledger.asset(key)
@@ -456,68 +502,70 @@ class Engine(RowWorkers):
 
     def _settle(self, row, run_id):
         """Re-check a row's unfinished write once its settle time has passed; returns (row to go on with, or
-        None when finished, and the intent a re-send must reuse)."""
+        None when finished, and the logged write a re-send must reuse)."""
         key = row["asset_key"]
-        intent = json.loads(row["intent"])
-        due = (row["intent_sent_at"] or 0) + self.options.settle
-        if time.time() < due:
+        write = self.ledger.open_write(key)
+        if write.action not in SYNC_ACTIONS:  # an undo's or a repair's: that command settles it, never a run
+            self.ledger.mark_rows_done(run_id, [key])
+            return None, None
+        due = (write.sent_at or 0) + self.options.settle  # a write never sent needs no wait
+        if write.sent_at is not None and time.time() < due:
             self.on_event("settling", key=key, seconds=due - time.time())
             raise _Again(due)
         prior = {name: row[name] for name in ("state", "reason", "reason_text")}
         if row["state"] != CHECKED:
             self.ledger.move(key, CHECKED, run_id=run_id, detail="re-checking an unfinished write")
         try:
-            landed = self._find_landed(key, intent)
+            landed = self._find_landed(key, write)
         except errors.NotFound:
             landed = None  # the asset is gone; nothing of ours can be there any more
         except errors.Duplicated as exc:
-            self._fail(key, run_id, "duplicated", exc, keep_intent=False)
+            self._fail(key, run_id, "duplicated", exc, change=WriteChange(write.intent_id, DUPLICATED))
             return None, None
         except (errors.TransientError, errors.Forbidden, errors.UnexpectedAnswer, errors.BadRequest) as exc:
             # Not settled: keep the intent, so the next run re-checks this row first (issue #10).
             self._fail(key, run_id, _reason_of(exc), exc, keep_intent=True)
             return None, None
         row = self.ledger.asset(key)
-        same_times = (intent["start"], intent["end"]) == (row["time_start_ms"], row["time_end_ms"])
+        same_times = (write.start_ms, write.end_ms) == (row["time_start_ms"], row["time_end_ms"])
         syncable = _syncable(row)
         if landed:
-            state = CREATED if intent["op"] == "create" else UPDATED
-            history = _history(intent, landed["id"], run_id)
+            state = CREATED if write.action == CREATE else UPDATED
+            change = WriteChange(write.intent_id, APPLIED, after=landed, segment_id=landed["id"])
+            history = _history(write, landed["id"])
             if same_times and syncable:
-                self.ledger.move(key, state, run_id=run_id, done=True,
-                                 detail=f"{intent['op']} confirmed by a settled re-check", segment_id=landed["id"],
-                                 intent=None, reason=None, last_error=None, action=intent["op"], **history,
-                                 reason_text=f"{intent['op']}d segment {landed['id']}, "
-                                             f"{ms(intent['start'], intent['end'])}; its answer was lost, a settled "
+                self.ledger.move(key, state, run_id=run_id, done=True, writes=[change],
+                                 detail=f"{write.action} confirmed by a settled re-check", segment_id=landed["id"],
+                                 intent=None, reason=None, last_error=None, action=write.action, **history,
+                                 reason_text=f"{write.action}d segment {landed['id']}, "
+                                             f"{ms(write.start_ms, write.end_ms)}; its answer was lost, a settled "
                                              "re-check found it.")
                 return None, None
-            self.ledger.move(key, CHECKED, run_id=run_id, intent=None, segment_id=landed["id"], **history,
-                             detail=f"an earlier {intent['op']} ({ms(intent['start'], intent['end'])}) landed; "
-                                    "the sheet has changed since")
+            self.ledger.move(key, CHECKED, run_id=run_id, intent=None, segment_id=landed["id"], writes=[change],
+                             **history, detail=f"an earlier {write.action} ({ms(write.start_ms, write.end_ms)}) "
+                                               "landed; the sheet has changed since")
         else:
             self.ledger.move(key, CHECKED, run_id=run_id, intent=None,
-                             detail=f"the {intent['op']} did not land (settled re-check)")
+                             writes=[WriteChange(write.intent_id, NOT_APPLIED)],
+                             detail=f"the {write.action} did not land (settled re-check)")
         if not syncable:
             self.ledger.move(key, prior["state"] if prior["state"] != CHECKED else PENDING, run_id=run_id,
                              done=True, reason=prior["reason"], reason_text=prior["reason_text"],
                              detail="unfinished write resolved; the row is not for syncing now")
             return None, None
-        return self.ledger.asset(key), (None if landed else intent)
+        return self.ledger.asset(key), (None if landed else write)
 
-    def _find_landed(self, key, intent):
-        """The segment the intent's write left in Iconik, or None. Raises errors.Duplicated when a create
-        landed more than once."""
-        if intent["op"] == "create":
-            mark = rules.marker(intent["id"])
+    def _find_landed(self, key, write):
+        """The segment the write left in Iconik, or None. Raises errors.Duplicated when a create landed more
+        than once."""
+        if write.action == CREATE:
+            mark = write.marker or rules.marker(write.intent_id)
             ours = [s for s in self._list_generic(key) if s.get("external_id") == mark]
             if len(ours) > 1:
                 raise errors.Duplicated(ours)
             return ours[0] if ours else None
-        try:
-            segment = self.client.get_segment(key, intent["segment_id"])
-        except errors.NotFound:
-            return None
-        return segment if span(segment) == (intent["start"], intent["end"]) else None
+        segment = self._get_segment(key, write.segment_id)
+        return segment if segment is not None and span(segment) == (write.start_ms, write.end_ms) else None
 
     # --- deciding and writing -------------------------------------------------------------------------
 
@@ -552,7 +600,7 @@ class Engine(RowWorkers):
                 return None
             if self._count_decision(key) > MAX_DECISIONS:
                 self._fail(key, run_id, "conflict", errors.Conflict(
-                    "PUT", key, 409, "the segment kept changing or vanishing under reversesync"))
+                    "PATCH", key, 409, "the segment kept changing or vanishing under reversesync"))
                 return None
             if self._write(row, run_id, decision, reuse):
                 return None
@@ -576,7 +624,7 @@ class Engine(RowWorkers):
                     asset = None
                 self._asset_read_ok()
             generic = []
-            if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == "ACTIVE":
+            if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == rules.ACTIVE:
                 generic = self._list_generic(key)
                 self._asset_read_ok()
                 generic = self._with_our_segment_fresh(row, generic)
@@ -585,14 +633,18 @@ class Engine(RowWorkers):
             return decision
         except errors.Forbidden as exc:
             self._forbidden(row, run_id, exc, asset_read=indexed_asset is None)
-        except errors.ConnectionFailed as exc:
-            self._connection_failed(row, run_id, exc)
+        except (errors.ConnectionFailed, errors.ServerError) as exc:
+            self._unavailable(row, run_id, exc)
         except (errors.TerminalError, errors.TransientError) as exc:
             self._fail(key, run_id, _reason_of(exc), exc)
         return None
 
     def _list_generic(self, key):
-        return rules.generic_only(self._read(self.client.list_segments, key, "GENERIC"))
+        """The asset's live GENERIC segments as its list shows them, less the ids a read by id found gone in this
+        run: the list trails deletes (ICONIK-FACTS 7.1) and would keep offering them."""
+        gone = self._gone.get(key, ())
+        return [s for s in rules.generic_only(self._read(self.client.list_segments, key, "GENERIC"))
+                if s.get("id") not in gone]
 
     def _with_our_segment_fresh(self, row, generic):
         """The GENERIC list with the row's segment of record read afresh by id: segment lists come from an index
@@ -601,26 +653,24 @@ class Engine(RowWorkers):
         ours = _segment_of_record(row)
         if not ours:
             return generic
-        try:
-            fresh = self._read(self.client.get_segment, row["asset_key"], ours)
-        except errors.NotFound:
-            fresh = None
+        fresh = self._get_segment(row["asset_key"], ours)
         others = [s for s in generic if s.get("id") != ours]
         if fresh is not None and fresh.get("asset_id") == row["asset_key"]:
             others += rules.generic_only([fresh])
         return others
 
     def _write(self, row, run_id, decision, reuse):
-        """Send one write with intent recorded first; True when the row is finished, False to decide again.
-        Raises _Again to park the row when the write's outcome is unknown."""
+        """Send one write with intent recorded first; True when the row is finished, False to decide again
+        from a fresh read. Raises _Again to park the row when the write's outcome is unknown."""
         key = row["asset_key"]
         try:
             if decision.action == "create":
                 return self._create(row, run_id, decision, reuse)
             return self._update(row, run_id, decision)
         except errors.UnknownOutcome as exc:
-            sent = self.ledger.asset(key)["intent_sent_at"] or time.time()
+            write = self.ledger.open_write(key)
             self.ledger.move(key, CHECKED, run_id=run_id, last_error=str(exc)[:500],
+                             writes=[WriteChange(write.intent_id, lost=True)],
                              reason_text=f"waiting to re-check: {exc.message}",
                              detail=f"outcome unknown ({exc.message}); re-checked {self.options.settle:.0f} s "
                                     "after the send")
@@ -628,16 +678,24 @@ class Engine(RowWorkers):
                 self._fail(key, run_id, "unknown_outcome", exc, keep_intent=True)
                 return True
             self.on_event("answer_lost", key=key, settle=self.options.settle)
-            raise _Again(sent + self.options.settle) from None
+            raise _Again((write.sent_at or time.time()) + self.options.settle) from None
         except errors.AuthError:
             self._clear_intent(key, run_id, "401: not applied")
             raise
         except errors.Conflict as exc:
-            self._clear_intent(key, run_id, "409 conflict: not applied; re-reading and writing again")
-            with self._lock:
-                conflicts = self._conflicts[key] = self._conflicts.get(key, 0) + 1
-            if conflicts >= MAX_CONFLICTS:
+            self._clear_intent(key, run_id, "409 conflict: not applied; reading again and deciding again")
+            if self._count(self._conflicts, key) >= MAX_CONFLICTS:
                 self._fail(key, run_id, "conflict", exc)
+                return True
+            return False
+        except errors.RateLimited as exc:
+            # Not applied, and the pause may be long: a person may change the segment meanwhile, so the row is
+            # read again after it (the pacer holds every read until Retry-After) and decided again (issue #15).
+            self._clear_intent(key, run_id, "429: not applied; reading again after the pause and deciding again")
+            with self._lock:  # a 429 says nothing about the segment: it has a budget of its own, not MAX_DECISIONS
+                self._decisions[key] -= 1
+            if self._count(self._throttled_writes, key) >= MAX_THROTTLED_WRITES:
+                self._fail(key, run_id, "rate_limited", exc)
                 return True
             return False
         except errors.NotFound as exc:
@@ -645,14 +703,13 @@ class Engine(RowWorkers):
                 self._clear_intent(key, run_id, "the asset vanished")
                 self._fail(key, run_id, "not_found", exc)
                 return True
+            with self._lock:
+                self._gone.setdefault(key, set()).add(decision.segment["id"])
             self._clear_intent(key, run_id, "the segment vanished; deciding again")
             return False
-        except errors.ConnectionFailed as exc:  # provably never sent, after retries
+        except errors.ConnectionFailed as exc:  # provably never sent
             self._clear_intent(key, run_id, "never sent")
-            self._connection_failed(row, run_id, exc)
-            return True
-        except errors.RateLimited as exc:
-            self._fail(key, run_id, "rate_limited", exc)
+            self._unavailable(row, run_id, exc)
             return True
         except errors.Forbidden as exc:
             self._fail(key, run_id, "forbidden", exc)
@@ -667,62 +724,69 @@ class Engine(RowWorkers):
     def _create(self, row, run_id, decision, reuse):
         key = row["asset_key"]
         start, end = row["time_start_ms"], row["time_end_ms"]
-        # A re-send of the same write reuses its intent id, so every copy of it carries one marker.
-        same = reuse and reuse["op"] == "create" and (reuse["start"], reuse["end"]) == (start, end)
-        intent = {"id": reuse["id"] if same else uuid.uuid4().hex, "op": "create", "run_id": run_id,
-                  "start": start, "end": end}
-        self._record_intent(row, run_id, intent, decision)
-        answer = self._send(self.client.create_segment, key, key, start, end, external_id=rules.marker(intent["id"]))
+        # A re-send of the same write reuses its intent, so every copy of it carries one marker and one owner.
+        same = reuse is not None and reuse.action == CREATE and (reuse.start_ms, reuse.end_ms) == (start, end)
+        intent_id = reuse.intent_id if same else uuid.uuid4().hex
+        write = self._record_intent(row, run_id, decision, Intent(intent_id, CREATE, "POST",
+                                                                  marker=rules.marker(intent_id), start_ms=start,
+                                                                  end_ms=end))
+        answer = self._send(key, self.client.create_segment, key, start, end, external_id=write.marker)
         problem = rules.created_answer_problem(answer, key)
         if problem:
             self._no_more_writes.add(key)  # no further write to this asset in this run (issue #9)
-            self._fail(key, run_id, "unexpected_answer", errors.UnexpectedAnswer("POST", key, 201, problem))
+            self._fail(key, run_id, "unexpected_answer", errors.UnexpectedAnswer("POST", key, 201, problem),
+                       change=WriteChange(write.intent_id, APPLIED, after=answer if isinstance(answer, dict) else None))
             return True
-        self._done_writing(row, run_id, intent, answer["id"], decision, 201)
+        self._done_writing(row, run_id, write, answer, decision, 201)
         return True
 
     def _update(self, row, run_id, decision):
         key = row["asset_key"]
         start, end = row["time_start_ms"], row["time_end_ms"]
-        # The list said "update this one"; only a fresh read by id decides whether a PUT may go (issue #9).
-        current = self._read(self.client.get_segment, key, decision.segment["id"])
+        # The list said "update this one"; only a fresh read by id decides whether a PATCH may go (issue #9), and
+        # it is the before-image the write log keeps, every field as read.
+        current = self._get_segment(key, decision.segment["id"])
+        if current is None:
+            return False
         problem = rules.update_target_problem(current, decision.segment["id"])
-        if problem and problem[0] == "subclip_linked":
-            return self._finish(row, run_id, Decision(
-                state=SKIPPED, reason="subclip_linked", segment=current,
-                text=f"{problem[1]}; it is a subclip's range, not this clip's, so nothing was written."))
+        if problem and problem[0] in ("subclip_linked", "segment_status"):
+            why = ("it is a subclip's range, not this clip's, so nothing was written" if problem[0] == "subclip_linked"
+                   else "nothing was written; check it in Iconik, then run --recheck segment_status")
+            return self._finish(row, run_id, Decision(state=SKIPPED, reason=problem[0], segment=current,
+                                                      text=f"{problem[1]}; {why}."))
         if problem:
             return False
         if span(current) == (start, end):
             return self._finish(row, run_id, Decision(
                 state=SKIPPED, reason="in_sync", segment=current,
                 text=f"GENERIC segment {current['id']} already spans {ms(start, end)}."))
-        intent = {"id": uuid.uuid4().hex, "op": "update", "run_id": run_id, "segment_id": current["id"],
-                  "start": start, "end": end, "before": editable_fields(current)}
-        self._record_intent(row, run_id, intent, decision)
-        answer = self._send(self.client.replace_segment_times, key, current, start, end)
-        self._done_writing(row, run_id, intent, answer.get("id") or current["id"], decision, 200)
+        write = self._record_intent(row, run_id, decision, Intent(uuid.uuid4().hex, UPDATE, "PATCH",
+                                                                  segment_id=current["id"], before=current,
+                                                                  start_ms=start, end_ms=end))
+        answer = self._send(key, self.client.patch_segment_times, key, current["id"], start, end)
+        self._done_writing(row, run_id, write, answer, decision, 200)
+        self._check_patch_kept(current, answer)
         return True
 
-    def _send(self, call, key, *args, **kwargs):
-        if self._stop.is_set():
-            raise _Stop()
-        return call(*args, on_send=lambda: self.ledger.mark_sent(key), **kwargs)
-
-    def _record_intent(self, row, run_id, intent, decision):
-        self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, detail=f"about to {decision.text}",
-                         action=decision.action, intent=json.dumps(intent), intent_sent_at=None,
-                         attempts=(self.ledger.asset(row["asset_key"])["attempts"] or 0) + 1, reason=None,
-                         reason_text=f"writing: {decision.text}")
+    def _record_intent(self, row, run_id, decision, intent):
+        return self.ledger.record_intent(
+            row["asset_key"], intent, run_id=run_id, to_state=CHECKED, detail=f"about to {decision.text}",
+            action=decision.action, attempts=(self.ledger.asset(row["asset_key"])["attempts"] or 0) + 1, reason=None,
+            reason_text=f"writing: {decision.text}")
 
     def _clear_intent(self, key, run_id, why):
-        self.ledger.move(key, CHECKED, run_id=run_id, intent=None, detail=f"write not applied: {why}")
+        """The open write was not applied (Iconik refused it, or it never left): the row no longer holds it."""
+        write = self.ledger.open_write(key)
+        self.ledger.move(key, CHECKED, run_id=run_id, intent=None, detail=f"write not applied: {why}",
+                         writes=[WriteChange(write.intent_id, NOT_APPLIED)] if write else [])
 
-    def _done_writing(self, row, run_id, intent, segment_id, decision, status):
-        state = CREATED if intent["op"] == "create" else UPDATED
+    def _done_writing(self, row, run_id, write, answer, decision, status):
+        state = CREATED if write.action == CREATE else UPDATED
+        segment_id = answer.get("id") or write.segment_id
         self.ledger.move(row["asset_key"], state, run_id=run_id, done=True,
-                         detail=f"{intent['op']}d segment {segment_id}", segment_id=segment_id, intent=None,
-                         http_status=status, reason=None, last_error=None, **_history(intent, segment_id, run_id),
+                         writes=[WriteChange(write.intent_id, APPLIED, after=answer, segment_id=segment_id)],
+                         detail=f"{write.action}d segment {segment_id}", segment_id=segment_id, intent=None,
+                         http_status=status, reason=None, last_error=None, **_history(write, segment_id),
                          reason_text=f"{decision.text[0].upper()}{decision.text[1:]}: done.")
 
     # --- finishing rows ---------------------------------------------------------------------------------
@@ -738,11 +802,18 @@ class Engine(RowWorkers):
                          http_status=404 if decision.reason == "not_found" else 200)
         return True
 
-    def _fail(self, key, run_id, reason, exc, keep_intent=False):
-        fields = {} if keep_intent else {"intent": None}
+    def _fail(self, key, run_id, reason, exc, keep_intent=False, change=None):
+        """Fail the row. Unless keep_intent, the open write is let go: settled as change says, else as not
+        applied (the failures that clear it are refusals)."""
+        fields, writes = {}, []
+        if not keep_intent:
+            fields["intent"] = None
+            write = self.ledger.open_write(key)
+            if change is not None or write is not None:
+                writes = [change or WriteChange(write.intent_id, NOT_APPLIED)]
         self.ledger.move(key, FAILED, run_id=run_id, done=True, detail=f"{reason}: {exc}", reason=reason,
                          reason_text=_failure_text(reason, exc), last_error=str(exc)[:500],
-                         http_status=getattr(exc, "status", None), **fields)
+                         http_status=getattr(exc, "status", None), writes=writes, **fields)
         return True
 
     # --- stopping rules ---------------------------------------------------------------------------------
@@ -777,19 +848,19 @@ class Engine(RowWorkers):
         for key, exc in held.items():
             self._fail(key, run_id, "forbidden", exc)
 
-    def _connection_failed(self, row, run_id, exc):
-        """Connection failures after retries: a streak of them means Iconik went away (stop, rows stay
-        pending); a row that keeps failing while others succeed is failed."""
+    def _unavailable(self, row, run_id, exc):
+        """Connection failures or 5xx answers after retries: a streak of them means Iconik went away or is
+        failing (stop, rows stay pending); a row that keeps failing while others succeed is failed."""
         key = row["asset_key"]
         with self._lock:
             self._streak += 1
             streak = self._streak
             tries = self._connection_failures[key] = self._connection_failures.get(key, 0) + 1
         if streak >= CONNECTION_STREAK_STOP:
-            raise IconikUnreachable(exc.method, exc.path, None,
-                                    f"{streak} connection failures in a row ({exc.message})")
+            what = "connection failures" if isinstance(exc, errors.ConnectionFailed) else "failures"
+            raise IconikUnreachable(exc.method, exc.path, None, f"{streak} {what} in a row ({exc})")
         if tries >= 3:
-            self._fail(key, run_id, "connection_error", exc)
+            self._fail(key, run_id, _reason_of(exc), exc)
             return
         raise _Again(time.time() + 2.0 * tries)
 
@@ -810,11 +881,11 @@ def _syncable(row):
     return bool(row["in_source"]) and row["reason"] not in LOAD_REJECTIONS and row["time_start_ms"] is not None
 
 
-def _history(intent, segment_id, run_id):
-    """The columns that keep what reversesync did to a row across later re-checks (issue #11)."""
-    return {"done_action": intent["op"], "done_segment_id": segment_id, "done_run_id": run_id,
-            "done_before": json.dumps(intent["before"]) if intent.get("before") is not None else None,
-            "done_start_ms": intent["start"], "done_end_ms": intent["end"]}
+def _history(write, segment_id):
+    """The columns that show what reversesync last did to a row across later re-checks (issue #11); the write
+    log holds the rest. The run is the write's owner, the run that recorded it (issue #15)."""
+    return {"done_action": write.action, "done_segment_id": segment_id, "done_run_id": write.run_id,
+            "done_before": None, "done_start_ms": write.start_ms, "done_end_ms": write.end_ms}
 
 
 def _reason_of(exc):

@@ -132,3 +132,21 @@ class ConfigError(ReverseSyncError):
 
 class EndpointError(ConfigError):
     """The Iconik URL cannot work as given (malformed, or its TLS certificate is refused); exit 2."""
+
+
+class PatchReplaced(ReverseSyncError):
+    """Iconik answered a PATCH of a segment's times with other fields changed too: its PATCH replaced the segment
+    like a PUT. Every further write could reset a person's work, so the run stops (exit 2, issue #15).
+
+    segments: [(asset id, segment id, [changed field, ...])]; the list may grow while in-flight PATCHes land."""
+
+    def __init__(self, segments):
+        super().__init__()
+        self.segments = segments
+
+    def __str__(self):
+        named = "; ".join(f"segment {segment_id} of asset {asset_id} ({', '.join(fields)})"
+                          for asset_id, segment_id, fields in list(self.segments))
+        return (f"Iconik's answer to a PATCH of the times shows other fields changed too: {named}. Its PATCH "
+                "seems to replace the whole segment, so reversesync stopped writing. Check those segments in Iconik "
+                "(restore the fields by hand if needed) and report it before running again.")

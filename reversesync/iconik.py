@@ -1,4 +1,4 @@
-"""The Iconik client: one paced, retrying requests.Session that never re-sends a write it cannot account for."""
+"""The Iconik client: one paced session that retries reads and hands every failed write back to its caller."""
 
 import collections
 import datetime
@@ -29,15 +29,6 @@ MAX_SEARCH_PER_PAGE = 1000  # ICONIK-FACTS 7.6
 
 READ_ROLES = ("can_read_assets", "can_read_segments")
 WRITE_ROLES = ("can_create_segments", "can_write_segments")
-
-# The fields of EditSegmentSchema a client may send back; the rest are read-only (ICONIK-FACTS 3).
-EDITABLE_SEGMENT_FIELDS = (
-    "segment_type", "time_start_milliseconds", "time_end_milliseconds", "metadata", "metadata_view_id",
-    "segment_color", "segment_text", "segment_track", "segment_checked", "external_id", "drawing",
-    "keyframe_id", "version_id", "status", "person_id", "project_id", "share_id", "share_user_email",
-    "face_bounding_boxes", "transcription", "transcription_id",
-)
-
 
 # How the pace reacts (see Pacer): a 429 cuts it by a fifth, a Remaining warning by a fiftieth; without
 # either, it climbs back by RECOVERY x rate per second, ten times slower within 90-110% of the pace that
@@ -364,20 +355,8 @@ def _safe_id(value, what):
     return urllib.parse.quote(canonical, safe="")
 
 
-# Iconik answers null for these when unset but does not accept null for them in a body: leave them out
-# then (a PUT resets an omitted field to unset, which is what it was). Caught by tests/test_contract.py.
-NOT_NULLABLE_FIELDS = frozenset({"metadata", "segment_color", "segment_checked", "status", "version_id",
-                                 "transcription"})
-
-
-def editable_fields(segment):
-    """The fields of a segment that a PUT must carry so that nothing but the times changes."""
-    return {field: segment[field] for field in EDITABLE_SEGMENT_FIELDS
-            if field in segment and not (segment[field] is None and field in NOT_NULLABLE_FIELDS)}
-
-
 class IconikClient:
-    """Talks to one Iconik (or the sandbox) with one pooled session, shared pacing and careful retries."""
+    """Talks to one Iconik (or the sandbox) with one pooled session, shared pacing, and retries of reads only."""
 
     def __init__(self, url=None, app_id=None, auth_token=None, *, rate=DEFAULT_RATE, retries=3, workers=8,
                  timeout=(5.0, 30.0), per_page=100, pacer=None, backoff=0.5, max_backoff=20.0):
@@ -442,17 +421,21 @@ class IconikClient:
         return self._call("POST", f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/", body=body,
                           on_send=on_send)
 
-    def replace_segment_times(self, segment, start_ms, end_ms, *, on_send=None):
-        """PUT a segment back with all its editable fields and the new times, so nothing else is lost."""
-        body = editable_fields(segment)
-        body.update(time_start_milliseconds=int(start_ms), time_end_milliseconds=int(end_ms))
-        return self._call("PUT", self._segment_path(segment["asset_id"], segment["id"]), body=body,
-                          on_send=on_send)
+    def patch_segment_times(self, asset_id, segment_id, start_ms, end_ms, *, on_send=None):
+        """PATCH a GENERIC segment's two times and nothing else.
 
-    def delete_segment(self, asset_id, segment_id, soft_delete=None, *, on_send=None):
-        """DELETE one segment (204); soft_delete True/False is passed on, None leaves Iconik's default."""
-        params = None if soft_delete is None else {"soft_delete": "true" if soft_delete else "false"}
-        return self._call("DELETE", self._segment_path(asset_id, segment_id), params=params, on_send=on_send)
+        A PUT replaces the whole segment: every field its body lacks is reset, fields Iconik added after
+        reversesync was written included (ICONIK-FACTS 8.1). A PATCH changes only what it carries; segment_type
+        is required in every edit body (ICONIK-FACTS 3)."""
+        body = {"segment_type": "GENERIC", "time_start_milliseconds": int(start_ms),
+                "time_end_milliseconds": int(end_ms)}
+        return self._call("PATCH", self._segment_path(asset_id, segment_id), body=body, on_send=on_send)
+
+    def delete_segment(self, asset_id, segment_id, *, on_send=None):
+        """DELETE one segment softly (204): it stays readable with status DELETED and a person can restore it
+        from Iconik's bin (ICONIK-FACTS 8.3)."""
+        return self._call("DELETE", self._segment_path(asset_id, segment_id), params={"soft_delete": "true"},
+                          on_send=on_send)
 
     def search(self, doc_type, terms, per_page=MAX_SEARCH_PER_PAGE, *, fields=None):
         """Every document of one type matching all terms ({name: [values]}), following every page.
@@ -487,10 +470,6 @@ class IconikClient:
         return (f"/API/assets/v1/assets/{_safe_id(asset_id, 'asset id')}/segments/"
                 f"{_safe_id(segment_id, 'segment id')}/")
 
-    def replace_segment(self, asset_id, segment_id, body, *, on_send=None):
-        """PUT a segment's editable fields as given (undo puts back a before-image, issue #12)."""
-        return self._call("PUT", self._segment_path(asset_id, segment_id), body=body, on_send=on_send)
-
     # --- the request path -------------------------------------------------------------------------
 
     def _call(self, method, path, params=None, body=None, write=None, on_send=None):
@@ -505,11 +484,10 @@ class IconikClient:
 
     @staticmethod
     def _retryable(exc, write):
-        if isinstance(exc, errors.RateLimited):
-            return True  # never applied, read or write
-        if write:
-            return isinstance(exc, errors.ConnectionFailed) and exc.never_sent
-        return isinstance(exc, errors.TransientError)
+        # A write is never re-sent from here, not even one that provably was not applied (a 429, a connection
+        # never made): time passes before a re-send (Retry-After, back-off), and a person may change the
+        # segment meanwhile. The caller reads the target again and decides again (issue #15).
+        return not write and isinstance(exc, errors.TransientError)
 
     def _stop(self, state: RetryCallState):
         exc = state.outcome.exception()

@@ -1,6 +1,7 @@
 """The SQLite ledger: schema through migrations, the row state machine, runs, and the process lock."""
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -17,6 +18,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import IllegalTransition, LedgerError, LedgerLocked, LedgerTooNew, LedgerUnavailable, LockLost
+from .types import PENDING_WRITE, Write
 
 DEFAULT_LEDGER = "reversesync.db"
 
@@ -46,6 +48,10 @@ LOCK_STALE_AFTER = 120.0
 HEARTBEAT_EVERY = 5.0
 
 _MIGRATION_SET = "reversesync"
+
+# A run that neither finished nor was closed: `resume` may continue it.
+_UNFINISHED = "('running', 'interrupted', 'aborted')"
+_LIVE_UNDO = "(mode in ('undo', 'repair') and json_extract(options, '$.live'))"
 
 
 def now_iso():
@@ -160,6 +166,8 @@ class Ledger:
         self.lock_lost = threading.Event()
         self.readonly = readonly
         self.notes = []
+        self.heartbeat_every = HEARTBEAT_EVERY
+        self.sleep = time.sleep
         try:
             applied = self._check_what_is_there(create and not readonly)
             if readonly:
@@ -287,31 +295,36 @@ class Ledger:
 
     # --- the state machine -------------------------------------------------------------------------
 
-    def move(self, key, to_state, *, run_id=None, detail=None, done=False, **fields):
+    def move(self, key, to_state, *, run_id=None, detail=None, done=False, writes=(), **fields):
         """Move one row to to_state, set fields, and record the event, all in one transaction.
 
-        done=True also marks the row finished for run_id, so a resume of that run does not take it again."""
-        self.move_many([(key, to_state, fields, detail)], run_id=run_id, done=done)
+        done=True also marks the row finished for run_id, so a resume of that run does not take it again.
+        writes: WriteChanges to the write log (a write settled, or undone), committed with the move."""
+        self.move_many([(key, to_state, fields, detail)], run_id=run_id, done=done, writes=writes)
 
-    def move_many(self, moves, *, run_id=None, done=False):
+    def move_many(self, moves, *, run_id=None, done=False, writes=()):
         """Apply (key, to_state, fields, detail) moves in one transaction; any illegal move rolls back all."""
         stamp = now_iso()
         with self._writing():
             self._check_lock_held()
-            events = []
-            for key, to_state, fields, detail in moves:
-                row = self.db.execute("select state from assets where asset_key = ?", [key]).fetchone()
-                if row is None:
-                    raise LedgerError(f"no asset {key} in the ledger")
-                check_transition(row[0], to_state)
-                values = dict(fields, state=to_state, updated_at=stamp)
-                assignments = ", ".join(f"[{column}] = ?" for column in values)
-                self.db.execute(f"update assets set {assignments} where asset_key = ?",
-                                [*values.values(), key])
-                events.append((key, run_id, row[0], to_state, stamp, detail))
-                if done and run_id is not None:
-                    self.db.execute("update run_rows set done = 1 where run_id = ? and asset_key = ?", [run_id, key])
-            self.record_events(events)
+            for change in writes:
+                self._change_write(change, stamp)
+            self._move_in_transaction(moves, run_id, done, stamp)
+
+    def _move_in_transaction(self, moves, run_id, done, stamp):
+        events = []
+        for key, to_state, fields, detail in moves:
+            row = self.db.execute("select state from assets where asset_key = ?", [key]).fetchone()
+            if row is None:
+                raise LedgerError(f"no asset {key} in the ledger")
+            check_transition(row[0], to_state)
+            values = dict(fields, state=to_state, updated_at=stamp)
+            assignments = ", ".join(f"[{column}] = ?" for column in values)
+            self.db.execute(f"update assets set {assignments} where asset_key = ?", [*values.values(), key])
+            events.append((key, run_id, row[0], to_state, stamp, detail))
+            if done and run_id is not None:
+                self.db.execute("update run_rows set done = 1 where run_id = ? and asset_key = ?", [run_id, key])
+        self.record_events(events)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -423,17 +436,29 @@ class Ledger:
                 self.db.execute("update runs set sync_log_id = ? where id = ?", [sync_id, run_id])
 
     def supersede_unfinished_runs(self, but=None):
-        """A new run replaces any unfinished one: `resume` then continues the new one."""
+        """A new writing run replaces any unfinished run or dry undo: `resume` then continues the new one.
+
+        An unfinished live undo or repair is never superseded: it blocks writing commands until resumed."""
         with self._writing():
-            self.db.execute("update runs set status = 'superseded' where status in "
-                            "('running', 'interrupted', 'aborted') and id != ?", [but or 0])
+            self.db.execute(f"update runs set status = 'superseded' where status in {_UNFINISHED} and id != ? and "
+                            f"not {_LIVE_UNDO}", [but or 0])
 
     def unfinished_run(self):
-        """The most recent run that did not finish (interrupted, aborted, refused at preflight or killed), or None."""
-        rows = self.query("select * from runs order by id desc limit 1")
-        if rows and rows[0]["status"] not in ("finished", "failed", "superseded"):
-            return rows[0]
-        return None
+        """The run `resume` continues: the newest unfinished live undo or repair (interrupted, aborted, refused at
+        preflight or killed), else the newest unfinished run of any kind; None when every run is closed."""
+        return self.unfinished_undo() or next(iter(self.query(
+            f"select * from runs where status in {_UNFINISHED} order by id desc limit 1")), None)
+
+    def unfinished_undo(self):
+        """The newest live undo or repair that did not finish, or None: it must be resumed before any write."""
+        return next(iter(self.query(f"select * from runs where status in {_UNFINISHED} and {_LIVE_UNDO} "
+                                    "order by id desc limit 1")), None)
+
+    def close_undone_run(self, run_id):
+        """An undo of an unfinished run closes it: a resume must never redo what the undo removed (issue #15)."""
+        with self._writing():
+            self.db.execute(f"update runs set status = 'undone', finished_at = coalesce(finished_at, ?) where id = ? "
+                            f"and status in {_UNFINISHED}", [now_iso(), run_id])
 
     # --- what a run works on ----------------------------------------------------------------------
 
@@ -468,8 +493,10 @@ class Ledger:
     def candidate_keys(self, *, assets=(), limit=None, with_intent_only=False):
         """Rows a new run takes: those holding an intent first (they must be re-checked before anything
         else), then pending and checked rows of the current sheet, in sheet order."""
-        where = ["intent is not null"] if with_intent_only else [
-            "(intent is not null or (in_source = 1 and state in ('pending', 'checked')))"]
+        # A row holding an undo's or a repair's write open is that command's to settle, never a run's.
+        sync_intent = "intent in (select intent_id from writes where action in ('create', 'update'))"
+        where = [sync_intent] if with_intent_only else [
+            f"({sync_intent} or (intent is null and in_source = 1 and state in ('pending', 'checked')))"]
         params = []
         if assets:
             where.append(f"asset_key in ({', '.join('?' for _ in assets)})")
@@ -530,23 +557,106 @@ class Ledger:
         return self.query("select count(*) as n from assets where in_source = 1 and state = 'failed'")[0]["n"]
 
     def rows_to_verify(self):
+        """Rows reversesync wrote or found in sync, and rows an undo reverted (whose leftovers verify looks for)."""
         return self.query("select * from assets where in_source = 1 and (state in ('created', 'updated') or "
-                          "(state = 'skipped' and reason = 'in_sync')) order by cast(row_numbers as integer)")
+                          "(state = 'skipped' and reason in ('in_sync', 'undone'))) "
+                          "order by cast(row_numbers as integer)")
 
     def last_unknown_outcome_at(self):
-        """Epoch seconds of the latest write whose outcome was unknown (it may still land late), or None."""
-        at = self.query("select max(at) as at from events where detail like 'outcome unknown%'")[0]["at"]
-        return datetime.datetime.fromisoformat(at).timestamp() if at else None
+        """Epoch seconds of the latest send of a write whose answer was lost (it may still land late), or None."""
+        return self.query("select max(sent_at) as at from writes where lost = 1")[0]["at"]
 
-    # --- intents: a write about to be sent, and when it was -------------------------------------------
+    # --- the write log: a write about to be sent, when it was, and what came of it (issue #15) ----------
+
+    def record_intent(self, key, intent, *, run_id, to_state, detail, **fields):
+        """Log an Intent (a write about to be sent) and tie the row to it, with the row's move, in one
+        transaction; returns the logged Write.
+
+        An intent_id already logged is a re-send of that write: it is pending again, keeps its owner (the run
+        that first recorded it) and its marker."""
+        stamp = now_iso()
+        with self._writing():
+            self._check_lock_held()
+            known = self.db.execute("select id from writes where intent_id = ?", [intent.intent_id]).fetchone()
+            if known:
+                self.db.execute("update writes set outcome = ?, settled_at = null, segment_id = coalesce(?, "
+                                "segment_id), before = coalesce(?, before) where id = ?",
+                                [PENDING_WRITE, intent.segment_id, _json(intent.before), known[0]])
+            else:
+                self.db.execute(
+                    "insert into writes (intent_id, run_id, asset_key, action, method, segment_id, marker, undoes, "
+                    "before, start_ms, end_ms, outcome, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [intent.intent_id, run_id, key, intent.action, intent.method, intent.segment_id, intent.marker,
+                     intent.undoes, _json(intent.before), intent.start_ms, intent.end_ms, PENDING_WRITE, stamp])
+            self._move_in_transaction([(key, to_state, dict(fields, intent=intent.intent_id), detail)], run_id, False,
+                                      stamp)
+        return self.write(intent.intent_id)
 
     def mark_sent(self, key):
-        """Record that the intent's write goes on the wire now; its settle time counts from here.
+        """Record that the row's open write goes on the wire now; its settle time counts from here.
 
         Also the last check before a write that this process still holds the lock (issue #10)."""
         with self._writing():
             self._check_lock_held()
-            self.db.execute("update assets set intent_sent_at = ? where asset_key = ?", [time.time(), key])
+            self.db.execute("update writes set sent_at = ? where intent_id = (select intent from assets where "
+                            "asset_key = ?)", [time.time(), key])
+
+    def _change_write(self, change, stamp):
+        found = self.db.execute("update writes set outcome = coalesce(?, outcome), after = coalesce(?, after), "
+                                "segment_id = coalesce(?, segment_id), undone_by = coalesce(?, undone_by), "
+                                "lost = max(lost, ?), settled_at = case when ? is null then settled_at else ? end "
+                                "where intent_id = ?",
+                                [change.outcome, _json(change.after), change.segment_id, change.undone_by,
+                                 int(change.lost), change.outcome, stamp, change.intent_id]).rowcount
+        if not found:
+            raise LedgerError(f"no write {change.intent_id} in the write log")
+
+    def write(self, intent_id):
+        """The logged write with this intent id, or None."""
+        rows = self.query("select * from writes where intent_id = ?", [intent_id])
+        return _write_of(rows[0]) if rows else None
+
+    def open_write(self, key):
+        """The write the row holds open (its outcome not settled yet), or None."""
+        rows = self.query("select w.* from writes w join assets a on a.intent = w.intent_id where a.asset_key = ?",
+                          [key])
+        return _write_of(rows[0]) if rows else None
+
+    def writes_of_run(self, run_id, assets=()):
+        """Every write a run recorded (its re-sends included), newest first; assets: only these keys."""
+        where, params = "", [run_id]
+        if assets:
+            where = f" and asset_key in ({', '.join('?' for _ in assets)})"
+            params += list(assets)
+        return [_write_of(row) for row in self.query(f"select * from writes where run_id = ?{where} order by id desc",
+                                                     params)]
+
+    def writes_of_asset(self, key):
+        """Every write logged for one asset, oldest first."""
+        return [_write_of(row) for row in self.query("select * from writes where asset_key = ? order by id", [key])]
+
+    def assets_written_by_run(self, run_id, assets=()):
+        """Keys of the assets a run logged writes for, in sheet order."""
+        where, params = "", [run_id]
+        if assets:
+            where = f" and a.asset_key in ({', '.join('?' for _ in assets)})"
+            params += list(assets)
+        return [row[0] for row in self.iterate(
+            "select a.asset_key from assets a where a.asset_key in (select asset_key from writes where run_id = ?)"
+            f"{where} order by cast(a.row_numbers as integer), a.asset_key", params)]
+
+    def markers_of_undone_writes(self, key):
+        """The markers of an asset's creates that an undo reverted: no live segment should carry one."""
+        return {row[0] for row in self.iterate(
+            "select marker from writes where asset_key = ? and marker is not null and undone_by is not null", [key])}
+
+    def put_updates(self):
+        """The segments 0.1 and 0.2 updated by PUT (which reset fields they did not know), in sheet order:
+        (asset_id, row_numbers, segment_id, run_id)."""
+        return list(self.iterate(
+            "select a.asset_id, a.row_numbers, w.segment_id, w.run_id from writes w join assets a on "
+            "a.asset_key = w.asset_key where w.method = 'PUT' and w.outcome = 'applied' "
+            "order by cast(a.row_numbers as integer), a.asset_key, w.id"))
 
     # --- the process lock ---------------------------------------------------------------------------
 
@@ -558,18 +668,18 @@ class Ledger:
         token = uuid.uuid4().hex
         host = socket.gethostname()
         me = psutil.Process()
+        # Decided outside the write transaction: watching a holder's heartbeat move needs fresh reads.
+        holder = self.lock_holder()
+        if holder and holder_alive(holder, host, heartbeat_moves=lambda: self._heartbeat_moves(holder)):
+            raise self._locked(holder)
         with self._writing():
-            holder = self.db.execute("select pid, host, command, acquired_at, heartbeat, started from lock").fetchone()
-            if holder:
-                pid, holder_host, holder_command, acquired_at, heartbeat, started = holder
-                if holder_alive(pid, holder_host, heartbeat, started, host):
-                    raise LedgerLocked(
-                        f"{self.path} is in use by 'reversesync {holder_command}' (pid {pid} on {holder_host}, "
-                        f"since {acquired_at}); wait for it to finish or stop it, then try again.")
-                self.db.execute("insert into lock_log (at, event, pid, host, command, detail) "
-                                "values (?, ?, ?, ?, ?, ?)", [now_iso(), "taken_over", pid, holder_host,
-                                                              holder_command, f"held since {acquired_at}; its "
-                                                                              "process is gone"])
+            now = self.lock_holder()
+            if now and (holder is None or now["token"] != holder["token"]):
+                raise self._locked(now)  # another process took it while this one looked
+            if now:
+                self.db.execute("insert into lock_log (at, event, pid, host, command, detail) values "
+                                "(?, ?, ?, ?, ?, ?)", [now_iso(), "taken_over", now["pid"], now["host"], now["command"],
+                                                       f"held since {now['acquired_at']}; its process is gone"])
             self.db.execute("delete from lock")
             self.db.execute(
                 "insert into lock (id, token, pid, host, command, acquired_at, heartbeat, started) "
@@ -581,10 +691,29 @@ class Ledger:
         self._beat_thread = threading.Thread(target=self._beat, name="ledger-heartbeat", daemon=True)
         self._beat_thread.start()
 
+    def _locked(self, holder):
+        return LedgerLocked(f"{self.path} is in use by 'reversesync {holder['command']}' (pid {holder['pid']} on "
+                            f"{holder['host']}, since {holder['acquired_at']}); wait for it to finish or stop it, then "
+                            "try again.")
+
+    def _heartbeat_moves(self, holder):
+        """Whether the holder's heartbeat changes within two beats: a holder that still beats is alive, whatever
+        its start time now reads (a clock step moves psutil's start times, issue #15)."""
+        waited = 0.0
+        while waited < 2 * HEARTBEAT_EVERY + 1:
+            self.sleep(0.5)
+            waited += 0.5
+            now = self.lock_holder()
+            if now is None or now["token"] != holder["token"]:
+                return False  # released meanwhile: the lock is free
+            if now["heartbeat"] != holder["heartbeat"]:
+                return True
+        return False
+
     def _beat(self):
         # Its own thread (issue #10): a holder busy in preflight, a search pre-pass or a frozen terminal
         # still beats; and a holder that finds its lock gone says so at once.
-        while not self._beating.wait(HEARTBEAT_EVERY):
+        while not self._beating.wait(self.heartbeat_every):
             try:
                 self.heartbeat()
             except LockLost:
@@ -663,8 +792,9 @@ class Ledger:
         return self.query("select * from runs order by id")
 
     def lock_holder(self):
-        """The lock's row (pid, host, command, acquired_at, heartbeat), or None when nobody holds it."""
-        rows = self.query("select pid, host, command, acquired_at, heartbeat from lock")
+        """The lock's row (token, pid, host, command, acquired_at, heartbeat, started), or None when nobody holds
+        it."""
+        rows = self.query("select token, pid, host, command, acquired_at, heartbeat, started from lock")
         return rows[0] if rows else None
 
     # --- undo and repair (issue #12) ---
@@ -672,23 +802,11 @@ class Ledger:
     # the rows whose asset may hold a duplicate. Both hold their write's intent in the same intent column
     # as a run does, with ops of their own, so that a kill leaves something `resume` settles.
 
-    def rows_written_by_run(self, run_id, assets=()):
-        """Rows the run moved into created or updated, or that still name it as their last writer, in sheet
-        order (assets: only these keys)."""
-        where, params = "", [run_id, run_id]
-        if assets:
-            where = f" and asset_key in ({', '.join('?' for _ in assets)})"
-            params += list(assets)
-        return self.query(
-            "select * from assets where (done_run_id = ? or asset_key in (select asset_key from events where "
-            f"run_id = ? and to_state in ('created', 'updated'))){where} "
-            "order by cast(row_numbers as integer), asset_key", params)
-
-    def keys_holding_intent(self, ops):
-        """Keys of the rows holding an intent whose op is one of ops."""
+    def keys_holding_intent(self, actions):
+        """Keys of the rows holding open a write whose action is one of actions."""
         return [row[0] for row in self.iterate(
-            "select asset_key from assets where intent is not null and json_extract(intent, '$.op') in "
-            "(select value from json_each(?))", [json.dumps(list(ops))])]
+            "select a.asset_key from assets a join writes w on w.intent_id = a.intent where w.action in "
+            "(select value from json_each(?))", [json.dumps(list(actions))])]
 
     def mark_rows_done(self, run_id, keys):
         """Mark rows finished for a run that records nothing on them (a dry undo or repair only reads)."""
@@ -724,6 +842,19 @@ class Ledger:
             "where a.in_source = 1 order by cast(a.row_numbers as integer), a.asset_key")
 
 
+def _json(value):
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _write_of(row):
+    """A Write from its writes row."""
+    fields = {field.name for field in dataclasses.fields(Write)}
+    values = {name: value for name, value in row.items() if name in fields}
+    for name in ("before", "after"):
+        values[name] = json.loads(values[name]) if values[name] else None
+    return Write(**values)
+
+
 def _unavailable(path, exc):
     text = str(exc)
     if "full" in text:
@@ -736,21 +867,25 @@ def _unavailable(path, exc):
     return LedgerUnavailable(f"the ledger {path} could not be written: {text}")
 
 
-def holder_alive(pid, host, heartbeat, started, this_host):
-    """Whether the lock's holder may still be working.
+def holder_alive(holder, this_host, *, heartbeat_moves=lambda: False, now=time.time):
+    """Whether the lock's holder may still be working: the one liveness rule (the lock and `runs` both use it).
 
-    On this host: exactly while a process with that pid and start time exists (psutil, which also works
-    on Windows, where os.kill(pid, 0) would send a Ctrl-C instead of probing, issue #11). Elsewhere, or for
-    a 0.1 lock without a start time: while its heartbeat is fresh."""
-    fresh = time.time() - heartbeat <= LOCK_STALE_AFTER
-    if host != this_host:
-        return fresh
+    On this host: not while its process is gone or a zombie (dead, not yet reaped); yes while a process with its
+    pid and start time exists (psutil, which also works on Windows, where os.kill(pid, 0) would send a Ctrl-C
+    instead of probing, issue #11). A start time that no longer matches is a reused pid, or a clock step (psutil
+    derives start times from the wall clock): then, as for a holder on another host or a 0.1 lock without a
+    start time, it is alive while its heartbeat is fresh, or is seen to move (heartbeat_moves())."""
+    beating = lambda: now() - holder["heartbeat"] <= LOCK_STALE_AFTER or heartbeat_moves()  # noqa: E731
+    if holder["host"] != this_host:
+        return beating()
     try:
-        process = psutil.Process(pid)
-        if started is None:
-            return fresh
-        return abs(process.create_time() - started) < 1.0
+        process = psutil.Process(holder["pid"])
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if holder["started"] is not None and abs(process.create_time() - holder["started"]) < 1.0:
+            return True
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
-        return fresh
+        pass
+    return beating()

@@ -5,9 +5,7 @@ import datetime
 import socket
 import time
 
-import psutil
-
-from .ledger import LOCK_STALE_AFTER, STATES
+from .ledger import STATES, holder_alive
 
 CSV_COLUMNS = ("asset_id", "row_numbers", "title", "time_start_ms", "time_end_ms", "state", "reason",
                "reason_text", "action", "segment_id", "attempts", "http_status", "last_error", "in_source",
@@ -111,20 +109,9 @@ def _live_run_id(runs, holder):
     """The run a live process holds the ledger for, or None."""
     running = [run for run in runs if run["status"] == "running"]
     if not running or holder is None or holder["command"] not in ("run", "resume", "undo", "repair") \
-            or not _holder_alive(holder):
+            or not holder_alive(holder, socket.gethostname()):
         return None
     return running[-1]["id"]
-
-
-def _holder_alive(holder):
-    if holder["host"] != socket.gethostname():
-        return time.time() - holder["heartbeat"] < LOCK_STALE_AFTER  # cannot be probed from here
-    try:
-        process = psutil.Process(holder["pid"])
-        # A pid is reused after a kill: the holder must have started before it took the lock.
-        return process.create_time() <= _epoch(holder["acquired_at"]) + 1
-    except psutil.Error:
-        return False
 
 
 def _unclosed_duration(run, last_event):

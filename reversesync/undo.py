@@ -1,39 +1,46 @@
-"""`undo RUN` and `verify --repair` (issue #12): put Iconik back as it was before a live run, and remove the
-duplicates a lost answer left, with the discipline of a run.
+"""`undo RUN` and `verify --repair`: put Iconik back as it was before a live run, and remove the duplicates a
+lost answer left, with the discipline of a run (issues #12, #15).
 
-- Only a fresh GET by id decides a DELETE or a PUT (never a segment list); a segment someone changed since
-  reversesync wrote it, or that now backs a subclip, is left alone and reported as changed_since.
-- Intent is recorded before every write and the moment it goes on the wire after (Ledger.mark_sent); a write
-  whose outcome is unknown parks its row until `settle` seconds after the send, then the row is decided
-  again from a fresh GET (a delete or a restore that landed reads as done), never re-sent blindly.
-- Each undo or repair is recorded as a run (mode 'undo' / 'repair') before its first request, with the rows
-  it selected, so that `resume` continues it after a kill.
+- Undo works from the write log, not from what a row shows now: every write RUN recorded (its re-sends and
+  the writes a later run settled for it included) is undone, newest first, so undoing runs newest first puts
+  Iconik back as it was before the oldest. A write still unsettled is settled first, as resume would.
+- Undo restores the times only, by a PATCH of the two times, and deletes softly (soft_delete=true: a person
+  can get the segment back from Iconik's bin). It never undoes over a person's change: a segment is read by
+  id first, and one whose fields differ in any way from what reversesync left (its after-image; the date_*
+  and user_* stamps aside) is left alone as changed_since, naming the fields.
+- A create is undone by deleting every segment that carries its marker, once its settle time has passed:
+  the copies a lost answer left included.
+- Intent is recorded before every write and its result right after; a write refused unapplied (429, 409, a
+  connection never made) is decided again from a fresh read, one whose outcome is unknown is settled after
+  the settle time, never re-sent blindly.
 
 The pure decisions come first and are tested as a table (tests/test_undo.py); the machinery follows.
-Repair lives here too: it is the same machinery (a GET by id, an intent, a DELETE, the settle rule) with
-another choice of what to delete.
 """
 
 import dataclasses
-import json
 import time
 import uuid
 
 from . import errors, rules
-from .engine import RowWorkers, _Again, _Stop, options_from_json
-from .iconik import READ_ROLES, editable_fields
-from .ledger import CHECKED, CREATED, PENDING, SKIPPED
+from .engine import DEFAULT_READ_TIMEOUT, DEFAULT_SETTLE, RowWorkers, _Again, _Stop, options_from_json
+from .iconik import DEFAULT_RATE, READ_ROLES
+from .ledger import CHECKED, CREATED, FAILED, PENDING, SKIPPED
 from .rules import ms, span
+from .types import (APPLIED, CREATE, DELETE, DUPLICATED, NOT_APPLIED, PENDING_WRITE, REPAIR_DELETE, RESTORE,
+                    SYNC_ACTIONS, UNDO_ACTIONS, UPDATE, Intent, WriteChange)
 
-UNDO_OPS = ("delete", "restore")
-REPAIR_OP = "repair_delete"
-OWN_OPS = UNDO_OPS + (REPAIR_OP,)
 UNDO_ROLES = ("can_delete_segments", "can_write_segments")
 REPAIR_ROLES = ("can_delete_segments",)
 # A write answered 409 (or a segment that changes between the GET and the write) is decided again, this often.
 MAX_TRIES = 4
+# A write answered 429 is read again and decided again after the pause, this often.
+MAX_THROTTLED = 20
 # Reasons an undo leaves on a row; `run --recheck REASON` brings such a row back.
 UNDO_REASONS = ("undone", "changed_since", "cannot_restore", "undo_failed")
+# The fields a person edits on a segment: a segment reversesync created with nothing in them, and found with
+# something in one, has been touched (used where no after-image was logged: 0.1 and 0.2 creates).
+PERSON_FIELDS = ("segment_text", "metadata", "segment_color", "drawing", "subclip_id", "is_internal", "shot",
+                 "has_attachments", "segment_track", "person_id", "transcription")
 
 
 # --- pure decisions -----------------------------------------------------------------------------------
@@ -41,98 +48,116 @@ UNDO_REASONS = ("undone", "changed_since", "cannot_restore", "undo_failed")
 
 @dataclasses.dataclass
 class Step:
-    """What to do with one row of an undo: a write ('delete' / 'restore'), or finish it with reason
-    ('undone', 'changed_since', 'cannot_restore'), or leave it as it is (keep=True, reason says why)."""
+    """What to do next for one row of an undo: a write ('delete' / 'restore' of segment_id), or finish with
+    reason ('undone', 'changed_since', 'cannot_restore'), or leave the row as it is (keep=True, reason says
+    why: 'written_later', 'unfinished_write')."""
 
-    action: str = None
-    reason: str = None
+    action: str | None = None
+    reason: str | None = None
     text: str = ""
     keep: bool = False
+    segment_id: str | None = None
+    times: tuple | None = None      # a restore: the times to put back
 
 
-def comparable(fields):
-    """A segment's editable fields as compared for 'unchanged': unset, null and empty are the same thing
-    (a PUT resets a field it leaves out, and Iconik answers null or {} for it)."""
-    return {key: value for key, value in editable_fields(fields).items() if value not in (None, {}, [])}
+def counts_for_undo(write):
+    """Whether a logged write may have left something in Iconik: applied, unsettled, landed twice, or refused
+    after an answer was lost (a lost write can land after any settle time)."""
+    return write.outcome in (APPLIED, PENDING_WRITE, DUPLICATED) or write.lost
 
 
-def differences(found, expected):
-    """'field: expected X, found Y' for every editable field that differs, in field order."""
-    found, expected = comparable(found), comparable(expected)
-    keys = [key for key in dict.fromkeys([*expected, *found]) if found.get(key) != expected.get(key)]
-    return [f"{key}: reversesync left {expected.get(key)!r}, now {found.get(key)!r}" for key in keys]
+def blocking_step(writes, target, open_write=None):
+    """The step that leaves an asset alone because another run's write stands over RUN's, or None.
 
-
-def written_times(row):
-    """The times reversesync wrote: recorded with what it did; for rows written before that was recorded, the
-    sheet's times (which a later load may have changed, so such rows compare with caution)."""
-    if row["done_start_ms"] is not None:
-        return row["done_start_ms"], row["done_end_ms"]
-    return row["time_start_ms"], row["time_end_ms"]
-
-
-def written_image(row):
-    """The editable fields an update left on the segment: its before-image with the times it wrote."""
-    before = json.loads(row["done_before"])
-    start, end = written_times(row)
-    return dict(before, time_start_milliseconds=start, time_end_milliseconds=end)
-
-
-def undo_precheck(row, run_id):
-    """The step for a row that needs no read of Iconik, or None when a GET by id must decide."""
-    if row["intent"] and json.loads(row["intent"]).get("op") not in UNDO_OPS:
+    writes: the asset's logged writes, oldest first; open_write: the one the row holds open, if any."""
+    mine = [w for w in writes if w.run_id == target and w.action in SYNC_ACTIONS]
+    if not mine:
+        return Step(keep=True, reason="nothing_to_undo", text=f"run {target} logged no write for this asset")
+    if open_write is not None and open_write.action in SYNC_ACTIONS and open_write.run_id != target:
+        if open_write.run_id > target:
+            return Step(keep=True, reason="written_later",
+                        text=f"run {open_write.run_id} wrote it again after run {target}; undo that run first")
         return Step(keep=True, reason="unfinished_write",
-                    text="holds a write of a run whose outcome is not settled yet; finish it first "
-                         "(reversesync resume, or run --live), then undo again")
-    if row["done_run_id"] != run_id or row["done_action"] not in ("create", "update"):
+                    text=f"holds a write of run {open_write.run_id} whose outcome is not settled yet; finish it "
+                         "first (reversesync resume, or run --live), then undo again")
+    last_mine = max(w.id for w in mine)
+    later = [w for w in writes if w.id > last_mine and w.run_id != target and w.action in SYNC_ACTIONS
+             and w.undone_by is None and counts_for_undo(w)]
+    if later:
         return Step(keep=True, reason="written_later",
-                    text=f"run {row['done_run_id']} wrote it again after run {run_id}; undo that run first")
-    if row["done_action"] == "update" and row["done_before"] is None:
-        return Step(reason="cannot_restore",
-                    text=f"run {run_id} updated segment {row['done_segment_id']} before reversesync kept a "
-                         "before-image, so its earlier fields are unknown and it cannot be restored; set it by "
-                         "hand in Iconik if needed.")
+                    text=f"run {later[-1].run_id} wrote it again after run {target}; undo that run first")
     return None
 
 
-def undo_step(row, segment):
-    """The step for a row of the undone run from a fresh GET of its segment (None: 404)."""
-    segment_id = row["done_segment_id"]
-    if segment is None or segment.get("status") == "DELETED":
-        what = "deleted" if row["done_action"] == "create" else "gone, so there is nothing to restore"
-        return Step(reason="undone", text=f"segment {segment_id} is already {what}.")
-    if segment.get("subclip_id"):
-        return Step(reason="changed_since", text=f"segment {segment_id} now backs SUBCLIP {segment['subclip_id']}; "
-                                                 "left alone.")
-    if row["done_action"] == "create":
-        problems = _create_differences(row, segment)
-        if problems:
-            return Step(reason="changed_since", text=f"segment {segment_id} changed since reversesync created it "
-                                                     f"({'; '.join(problems)}); left alone.")
-        return Step(action="delete", text=f"delete segment {segment_id} {ms(*span(segment))}, which run "
-                                          f"{row['done_run_id']} created")
-    before = json.loads(row["done_before"])
-    if comparable(segment) == comparable(before):
-        return Step(reason="undone", text=f"segment {segment_id} already holds its fields from before run "
-                                          f"{row['done_run_id']} ({ms(*span(before))}).")
-    problems = differences(segment, written_image(row))
+def differences(found, expected, aside=()):
+    """'field: reversesync left X, now Y' for every field that differs (stamps and aside not compared)."""
+    return [f"{name}: reversesync left {left!r}, now {now!r}"
+            for name, left, now in rules.field_differences(found, expected, aside)]
+
+
+def _empty(value):
+    return value in (None, {}, [], "", False)
+
+
+def _legacy_update_differences(write, segment):
+    """0.2 kept the editable fields it knew as a before-image and no after-image: compare over those fields
+    (and subclip_id), unset and empty alike, with the times it wrote."""
+    expected = dict(write.before, time_start_milliseconds=write.start_ms, time_end_milliseconds=write.end_ms)
+    names = [*expected, "subclip_id"]
+    return [f"{name}: reversesync left {expected.get(name)!r}, now {segment.get(name)!r}" for name in names
+            if not (_empty(segment.get(name)) and _empty(expected.get(name)))
+            and segment.get(name) != expected.get(name)]
+
+
+def update_step(write, segment, run_id):
+    """The step for an update of the undone run from a fresh GET of its segment (None: gone)."""
+    if segment is None:
+        return Step(reason="undone", text=f"segment {write.segment_id} is gone, so there is nothing to restore.")
+    if write.before is None:
+        return Step(reason="cannot_restore",
+                    text=f"run {run_id} updated segment {write.segment_id} before reversesync kept before-images, so "
+                         "its earlier times are unknown and it cannot be restored; set it by hand in Iconik if "
+                         "needed.")
+    before = span(write.before)
+    if write.legacy:
+        problems = _legacy_update_differences(write, segment)
+        restored = dict(segment, time_start_milliseconds=write.start_ms, time_end_milliseconds=write.end_ms)
+        already = span(segment) == before and not _legacy_update_differences(write, restored)
+    else:
+        times = ("time_start_milliseconds", "time_end_milliseconds")
+        problems = differences(segment, write.after or {})
+        already = span(segment) == before and not differences(segment, write.after or {}, aside=times)
+    if already:  # a restore whose answer was lost, or a person who put the times back
+        return Step(reason="undone", text=f"segment {write.segment_id} already has its times from before run "
+                                          f"{run_id} ({ms(*before)}).")
     if problems:
-        return Step(reason="changed_since", text=f"segment {segment_id} changed since reversesync updated it "
+        return Step(reason="changed_since", text=f"segment {write.segment_id} changed since reversesync updated it "
                                                  f"({'; '.join(problems)}); left alone.")
-    return Step(action="restore", text=f"restore segment {segment_id} from {ms(*span(segment))} to its fields "
-                                       f"from before run {row['done_run_id']} ({ms(*span(before))})")
+    return Step(action=RESTORE, segment_id=write.segment_id, times=before,
+                text=f"restore segment {write.segment_id} from {ms(*span(segment))} to its times from before run "
+                     f"{run_id} ({ms(*before)})")
 
 
-def _create_differences(row, segment):
-    """How a segment reversesync created differs from what it wrote: GENERIC, its marker, the sheet's times."""
-    problems = []
-    if segment.get("segment_type") != "GENERIC":
-        problems.append(f"segment_type: now {segment.get('segment_type')!r}")
-    if not rules.is_ours(segment):
-        problems.append(f"external_id: reversesync's marker is gone, now {segment.get('external_id')!r}")
-    if span(segment) != written_times(row):
-        problems.append(f"times: reversesync left {ms(*written_times(row))}, now {ms(*span(segment))}")
-    return problems
+def create_copy_step(write, copy, run_id):
+    """The step for one segment carrying the marker of a create of the undone run (read by id just now)."""
+    if write.after:
+        problems = differences(copy, write.after, aside=("id",))
+    else:  # no 201 answer was ever logged: compare with what the POST carried, and nothing a person adds
+        problems = []
+        if copy.get("segment_type") != "GENERIC":
+            problems.append(f"segment_type: now {copy.get('segment_type')!r}")
+        if (write.marker and copy.get("external_id") != write.marker) or not rules.is_ours(copy):
+            problems.append(f"external_id: reversesync's marker is gone, now {copy.get('external_id')!r}")
+        if span(copy) != (write.start_ms, write.end_ms):
+            problems.append(f"times: reversesync left {ms(write.start_ms, write.end_ms)}, now {ms(*span(copy))}")
+        if copy.get("status") not in rules.LIVE_SEGMENT_STATUSES:
+            problems.append(f"status: now {copy.get('status')!r}")
+        problems += [f"{name}: now {copy.get(name)!r}" for name in PERSON_FIELDS if not _empty(copy.get(name))]
+    if problems:
+        return Step(reason="changed_since", text=f"segment {copy['id']} changed since reversesync created it "
+                                                 f"({'; '.join(problems)}); left alone.")
+    return Step(action=DELETE, segment_id=copy["id"],
+                text=f"delete segment {copy['id']} {ms(*span(copy))}, which run {run_id} created")
 
 
 def repair_choice(marked, recorded_id):
@@ -145,16 +170,19 @@ def repair_choice(marked, recorded_id):
     return keep, [s for s in ordered if s is not keep]
 
 
-def still_the_listed_duplicate(fresh, listed):
-    """Why a duplicate just read by id must not be deleted, or None when it may (issue #12)."""
-    if fresh is None or fresh.get("status") == "DELETED":
+def duplicate_problem(fresh, keep):
+    """Why a duplicate just read by id must not be deleted, or None when it may: only a copy equal to the one
+    kept (its id and stamps aside) is a duplicate (issue #15)."""
+    if rules.is_absent(fresh):
         return "gone"
     if fresh.get("segment_type") != "GENERIC" or not rules.is_ours(fresh):
         return f"no longer a GENERIC segment of reversesync's (external_id {fresh.get('external_id')!r})"
-    if fresh.get("external_id") != listed.get("external_id") or span(fresh) != span(listed):
-        return f"changed since it was listed (now {fresh.get('external_id')!r}, {ms(*span(fresh))})"
     if fresh.get("subclip_id"):
         return f"backs SUBCLIP {fresh['subclip_id']}"
+    found = rules.field_differences(fresh, keep, aside=("id",))
+    if found:
+        named = ", ".join(f"{name} {now!r}" for name, _, now in found)
+        return f"differs from segment {keep['id']}, which is kept ({named})"
     return None
 
 
@@ -165,13 +193,13 @@ def still_the_listed_duplicate(fresh, listed):
 class UndoOptions:
     """An undo's or a repair's options, recorded with its run so that `resume` continues it as it was."""
 
-    undo: int = None          # the run to undo; None for a repair
+    undo: int | None = None   # the run to undo; None for a repair
     live: bool = False
     assets: tuple = ()
     workers: int = 4
-    rate: float = 50.0
-    settle: float = 90.0
-    read_timeout: float = 30.0
+    rate: float = DEFAULT_RATE
+    settle: float = DEFAULT_SETTLE
+    read_timeout: float = DEFAULT_READ_TIMEOUT
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -191,6 +219,10 @@ class Outcome:
     text: str
 
 
+class _Again_Decide(Exception):
+    """The write was refused unapplied: read again and decide again."""
+
+
 class _Runner(RowWorkers):
     """Works the rows of one undo or repair run on engine.RowWorkers (parking rows whose write's outcome is
     unknown, the stop rules, progress), so cli.Progress renders it as it renders a run."""
@@ -203,6 +235,8 @@ class _Runner(RowWorkers):
         super().__init__(ledger, client, options, on_event)
         self.outcomes = []
         self._tries = {}
+        self._throttled = {}
+        self._never_sent = {}
 
     def preflight(self):
         """The token's user, after checking its roles: AuthError names the missing ones."""
@@ -218,10 +252,11 @@ class _Runner(RowWorkers):
         return self.mode
 
     def unfinished_writes(self):
-        return len(self.ledger.keys_holding_intent(OWN_OPS))
+        return len(self.ledger.keys_holding_intent(UNDO_ACTIONS + (REPAIR_DELETE,)))
 
     def fail_row(self, key, run_id, exc):
-        self._fail(self.ledger.asset(key), run_id, "internal_error", exc)
+        # The open write stays open: it may have been sent, and a resume settles it (issue #15).
+        self._fail(self.ledger.asset(key), run_id, "internal_error", exc, keep_intent=True)
 
     def process(self, key, run_id):
         try:
@@ -232,250 +267,399 @@ class _Runner(RowWorkers):
     # --- shared steps ------------------------------------------------------------------------------
 
     def _get(self, key, segment_id):
-        """A fresh read of one segment by id; None when it is gone (404)."""
-        if self._stop.is_set():
-            raise _Stop()
-        try:
-            segment = self.client.get_segment(key, segment_id)
-        except errors.NotFound:
-            return None
-        return segment if segment.get("asset_id", key) == key else None
+        """A fresh read of one segment by id; None when it is gone (404, DELETED) or not on this asset."""
+        segment = self._get_segment(key, segment_id)
+        return segment if segment is not None and segment.get("asset_id", key) == key else None
 
-    def _wait_out(self, row, intent):
-        """A write of this kind recorded but maybe not settled: park the row until its settle time has passed
-        (counted from its last send); a write never sent needs no wait."""
-        if row["intent_sent_at"] is None:
+    def _wait_out(self, key, sent_at):
+        """A write that may still land: park the row until its settle time has passed since its last send."""
+        if sent_at is None:
             return
-        due = row["intent_sent_at"] + self.options.settle
+        due = sent_at + self.options.settle
         if time.time() < due:
-            self.on_event("settling", key=row["asset_key"], seconds=due - time.time())
+            self.on_event("settling", key=key, seconds=due - time.time())
             raise _Again(due)
 
-    def _record_intent(self, row, run_id, intent, text):
-        self.ledger.move(row["asset_key"], row["state"], run_id=run_id, detail=f"about to {text}",
-                         intent=json.dumps(intent), intent_sent_at=None)
+    def _write(self, row, run_id, intent, call, *args):
+        """Send one write with its intent logged first; its answer, or None when the target is gone (404).
 
-    def _send(self, key, call, *args, **kwargs):
-        if self._stop.is_set():
-            raise _Stop()
-        return call(*args, on_send=lambda: self.ledger.mark_sent(key), **kwargs)
+        Raises _Again_Decide when the write was refused unapplied (429, 409, never sent), so the caller reads
+        again and decides again (issue #15); parks the row (_Again) when the outcome is unknown."""
+        key = row["asset_key"]
+        self.ledger.record_intent(key, intent, run_id=run_id, to_state=self.ledger.asset(key)["state"],
+                                  detail=f"{self.mode}: about to {intent.action} segment {intent.segment_id}")
+        try:
+            return self._send(key, call, *args)
+        except errors.NotFound:
+            self._settle_own(key, run_id, intent.intent_id, NOT_APPLIED, "404: the segment is already gone")
+            return None
+        except errors.UnknownOutcome as exc:
+            write = self.ledger.open_write(key)
+            self.ledger.move(key, self.ledger.asset(key)["state"], run_id=run_id, last_error=str(exc)[:500],
+                             writes=[WriteChange(write.intent_id, lost=True)],
+                             detail=f"outcome unknown ({exc.message}); re-checked {self.options.settle:.0f} s after "
+                                    "the send")
+            self.on_event("answer_lost", key=key, settle=self.options.settle)
+            raise _Again((write.sent_at or time.time()) + self.options.settle) from None
+        except errors.AuthError:
+            self._settle_own(key, run_id, intent.intent_id, NOT_APPLIED, "401: not applied")
+            raise
+        except (errors.Conflict, errors.RateLimited, errors.ConnectionFailed) as exc:
+            self._settle_own(key, run_id, intent.intent_id, NOT_APPLIED,
+                             f"{exc.status or 'never sent'}: not applied; reading again and deciding again")
+            self._refused(row, run_id, exc)
+            raise _Again_Decide() from None
 
-    def _park(self, key, run_id, exc):
-        """The write's outcome is unknown: keep the intent and come back after the settle time (issue #10)."""
-        sent = self.ledger.asset(key)["intent_sent_at"] or time.time()
-        row = self.ledger.asset(key)
-        self.ledger.move(key, row["state"], run_id=run_id, last_error=str(exc)[:500],
-                         detail=f"outcome unknown ({exc.message}); re-checked {self.options.settle:.0f} s after the "
-                                "send")
-        self.on_event("answer_lost", key=key, settle=self.options.settle)
-        raise _Again(sent + self.options.settle)
+    def _refused(self, row, run_id, exc):
+        """Count a write refused unapplied; past its budget, the row fails (or waits, for a connection)."""
+        key = row["asset_key"]
+        if isinstance(exc, errors.RateLimited):
+            if self._count(self._throttled, key) >= MAX_THROTTLED:
+                raise errors.ServerError(exc.method, exc.path, 429, f"kept answering 429 ({exc.message})")
+        elif isinstance(exc, errors.ConnectionFailed):
+            tries = self._count(self._never_sent, key)
+            if tries >= 3:
+                raise errors.ServerError(exc.method, exc.path, None, exc.message)
+            raise _Again(time.time() + 2.0 * tries)
+        elif self._count(self._tries, key) >= MAX_TRIES:
+            raise errors.ServerError(exc.method, exc.path, 409, "the segment kept changing under reversesync")
 
-    def _tried(self, key):
-        with self._lock:
-            self._tries[key] = self._tries.get(key, 0) + 1
-            return self._tries[key]
+    def _settle_own(self, key, run_id, intent_id, outcome, why, after=None, more=()):
+        """Settle this runner's own open write and let the row go of it, with its state unchanged."""
+        self.ledger.move(key, self.ledger.asset(key)["state"], run_id=run_id, intent=None,
+                         writes=[WriteChange(intent_id, outcome, after=after), *more], detail=f"{self.mode}: {why}")
 
     def _note(self, row, what, text):
         with self._lock:
             self.outcomes.append(Outcome(row["asset_id"], row["row_numbers"], what, text))
 
     def _leave(self, row, run_id, text):
-        """Record on the row that this run left it as it is, without moving it."""
-        self.ledger.move(row["asset_key"], row["state"], run_id=run_id, done=True, detail=f"{self.mode}: {text}")
+        """Record on the row that this run left it as it is, without moving it (a dry run records nothing)."""
+        if self.options.live:
+            self.ledger.move(row["asset_key"], row["state"], run_id=run_id, done=True,
+                             detail=f"{self.mode}: {text}")
+        else:
+            self.ledger.mark_rows_done(run_id, [row["asset_key"]])
 
-    def _fail(self, row, run_id, reason, exc):
+    def _fail(self, row, run_id, reason, exc, keep_intent=False):
         """The undo or repair of this row failed: the row says so; running the same command again retries it."""
         reason = "undo_failed" if reason != "internal_error" and self.mode == "undo" else reason
         message = getattr(exc, "message", "") or str(exc)
-        self.ledger.move(row["asset_key"], "failed", run_id=run_id, done=True, intent=None, reason=reason,
+        fields, writes = {}, []
+        if not keep_intent:
+            fields["intent"] = None
+            write = self.ledger.open_write(row["asset_key"])
+            writes = [WriteChange(write.intent_id, NOT_APPLIED)] if write else []
+        self.ledger.move(row["asset_key"], FAILED, run_id=run_id, done=True, reason=reason, writes=writes,
                          detail=f"{self.mode} failed: {message}"[:500], last_error=str(exc)[:500],
                          http_status=getattr(exc, "status", None),
-                         reason_text=f"{self.mode} failed ({message}); run the same {self.mode} command again.")
+                         reason_text=f"{self.mode} failed ({message}); run the same {self.mode} command again.",
+                         **fields)
         self._note(row, "failed", message)
+        return None
 
 
 class Undo(_Runner):
-    """`undo RUN`: delete what RUN created, restore what it updated, each after a fresh GET shows reversesync's
-    write still there unchanged."""
+    """`undo RUN`: every write RUN logged, newest first, undone where a fresh GET shows reversesync's write still
+    there as it left it."""
 
     mode = "undo"
     write_roles = UNDO_ROLES
 
     def rows_to_select(self):
-        return [row["asset_key"] for row in self.ledger.rows_written_by_run(self.options.undo, self.options.assets)
-                if not (row["state"] == SKIPPED and row["reason"] == "undone" and not row["intent"])]
+        target = self.options.undo
+        chosen = []
+        for key in self.ledger.assets_written_by_run(target, self.options.assets):
+            writes = [w for w in self.ledger.writes_of_asset(key) if w.run_id == target and counts_for_undo(w)]
+            # A create undone already is looked at again if it was ever lost: a copy may have landed since.
+            if any(w.undone_by is None or (w.action == CREATE and w.lost) for w in writes):
+                chosen.append(key)
+        return chosen
 
     def work(self, row, run_id):
-        target = self.options.undo
-        if row["intent"] and json.loads(row["intent"]).get("op") in UNDO_OPS:
-            self._wait_out(row, json.loads(row["intent"]))
-        step = undo_precheck(row, target)
-        while step is None:
-            if self._tried(row["asset_key"]) > MAX_TRIES:
-                return self._fail(row, run_id, "conflict", errors.Conflict(
-                    "PUT", row["asset_key"], 409, "the segment kept changing under reversesync"))
-            step = undo_step(row, self._get(row["asset_key"], row["done_segment_id"]))
-            if step.action and self.options.live:
-                step = self._write(row, run_id, step)
-                row = self.ledger.asset(row["asset_key"])
-        return self._finish(row, run_id, step)
-
-    def _write(self, row, run_id, step):
-        """Send the step's DELETE or PUT with intent recorded first; the step the row ends with, or None to
-        decide again from a fresh GET."""
-        key, segment_id = row["asset_key"], row["done_segment_id"]
-        before = row["intent"] and json.loads(row["intent"])
-        intent = {"id": before["id"] if before and before.get("op") == step.action else uuid.uuid4().hex,
-                  "op": step.action, "segment_id": segment_id, "run_id": run_id, "undo": self.options.undo}
-        self._record_intent(row, run_id, intent, step.text)
-        try:
-            if step.action == "delete":
-                self._send(key, self.client.delete_segment, key, segment_id)
-                return Step(reason="undone", text=f"deleted segment {segment_id}, which run {self.options.undo} "
-                                                  "created.")
-            body = editable_fields(json.loads(row["done_before"]))
-            self._send(key, self.client.replace_segment, key, segment_id, body)
-            return Step(reason="undone", text=f"restored segment {segment_id} to its fields from before run "
-                                              f"{self.options.undo} ({ms(*span(body))}).")
-        except errors.NotFound:
-            return Step(reason="undone", text=f"segment {segment_id} is already gone.")
-        except errors.UnknownOutcome as exc:
-            self._park(key, run_id, exc)
-        except errors.Conflict:
-            self.ledger.move(key, row["state"], run_id=run_id, intent=None, detail="409: not applied; deciding again")
-            return None
-        except errors.AuthError:
-            self.ledger.move(key, row["state"], run_id=run_id, intent=None, detail="401: not applied")
-            raise
-        except (errors.TerminalError, errors.TransientError) as exc:
-            self._fail(row, run_id, "undo_failed", exc)
-            return Step(keep=True, reason="failed")
-
-    def _finish(self, row, run_id, step):
         key = row["asset_key"]
-        if step.reason == "failed":
-            return None
+        try:
+            return self._undo_row(row, run_id)
+        except (errors.TransientError, errors.TerminalError) as exc:
+            return self._fail(self.ledger.asset(key), run_id, "undo_failed", exc)
+
+    def _undo_row(self, row, run_id):
+        key, target = row["asset_key"], self.options.undo
+        self._settle_open_write(row, run_id)
+        row = self.ledger.asset(key)
+        writes = self.ledger.writes_of_asset(key)
+        step = blocking_step(writes, target, self.ledger.open_write(key))
+        if step is not None:
+            return self._finish(row, run_id, step, [])
+        done = []
+        for write in reversed([w for w in writes if w.run_id == target and w.action in SYNC_ACTIONS
+                               and counts_for_undo(w)]):
+            if write.action == UPDATE and write.undone_by is not None:
+                continue
+            step = self._undo_update(row, run_id, write) if write.action == UPDATE else \
+                self._undo_create(row, run_id, write)
+            if step.reason != "undone" or step.action:
+                # A write left as it is (or, in a plan, one still to undo) stands over the older ones.
+                return self._finish(self.ledger.asset(key), run_id, step, done)
+            done.append((write, step))
+        return self._finish(self.ledger.asset(key), run_id, Step(reason="undone"), done)
+
+    # --- an unsettled write on the row: settle it first, as resume would ------------------------------
+
+    def _settle_open_write(self, row, run_id):
+        key = row["asset_key"]
+        write = self.ledger.open_write(key)
+        if write is None:
+            return
+        if write.action in SYNC_ACTIONS and write.run_id != self.options.undo:
+            return  # another run's: blocking_step names it, or it is an earlier run's (unfinished_write)
+        if not self.options.live:
+            self._note(row, "would re-check", f"{write.action} of run {write.run_id} has an unknown outcome; it is "
+                                              "re-checked first")
+            return
+        self._wait_out(key, write.sent_at)
+        if write.action in UNDO_ACTIONS:
+            # This undo's own write, sent before a kill or a lost answer: nothing is assumed; the row is decided
+            # again from fresh reads, where a delete or restore that landed reads as done.
+            segment = self._get(key, write.segment_id)
+            landed = segment is None if write.action == DELETE else \
+                segment is not None and span(segment) == (write.start_ms, write.end_ms)
+            self._settle_own(key, run_id, write.intent_id, APPLIED if landed else NOT_APPLIED,
+                             "a write of this undo, settled by a re-check", after=segment if landed else None)
+            return
+        try:
+            landed = self._find_landed(key, write)
+            change = WriteChange(write.intent_id, APPLIED if landed else NOT_APPLIED, after=landed,
+                                 segment_id=landed and landed["id"])
+        except errors.Duplicated as exc:
+            change = WriteChange(write.intent_id, DUPLICATED, after=exc.segments[0])
+        self.ledger.move(key, self.ledger.asset(key)["state"], run_id=run_id, intent=None, writes=[change],
+                         detail=f"undo: run {write.run_id}'s unsettled {write.action} re-checked "
+                                f"({change.outcome})")
+
+    def _find_landed(self, key, write):
+        if write.action == CREATE:
+            copies = self._marked(key, write)
+            if len(copies) > 1:
+                raise errors.Duplicated(copies)
+            return copies[0] if copies else None
+        segment = self._get(key, write.segment_id)
+        return segment if segment is not None and span(segment) == (write.start_ms, write.end_ms) else None
+
+    def _marked(self, key, write):
+        """Every live segment of the asset carrying the create's marker, each read by id (fresh).
+
+        The list is read only when more than one copy can exist: an answer to the write was lost (a re-send
+        carries the same marker), or it never settled. A create answered 201 the one time it went out left one
+        segment, the one it names."""
+        ids = [write.segment_id] if write.segment_id else []
+        if write.marker and (write.lost or write.outcome in (PENDING_WRITE, DUPLICATED) or not ids):
+            try:
+                listed = rules.generic_only(self._read(self.client.list_segments, key, "GENERIC"))
+            except errors.NotFound:
+                listed = []  # the asset is gone, and every segment with it
+            ids += [s["id"] for s in listed if s.get("external_id") == write.marker and s["id"] not in ids]
+        found = (self._get(key, segment_id) for segment_id in ids if segment_id not in self._gone.get(key, ()))
+        return [segment for segment in found if segment is not None]
+
+    # --- undoing one write --------------------------------------------------------------------------
+
+    def _undo_update(self, row, run_id, write):
+        key = row["asset_key"]
+        while True:
+            if self._count(self._tries, (key, "decide")) > MAX_TRIES * 3:
+                raise errors.ServerError("PATCH", key, 409, "the segment kept changing under reversesync")
+            current = self._get(key, write.segment_id)
+            step = update_step(write, current, self.options.undo)
+            if step.action is None:
+                if step.reason == "undone" and self.options.live:
+                    self.ledger.move(key, row["state"], run_id=run_id, writes=[
+                        WriteChange(write.intent_id, undone_by=run_id)], detail=f"undo: {step.text}")
+                return step
+            if not self.options.live:
+                return step  # the plan: older writes wait for this one
+            intent = Intent(uuid.uuid4().hex, RESTORE, "PATCH", segment_id=write.segment_id, undoes=write.id,
+                            before=current, start_ms=step.times[0], end_ms=step.times[1])
+            try:
+                answer = self._write(row, run_id, intent, self.client.patch_segment_times, key, write.segment_id,
+                                     *step.times)
+            except _Again_Decide:
+                continue
+            if answer is None:  # 404: gone meanwhile; decided again, it reads as nothing to restore
+                continue
+            self._settle_own(key, run_id, intent.intent_id, APPLIED, f"restored segment {write.segment_id}",
+                             after=answer, more=[WriteChange(write.intent_id, undone_by=run_id)])
+            self._check_patch_kept(current, answer)
+            return Step(reason="undone", text=f"restored segment {write.segment_id} to its times from before run "
+                                              f"{self.options.undo} ({ms(*step.times)}).")
+
+    def _undo_create(self, row, run_id, write):
+        key = row["asset_key"]
+        if write.lost or write.outcome == PENDING_WRITE:
+            self._wait_out(key, write.sent_at)  # a copy may still land: look once it has settled
+        left, deleted = [], []
+        for copy in self._marked(key, write):
+            while copy is not None:
+                step = create_copy_step(write, copy, self.options.undo)
+                if step.action is None:
+                    left.append(step.text)
+                    break
+                if not self.options.live:
+                    self._note(row, f"would {step.action}", step.text)
+                    break
+                intent = Intent(uuid.uuid4().hex, DELETE, "DELETE", segment_id=copy["id"], undoes=write.id,
+                                before=copy)
+                try:
+                    answer = self._write(row, run_id, intent, self.client.delete_segment, key, copy["id"])
+                except _Again_Decide:
+                    copy = self._get(key, copy["id"])  # refused unapplied: decided again from a fresh read
+                    continue
+                if answer is not None:  # None: a 404, already gone
+                    self._settle_own(key, run_id, intent.intent_id, APPLIED, f"deleted segment {copy['id']}")
+                    deleted.append(copy["id"])
+                with self._lock:
+                    self._gone.setdefault(key, set()).add(copy["id"])
+                break
+        kept = left
+        if kept:
+            return Step(reason="changed_since", text=" ".join(kept))
+        if self.options.live:
+            self.ledger.move(key, row["state"], run_id=run_id, writes=[WriteChange(write.intent_id, undone_by=run_id)],
+                             detail=f"undo: run {self.options.undo}'s create undone")
+        what = f"deleted segment{'s' if len(deleted) > 1 else ''} {', '.join(deleted)}" if deleted else \
+            f"segment {write.segment_id or 'of ' + (write.marker or 'it')} is already deleted"
+        return Step(reason="undone", text=f"{what}, which run {self.options.undo} created.")
+
+    # --- the row's end ----------------------------------------------------------------------------
+
+    def _finish(self, row, run_id, step, done):
+        key = row["asset_key"]
         if step.keep:
-            if self.options.live:
-                self._leave(row, run_id, f"left alone: {step.text}")
-            else:
-                self.ledger.mark_rows_done(run_id, [key])
-            self._note(row, "left alone", step.text)
-            return None
-        if step.action:  # a dry undo: the plan is printed, the row is left as it is for a later run
-            self.ledger.mark_rows_done(run_id, [key])
-            self._note(row, f"would {step.action}", step.text)
+            if step.reason != "nothing_to_undo":
+                self._note(row, "left alone", step.text)
+            self._leave(row, run_id, f"left alone: {step.text}")
             return None
         if not self.options.live:
             self.ledger.mark_rows_done(run_id, [key])
-            self._note(row, "would leave" if step.reason != "undone" else "already undone", step.text)
+            if step.action:
+                self._note(row, f"would {step.action}", step.text)
+            elif step.reason != "undone":
+                self._note(row, "would leave", step.text)
+            elif not any(o.asset_id == row["asset_id"] for o in self.outcomes):
+                self._note(row, "already undone", " ".join(s.text for _, s in done) or "nothing left to undo")
             return None
-        deleted = row["done_action"] == "create" and step.reason == "undone"
+        texts = [s.text for _, s in done if s.text]
+        if step.reason != "undone":
+            texts.append(step.text)
+        created = any(write.action == CREATE for write, _ in done) and step.reason == "undone"
         self.ledger.move(key, SKIPPED, run_id=run_id, done=True, intent=None, reason=step.reason,
-                         reason_text=_undo_text(step, self.options.undo), action=None, last_error=None,
-                         segment_id=None if deleted else row["segment_id"], http_status=None,
-                         detail=f"undo of run {self.options.undo}: {step.text}")
-        self._note(row, step.reason, step.text)
+                         reason_text=_undo_text(step.reason, " ".join(texts), self.options.undo), action=None,
+                         last_error=None, segment_id=None if created else row["segment_id"], http_status=None,
+                         detail=f"undo of run {self.options.undo}: {' '.join(texts) or step.reason}")
+        self._note(row, step.reason, " ".join(texts))
         return None
 
 
-def _undo_text(step, run_id):
-    if step.reason == "undone":
-        return (f"Undone (run {run_id}): {step.text} A plain run leaves it alone; run --recheck undone, or a load "
+def _undo_text(reason, text, run_id):
+    if reason == "undone":
+        return (f"Undone (run {run_id}): {text} A plain run leaves it alone; run --recheck undone, or a load "
                 "that changes the row, brings it back.")
-    return step.text
+    return text
 
 
 class Repair(_Runner):
-    """`verify --repair`: on each asset, keep one segment of reversesync's and delete the other marked ones,
-    each after a GET by id shows it is still reversesync's and unchanged."""
+    """`verify --repair`: on each asset, keep one segment of reversesync's and delete the copies equal to it,
+    each after a GET by id shows it still is."""
 
     mode = "repair"
     write_roles = REPAIR_ROLES
 
     def rows_to_select(self):
-        busy = set(self.ledger.keys_holding_intent(("create", "update") + UNDO_OPS))
+        busy = set(self.ledger.keys_holding_intent(SYNC_ACTIONS + UNDO_ACTIONS))
         return [key for key in self.ledger.rows_to_repair() if key not in busy]
 
     def work(self, row, run_id):
         key = row["asset_key"]
-        if row["intent"]:
-            self._wait_out(row, json.loads(row["intent"]))
+        write = self.ledger.open_write(key)
+        if write is not None and write.action == REPAIR_DELETE:
+            self._wait_out(key, write.sent_at)
+            gone = self._get(key, write.segment_id) is None
+            self._settle_own(key, run_id, write.intent_id, APPLIED if gone else NOT_APPLIED,
+                             "a delete of this repair, settled by a re-check")
+            row = self.ledger.asset(key)
         if self._stop.is_set():
             raise _Stop()
         try:
-            listed = [s for s in rules.generic_only(self.client.list_segments(key, "GENERIC")) if rules.is_ours(s)]
-            recorded_id = row["segment_id"] or row["done_segment_id"]
-            if recorded_id and recorded_id not in {s.get("id") for s in listed}:
-                recorded = self._get(key, recorded_id)  # the list trails writes: the recorded one is read by id
-                if recorded is not None and recorded.get("status") != "DELETED" and rules.is_ours(recorded):
-                    listed.append(recorded)
-            keep, extras = repair_choice(listed, recorded_id)
-            removed = []
-            for extra in extras:
-                fresh = self._get(key, extra["id"])
-                problem = still_the_listed_duplicate(fresh, extra)
-                if problem == "gone":
-                    continue
-                if problem:
-                    self._note(row, "left alone", f"segment {extra['id']}: {problem}")
-                    continue
-                if not self.options.live:
-                    self._note(row, "would delete", f"duplicate {extra['id']} {ms(*span(extra))}, keeping {keep['id']}")
-                    continue
-                self._delete(row, run_id, extra, keep)
-                removed.append(extra["id"])
+            keep, removed = self._repair(row, run_id)
+        except _Again_Decide:
+            raise _Again(time.time()) from None  # decided again from a fresh list and fresh GETs
         except errors.NotFound:
             keep, removed = None, []  # the asset is gone: nothing of reversesync's is left to repair
         except (errors.TransientError, errors.TerminalError) as exc:
             return self._fail(self.ledger.asset(key), run_id, "repair_failed", exc)
         return self._finish(self.ledger.asset(key), run_id, keep, removed)
 
-    def _delete(self, row, run_id, extra, keep):
+    def _repair(self, row, run_id):
         key = row["asset_key"]
-        intent = {"id": uuid.uuid4().hex, "op": REPAIR_OP, "segment_id": extra["id"], "keep": keep["id"],
-                  "run_id": run_id}
-        self._record_intent(self.ledger.asset(key), run_id, intent, f"delete duplicate {extra['id']}")
-        try:
-            self._send(key, self.client.delete_segment, key, extra["id"])
-        except errors.NotFound:
-            pass
-        except errors.UnknownOutcome as exc:
-            self._park(key, run_id, exc)  # settled, the row is worked again from a fresh list and GETs
-        except errors.Conflict as exc:
-            raise errors.ServerError("DELETE", key, 409, exc.message) from None
-        except errors.AuthError:
-            self.ledger.move(key, self.ledger.asset(key)["state"], run_id=run_id, intent=None,
-                             detail="401: not applied")
-            raise
-        self.ledger.move(key, self.ledger.asset(key)["state"], run_id=run_id, intent=None,
-                         detail=f"repair: deleted duplicate segment {extra['id']}, keeping {keep['id']}")
-        self._note(row, "deleted", f"duplicate {extra['id']} {ms(*span(extra))}, kept {keep['id']}")
+        listed = [s for s in rules.generic_only(self._read(self.client.list_segments, key, "GENERIC"))
+                  if rules.is_ours(s) and s["id"] not in self._gone.get(key, ())]
+        recorded_id = row["segment_id"] or row["done_segment_id"]
+        if recorded_id and recorded_id not in {s.get("id") for s in listed}:
+            recorded = self._get(key, recorded_id)  # the list trails writes: the recorded one is read by id
+            if recorded is not None and rules.is_ours(recorded):
+                listed.append(recorded)
+        keep, extras = repair_choice(listed, recorded_id)
+        if keep is None or not extras:
+            return keep, []
+        keep = self._get(key, keep["id"]) or keep  # compared as it is now, not as the list shows it
+        removed = []
+        for extra in extras:
+            fresh = self._get(key, extra["id"])
+            problem = duplicate_problem(fresh, keep)
+            if problem == "gone":
+                continue
+            if problem:
+                self._note(row, "left alone", f"segment {extra['id']}: {problem}")
+                continue
+            if not self.options.live:
+                self._note(row, "would delete", f"duplicate {extra['id']} {ms(*span(extra))}, keeping {keep['id']}")
+                continue
+            intent = Intent(uuid.uuid4().hex, REPAIR_DELETE, "DELETE", segment_id=extra["id"], before=fresh)
+            self._write(self.ledger.asset(key), run_id, intent, self.client.delete_segment, key, extra["id"])
+            self._settle_own(key, run_id, intent.intent_id, APPLIED,
+                             f"repair: deleted duplicate segment {extra['id']}, keeping {keep['id']}")
+            with self._lock:
+                self._gone.setdefault(key, set()).add(extra["id"])
+            removed.append(extra["id"])
+            self._note(row, "deleted", f"duplicate {extra['id']} {ms(*span(extra))}, kept {keep['id']}")
+        return keep, removed
 
     def _finish(self, row, run_id, keep, removed):
         key = row["asset_key"]
         if not self.options.live:
             self.ledger.mark_rows_done(run_id, [key])
             return None
-        if keep is None or row["state"] != "failed":
-            if removed or row["intent"]:
-                self.ledger.move(key, row["state"], run_id=run_id, done=True, intent=None,
+        duplicated = next((w for w in reversed(self.ledger.writes_of_asset(key))
+                           if w.action == CREATE and w.outcome == DUPLICATED), None)
+        if keep is None or row["state"] != FAILED or duplicated is None:
+            if removed:
+                self.ledger.move(key, row["state"], run_id=run_id, done=True,
                                  detail=f"repair: {len(removed)} duplicate(s) removed")
             else:
                 self.ledger.mark_rows_done(run_id, [key])
             return None
         # A row failed as duplicated: one segment is left, so it ends as created (or, if the sheet has moved
-        # on since, goes back to pending for the next run to decide).
+        # on since, goes back to pending for the next run to decide), and its write is applied once.
         same = span(keep) == (row["time_start_ms"], row["time_end_ms"])
-        wrote_in = self.ledger.last_run_failing(key, "duplicated") or row["done_run_id"]
         fields = dict(intent=None, reason=None, action="create", segment_id=keep["id"], done_action="create",
-                      done_segment_id=keep["id"], done_run_id=wrote_in, done_before=None, last_error=None,
+                      done_segment_id=keep["id"], done_run_id=duplicated.run_id, done_before=None, last_error=None,
                       done_start_ms=span(keep)[0], done_end_ms=span(keep)[1],
                       http_status=None, reason_text=f"created segment {keep['id']} {ms(*span(keep))}; its duplicates "
                                                     f"were removed by verify --repair (run {run_id}).")
         # failed -> checked -> created: the state table's way out of failed, in one transaction.
         self.ledger.move_many([(key, CHECKED, {}, "repair: one segment of reversesync's is left"),
                                (key, CREATED if same else PENDING, fields,
-                                f"repair: kept segment {keep['id']}, duplicates removed")], run_id=run_id, done=True)
+                                f"repair: kept segment {keep['id']}, duplicates removed")], run_id=run_id, done=True,
+                              writes=[WriteChange(duplicated.intent_id, APPLIED, after=keep, segment_id=keep["id"])])
         self._note(row, "created", f"kept {keep['id']} {ms(*span(keep))}")
         return None

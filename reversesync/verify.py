@@ -12,6 +12,7 @@ import time
 from . import errors, rules
 from .ledger import CREATED, UPDATED
 from .rules import ms, span
+from .types import CREATE
 
 
 @dataclasses.dataclass
@@ -21,7 +22,7 @@ class Mismatch:
     asset_id: str
     row_numbers: str
     state: str
-    kind: str          # missing / different / extra / duplicate / subclip / gone / unreadable
+    kind: str          # missing / different / extra / duplicate / subclip / gone / unreadable / leftover
     expected: str
     found: str
 
@@ -30,8 +31,12 @@ def _spans(segments):
     return "; ".join(f"GENERIC {s['id']} {ms(*span(s))}" for s in segments) or "no GENERIC segment"
 
 
-def verify_row(client, row):
-    """None when Iconik holds exactly what the ledger says for this row, else a Mismatch."""
+def verify_row(client, row, undone_creates=()):
+    """None when Iconik holds exactly what the ledger says for this row, else a Mismatch.
+
+    undone_creates: the logged creates an undo reverted on this asset (a row skipped as undone)."""
+    if row["state"] == "skipped":
+        return _verify_undone(client, row, undone_creates)
     key, start, end = row["asset_key"], row["time_start_ms"], row["time_end_ms"]
     written = row["state"] in (CREATED, UPDATED)
     expected = (f"exactly one GENERIC segment {ms(start, end)}" if written
@@ -54,6 +59,8 @@ def verify_row(client, row):
                 ours = client.get_segment(key, segment_id)
             except errors.NotFound:
                 return mismatch("missing", f"segment {segment_id} is gone")
+            if rules.is_absent(ours):  # a soft-deleted segment waits in Iconik's bin: it is no clip range
+                return mismatch("missing", f"segment {segment_id} is deleted (status DELETED)")
             if ours.get("segment_type") != "GENERIC" or span(ours) != (start, end):
                 return mismatch("different", f"segment {segment_id} is {ours.get('segment_type')} {ms(*span(ours))}")
         listed = rules.generic_only(client.list_segments(key, "GENERIC"))
@@ -76,6 +83,34 @@ def verify_row(client, row):
     return None
 
 
+def _verify_undone(client, row, undone_creates):
+    """An undone row: no live segment may still carry the marker of a create the undo reverted (a copy whose
+    answer was lost can land after the undo looked), nor be that create's recorded segment."""
+    key = row["asset_key"]
+    markers = {write.marker: write for write in undone_creates if write.marker}
+    try:
+        left = [s for s in rules.generic_only(client.list_segments(key, "GENERIC")) if s.get("external_id") in markers]
+        for write in undone_creates:
+            if write.segment_id and write.segment_id not in {s["id"] for s in left}:
+                try:
+                    recorded = client.get_segment(key, write.segment_id)
+                except errors.NotFound:
+                    continue
+                if not rules.is_absent(recorded):
+                    left.append(recorded)
+    except errors.NotFound:
+        return None  # the asset is gone, and its segments with it
+    except (errors.TransientError, errors.TerminalError, errors.UnknownOutcome) as exc:
+        return Mismatch(key, row["row_numbers"], "skipped/undone", "unreadable", "", f"could not be read: {exc}")
+    if not left:
+        return None
+    runs = sorted({write.run_id for write in undone_creates})
+    return Mismatch(key, row["row_numbers"], "skipped/undone", "leftover",
+                    "no segment of the creates an undo reverted",
+                    f"{_spans(left)} still carr{'y' if len(left) > 1 else 'ies'} reversesync's marker; undo run "
+                    f"{', '.join(map(str, runs))} again to delete it")
+
+
 def settle_wait(ledger, settle, now=None):
     """Seconds still to wait before a write whose answer was lost can no longer land unseen.
 
@@ -96,11 +131,15 @@ def verify(ledger, client, workers=8, on_event=None, settle=0.0):
         on_event("settle_wait", seconds=wait)
         time.sleep(wait)
     rows = ledger.rows_to_verify()
+    undone = {row["asset_key"]: [w for w in ledger.writes_of_asset(row["asset_key"])
+                                 if w.action == CREATE and w.undone_by is not None]
+              for row in rows if row["state"] == "skipped" and row["reason"] == "undone"}
+    rows = [row for row in rows if row["state"] != "skipped" or row["reason"] == "in_sync" or undone[row["asset_key"]]]
     began = time.monotonic()
     mismatches = []
     done = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for found in pool.map(lambda row: verify_row(client, row), rows):
+        for found in pool.map(lambda row: verify_row(client, row, undone.get(row["asset_key"], ())), rows):
             done += 1
             if found:
                 mismatches.append(found)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from reversesync.iconik import IconikClient, editable_fields
+from reversesync.iconik import IconikClient
 from reversesync.sandbox import Sandbox
 from tests.conftest import OPENAPI_ASSETS
 
@@ -58,12 +58,12 @@ def test_every_body_the_client_sends_matches_segment_schemas(validate):
         seeded = sandbox.catalogue.add_segment(ASSET, "GENERIC", 4000, 4000, metadata={"Editor": ["kim"]},
                                                segment_text="by hand", segment_color="#ff9900", external_id=None)
         client = IconikClient(sandbox.url, sandbox.app_id, sandbox.auth_token)
-        client.create_segment(ASSET, 1000, 2000, external_id="reversesync:0f")
-        for segment in client.list_segments(ASSET, "GENERIC"):
-            client.replace_segment_times(segment, 1000, 2500)
-        client.replace_segment(ASSET, seeded["id"], editable_fields(seeded))  # what `undo` sends to restore
+        created = client.create_segment(ASSET, 1000, 2000, external_id="reversesync:0f")
+        client.patch_segment_times(ASSET, seeded["id"], 1000, 2500)   # an update
+        client.patch_segment_times(ASSET, seeded["id"], 4000, 4000)   # what `undo` sends to restore
+        client.delete_segment(ASSET, created["id"])                   # and to remove what it created
         bodies = list(sandbox.bodies)
-    assert [method for method, _, _ in bodies] == ["POST", "PUT", "PUT", "PUT"]
+    assert [method for method, _, _ in bodies] == ["POST", "PATCH", "PATCH"]
     for method, _, body in bodies:
         validate(body, "SegmentSchema" if method == "POST" else "EditSegmentSchema")
         assert isinstance(body["time_start_milliseconds"], int)

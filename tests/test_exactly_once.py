@@ -5,7 +5,6 @@ loopback port, with settle time, read timeout and index lag scaled down but in t
 apply delay > read timeout, and settle > read timeout + apply delay + index lag.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from reversesync import errors
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Sandbox
+from reversesync.types import Intent
 from tests.conftest import ROOT, sandbox_for_cli
 from tests.test_load import load_rows, write_sheet
 
@@ -110,14 +110,20 @@ def run_engine(ledger_path, sandbox, **options):
 
 def test_write_side_429_storm_fails_the_row_as_rate_limited_with_no_intent_left(
         sandbox, invoke, tmp_path, ledger_path):
-    """A 429 means "not applied": past the retry budget the row fails as rate_limited (retryable), not as
-    internal_error holding an intent as in 0.1."""
+    """A 429 means "not applied": each one is followed by a fresh read before the write is decided again (issue
+    #15), and past the budget the row fails as rate_limited (retryable), not as internal_error holding an intent
+    as in 0.1."""
+    from reversesync.engine import MAX_THROTTLED_WRITES
+
     sandbox.catalogue.add_asset(A)
     sandbox.force("POST", f"/assets/{A}/segments/$", 429, {"errors": ["Too many"]}, times=100)
     load_rows(invoke, tmp_path, (A, 1000, 5000))
     run_engine(ledger_path, sandbox, search=False)
     row = Ledger(ledger_path).asset(A)
     assert (row["state"], row["reason"], row["intent"]) == ("failed", "rate_limited", None)
+    asked = [method for method, path, _ in sandbox.requests() if f"/assets/{A}/" in path]
+    assert asked.count("POST") == MAX_THROTTLED_WRITES
+    assert "POST,POST" not in ",".join(asked)  # never two sends without a read between them
     assert "run again with a lower --rate and --retry-failed" in row["reason_text"]
     sandbox._forced.clear()
     again = live(invoke, "--retry-failed")
@@ -131,8 +137,8 @@ def _stranded_intent(ledger_path, key, landed_id=None):
     ledger = Ledger(ledger_path)
     run_id = ledger.start_run("live", {"live": True})
     ledger.select_rows(run_id, [key])
-    intent = {"id": "0ddba11", "op": "create", "run_id": run_id, "start": 1000, "end": 5000}
-    ledger.move(key, "checked", run_id=run_id, action="create", intent=json.dumps(intent))
+    intent = Intent("0ddba11", "create", "POST", marker=f"{MARKER}:0ddba11", start_ms=1000, end_ms=5000)
+    ledger.record_intent(key, intent, run_id=run_id, to_state="checked", detail="about to create", action="create")
     ledger.mark_sent(key)
     ledger.move(key, "failed", run_id=run_id, reason="server_error", reason_text="kept failing")
     ledger.finish_run(run_id, "finished", {})
@@ -302,8 +308,8 @@ def test_the_lock_check_never_calls_os_kill(monkeypatch, ledger_path):
     try:
         with pytest.raises(errors.LedgerLocked):
             Ledger(ledger_path).acquire("run")
-        assert ledger_module.holder_alive(os.getpid(), __import__("socket").gethostname(), 0.0, None,
-                                          __import__("socket").gethostname()) is False
+        stale = {"pid": os.getpid(), "host": __import__("socket").gethostname(), "heartbeat": 0.0, "started": None}
+        assert ledger_module.holder_alive(stale, stale["host"]) is False
     finally:
         holder.release()
 

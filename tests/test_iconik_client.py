@@ -61,16 +61,21 @@ def test_list_segments_follows_every_page():
         assert client.stats.by_method["GET"] == 3
 
 
-def test_put_sends_back_every_editable_field_so_nothing_else_is_lost():
+def test_a_patch_carries_the_two_times_only_and_every_other_field_stays():
     setup = with_asset(("GENERIC", 5000, 5000, {"metadata": {"Editor": ["kim"]}, "segment_text": "by hand",
-                                                "segment_color": "#ff9900"}))
-    with tape("put_keeps_fields", setup) as client:
+                                                "segment_color": "#ff9900", "is_internal": True,
+                                                "shot": {"shot_type": "CLOSE_UP"}}))
+    with tape("patch_keeps_fields", setup) as client:
         [segment] = client.list_segments(ASSET, "GENERIC")
-        client.replace_segment_times(segment, 1000, 9000)
+        sent = wire(client)
+        answer = client.patch_segment_times(ASSET, segment["id"], 1000, 9000)
         after = client.get_segment(ASSET, segment["id"])
+    assert sent[0][0] == "PATCH" and sent[0][2] == {"segment_type": "GENERIC", "time_start_milliseconds": 1000,
+                                                    "time_end_milliseconds": 9000}
     assert (after["time_start_milliseconds"], after["time_end_milliseconds"]) == (1000, 9000)
-    assert (after["metadata"], after["segment_text"], after["segment_color"]) == (
-        {"Editor": ["kim"]}, "by hand", "#ff9900")
+    assert (after["metadata"], after["segment_text"], after["segment_color"], after["is_internal"], after["shot"]) == (
+        {"Editor": ["kim"]}, "by hand", "#ff9900", True, {"shot_type": "CLOSE_UP"})
+    assert answer == after
 
 
 def test_read_is_retried_after_server_errors():
@@ -131,9 +136,9 @@ def test_rate_limited_without_hint_backs_off_then_gives_up():
      f"GET /API/assets/v1/assets/{ASSET}/segments/ answered 403: You do not have the role can_read_segments"),
     ("not_found", lambda sb: None, lambda c: c.get_asset(ASSET), errors.NotFound,
      f"GET /API/assets/v1/assets/{ASSET}/ answered 404: Asset not found"),
-    ("conflict", lambda sb: (with_asset(("GENERIC", 1, 2, {}))(sb), sb.force("PUT", SEGMENT_PATH, 409, {
+    ("conflict", lambda sb: (with_asset(("GENERIC", 1, 2, {}))(sb), sb.force("PATCH", SEGMENT_PATH, 409, {
         "errors": ["Segment was modified by another request"]})),
-     lambda c: c.replace_segment_times(c.list_segments(ASSET)[0], 5, 9), errors.Conflict,
+     lambda c: c.patch_segment_times(ASSET, c.list_segments(ASSET)[0]["id"], 5, 9), errors.Conflict,
      "answered 409: Segment was modified by another request"),
     ("bad_request", lambda sb: (with_asset()(sb), sb.force("POST", "/segments/$", 400, {
         "errors": {"time_end_milliseconds": "must be after time_start_milliseconds"}})),
@@ -170,15 +175,14 @@ def test_post_with_lost_answer_is_raised_as_unknown_outcome_and_never_resent(san
     assert len(sandbox.generic_segments(ASSET)) == (1 if action == "drop_after" else 0)
 
 
-def test_put_with_read_timeout_is_unknown_outcome_not_resent(sandbox):
+def test_a_patch_with_read_timeout_is_unknown_outcome_not_resent(sandbox):
     sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
     client = client_for(sandbox, timeout=(2, 0.3))
     [segment] = client.list_segments(ASSET)
     sandbox.faults = Faults(slow=1.0, slow_ms=600)
     with pytest.raises(errors.UnknownOutcome):
-        client.replace_segment_times(segment, 5, 9)
-    time.sleep(0.4)
-    assert len(sandbox.requests("PUT")) == 1
+        client.patch_segment_times(ASSET, segment["id"], 5, 9)
+    assert len(sandbox.requests("PATCH")) == 1
 
 
 def test_read_timeout_on_a_read_is_retried(sandbox):
@@ -190,12 +194,26 @@ def test_read_timeout_on_a_read_is_retried(sandbox):
     assert len(sandbox.requests("GET")) == 3
 
 
-def test_write_refused_before_sending_is_retried_then_raised():
+def test_a_write_that_never_left_is_handed_back_not_retried():
+    """A re-send comes only after a fresh read (issue #15): the caller decides again, not the client."""
     client = IconikClient("http://127.0.0.1:9", DEMO_APP_ID, DEMO_AUTH_TOKEN, backoff=0.001, retries=2)
     with pytest.raises(errors.ConnectionFailed) as caught:
         client.create_segment(ASSET, 1, 2)
     assert caught.value.never_sent
-    assert client.stats.by_method["POST"] == 3
+    assert client.stats.by_method["POST"] == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "DELETE"])
+def test_a_write_answered_429_is_handed_back_at_once_and_every_request_waits_out_retry_after(sandbox, method):
+    segment = sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
+    sandbox.force(method, "/segments/", 429, {"errors": ["Too many requests"]}, headers={"Retry-After": "1"})
+    client = client_for(sandbox)
+    with pytest.raises(errors.RateLimited) as caught:
+        WRITES[method](client, segment)
+    assert caught.value.retry_after == 1.0 and len(sandbox.requests(method)) == 1
+    began = time.monotonic()
+    client.get_segment(ASSET, segment["id"])  # the caller's fresh read waits for the pause like every request
+    assert time.monotonic() - began >= 0.9
 
 
 def test_ids_are_checked_before_any_request(sandbox):
@@ -285,12 +303,12 @@ def test_403_on_one_asset_is_a_terminal_refusal_not_an_auth_error(sandbox):
 
 WRITES = {
     "POST": lambda client, segment: client.create_segment(ASSET, 1000, 2000),
-    "PUT": lambda client, segment: client.replace_segment_times(segment, 5, 9),
+    "PATCH": lambda client, segment: client.patch_segment_times(ASSET, segment["id"], 5, 9),
     "DELETE": lambda client, segment: client.delete_segment(ASSET, segment["id"]),
 }
 
 
-@pytest.mark.parametrize("method, status", [("POST", 503), ("PUT", 502), ("DELETE", 500)])
+@pytest.mark.parametrize("method, status", [("POST", 503), ("PATCH", 502), ("DELETE", 500)])
 def test_a_write_answered_5xx_is_an_unknown_outcome_never_resent(sandbox, method, status):
     sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
     client = client_for(sandbox)
@@ -367,24 +385,14 @@ def test_missing_roles_names_the_roles_the_token_lacks(sandbox):
 # --- delete, on_send and when Iconik last answered ------------------------------------------------------
 
 
-def test_delete_segment_removes_it_and_a_second_delete_is_not_found(sandbox):
-    sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
-    client = client_for(sandbox)
-    [segment] = client.list_segments(ASSET)
-    assert client.delete_segment(ASSET, segment["id"]) == {}
-    assert sandbox.generic_segments(ASSET) == []
-    with pytest.raises(errors.NotFound):
-        client.delete_segment(ASSET, segment["id"])
-
-
-@pytest.mark.parametrize("soft_delete, query", [(None, ""), (True, "?soft_delete=true"), (False, "?soft_delete=false")])
-def test_delete_segment_passes_soft_delete_only_when_given(sandbox, soft_delete, query):
+def test_a_delete_is_soft_so_a_person_can_restore_the_segment_from_the_bin(sandbox):
     sandbox.catalogue.add_segment(ASSET, "GENERIC", 1, 2)
     client = client_for(sandbox)
     [segment] = client.list_segments(ASSET)
     sent = wire(client)
-    client.delete_segment(ASSET, segment["id"], soft_delete=soft_delete)
-    assert sent[0][1].endswith(f"/segments/{segment['id']}/{query}")
+    assert client.delete_segment(ASSET, segment["id"]) == {}
+    assert sent[0][1].endswith(f"/segments/{segment['id']}/?soft_delete=true")
+    assert client.get_segment(ASSET, segment["id"])["status"] == "DELETED"
 
 
 def test_on_send_is_called_for_each_write_attempt_before_it_reaches_iconik(sandbox):
@@ -397,17 +405,17 @@ def test_on_send_is_called_for_each_write_attempt_before_it_reaches_iconik(sandb
         arrived_before.append(len(sandbox.requests()))
 
     created = client.create_segment(ASSET, 10, 20, on_send=on_send)
-    client.replace_segment_times(segment, 5, 9, on_send=on_send)
+    client.patch_segment_times(ASSET, segment["id"], 5, 9, on_send=on_send)
     client.delete_segment(ASSET, created["id"], on_send=on_send)
     assert arrived_before == [1, 2, 3]  # each was called before its own request reached the sandbox
 
 
-def test_on_send_is_called_again_for_a_write_retried_because_it_was_never_sent():
+def test_on_send_is_called_once_for_a_write_that_never_left():
     client = IconikClient("http://127.0.0.1:9", DEMO_APP_ID, DEMO_AUTH_TOKEN, backoff=0.001, retries=2)
     calls = []
     with pytest.raises(errors.ConnectionFailed):
         client.create_segment(ASSET, 1, 2, on_send=lambda: calls.append(time.monotonic()))
-    assert len(calls) == 3
+    assert len(calls) == 1
 
 
 def test_a_failing_on_send_stops_the_write_before_it_is_sent(sandbox):

@@ -1,3 +1,4 @@
+import json
 import os
 import sqlite3
 import stat
@@ -8,6 +9,7 @@ from reversesync import errors
 from reversesync.ledger import (CHECKED, CREATED, FAILED, MIGRATION_NAMES, PENDING, SKIPPED, TRANSITIONS, UPDATED,
                                 Ledger, check_transition)
 from reversesync.sources import AssetRecord
+from reversesync.types import Intent, WriteChange
 
 ID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 
@@ -117,3 +119,117 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     path.write_text("hello, this is not sqlite" * 100)
     with pytest.raises(errors.LedgerError, match="is not a usable reversesync ledger"):
         Ledger(str(path))
+
+
+# --- the write log (issue #15) -------------------------------------------------------------------------
+
+B, C, D = (f"1b4e28ba-2fa1-11d2-883f-0016d3cca4{n:02d}" for n in (30, 31, 32))
+
+
+def _ledger_of_version_02(ledger_path):
+    """A ledger as reversesync 0.2 left it: one before-image per row, an open intent, an undone row."""
+    old = Ledger(ledger_path, stop_before="006_write_log")
+    old.load([AssetRecord(key, key, [n], "t", 1000, 5000) for n, key in enumerate((ID, B, C, D), start=2)])
+    for run_id, mode in ((1, "live"), (2, "live"), (3, "undo")):
+        old.db.execute("insert into runs (id, mode, options, started_at, status) values (?, ?, '{}', 'x', 'finished')",
+                       [run_id, mode])
+    before = {"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
+              "segment_text": "by hand"}
+    old.db.execute("update assets set state = 'created', done_action = 'create', done_segment_id = 's-a', "
+                   "done_run_id = 1, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?", [ID])
+    old.db.execute("update assets set state = 'updated', done_action = 'update', done_segment_id = 's-b', "
+                   "done_run_id = 1, done_before = ? where asset_key = ?", [json.dumps(before), B])
+    old.db.execute("update assets set state = 'checked', intent = ?, intent_sent_at = 1700000000.5 "
+                   "where asset_key = ?", [json.dumps({"id": "feed", "op": "create", "run_id": 2, "start": 1000,
+                                                       "end": 5000}), C])
+    old.db.execute("update assets set state = 'skipped', reason = 'undone', done_action = 'create', "
+                   "done_segment_id = 's-d', done_run_id = 1 where asset_key = ?", [D])
+    old.db.execute("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
+                   "(?, 3, 'created', 'skipped', 'x', 'undo of run 1: deleted')", [D])
+    old.db.conn.commit()
+    old.close()
+
+
+def test_a_02_ledger_keeps_its_before_images_and_open_intents_in_the_write_log(ledger_path):
+    _ledger_of_version_02(ledger_path)
+    ledger = Ledger(ledger_path)
+    created, updated = sorted((w for w in ledger.writes_of_run(1) if w.asset_key in (ID, B)), key=lambda w: w.action)
+    assert (created.action, created.method, created.segment_id, created.outcome) == ("create", "POST", "s-a", "applied")
+    assert (updated.method, updated.before["segment_text"], (updated.start_ms, updated.end_ms)) == (
+        "PUT", "by hand", (1000, 5000))
+    assert updated.legacy and updated.after is None
+    [undone] = [w for w in ledger.writes_of_run(1) if w.asset_key == D]
+    assert undone.undone_by == 3
+    opened = ledger.open_write(C)
+    assert (opened.intent_id, opened.run_id, opened.marker, opened.sent_at, opened.outcome, opened.lost) == (
+        "feed", 2, "reversesync:feed", 1700000000.5, "pending", True)
+    assert ledger.asset(C)["intent"] == "feed"
+    assert ledger.put_updates() == [(B, "3", "s-b", 1)]
+    assert ledger.last_unknown_outcome_at() == 1700000000.5
+
+
+def test_an_intent_and_its_result_commit_with_the_rows_moves(ledger_path):
+    ledger = Ledger(ledger_path)
+    ledger.load([AssetRecord(ID, ID, [2], "t", 1000, 5000)])
+    run_id = ledger.start_run("live", {})
+    write = ledger.record_intent(ID, Intent("i1", "create", "POST", marker="reversesync:i1", start_ms=1000,
+                                            end_ms=5000), run_id=run_id, to_state=CHECKED, detail="about to create")
+    assert (ledger.asset(ID)["intent"], write.outcome, write.run_id) == ("i1", "pending", run_id)
+    ledger.mark_sent(ID)
+    assert ledger.open_write(ID).sent_at is not None
+    with pytest.raises(errors.IllegalTransition):  # an illegal move rolls the settling back with it
+        ledger.move_many([(ID, CREATED, {"intent": None}, None), (ID, CHECKED, {}, None)], run_id=run_id,
+                         writes=[WriteChange("i1", "applied")])
+    assert ledger.write("i1").outcome == "pending"
+    ledger.move(ID, CREATED, run_id=run_id, intent=None, writes=[WriteChange("i1", "applied", after={"id": "s"},
+                                                                             segment_id="s")])
+    assert (ledger.write("i1").outcome, ledger.write("i1").after, ledger.open_write(ID)) == ("applied", {"id": "s"},
+                                                                                             None)
+    # a re-send of the same intent keeps its owner, even when another run records it
+    later = ledger.start_run("live", {})
+    again = ledger.record_intent(ID, Intent("i1", "create", "POST"), run_id=later, to_state=PENDING, detail="re-send")
+    assert (again.run_id, again.outcome, again.marker) == (run_id, "pending", "reversesync:i1")
+
+
+# --- who holds the lock (issue #15) --------------------------------------------------------------------
+
+
+def test_a_zombie_holder_counts_as_gone(ledger_path, monkeypatch):
+    import psutil
+
+    holder = Ledger(ledger_path)
+    holder.acquire("run")
+    holder._lock_token = None  # as a killed process would leave it
+    monkeypatch.setattr(psutil.Process, "status", lambda self: psutil.STATUS_ZOMBIE)
+    other = Ledger(ledger_path)
+    other.acquire("resume")
+    assert other.lock_holder()["command"] == "resume"
+    assert other.query("select event from lock_log") == [{"event": "taken_over"}]
+
+
+def test_a_live_holder_whose_start_time_moved_keeps_its_lock_while_its_heartbeat_moves(ledger_path):
+    """A clock step moves psutil's start times; a holder that still beats is alive."""
+    holder = Ledger(ledger_path)
+    holder.heartbeat_every = 0.05
+    holder.acquire("run")
+    try:
+        stepped = Ledger(ledger_path)
+        stepped.db.execute("update lock set started = started - 3600, heartbeat = heartbeat - 3600")
+        stepped.db.conn.commit()
+        with pytest.raises(errors.LedgerLocked):
+            Ledger(ledger_path).acquire("run")
+    finally:
+        holder.release()
+
+
+def test_a_holder_whose_start_time_moved_and_whose_heartbeat_stands_still_is_taken_over(ledger_path):
+    holder = Ledger(ledger_path)
+    holder.acquire("run")
+    holder._beating.set()  # its heartbeat stops, as a dead process's does; its pid lives on (reused)
+    holder._lock_token = None
+    holder.db.execute("update lock set started = started - 3600, heartbeat = heartbeat - 3600")
+    holder.db.conn.commit()
+    other = Ledger(ledger_path)
+    other.sleep = lambda seconds: None  # watching the heartbeat for two beats needs no real time here
+    other.acquire("run")
+    assert other.lock_holder()["pid"] == os.getpid() and other.lock_holder()["token"] != "x"

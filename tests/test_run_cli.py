@@ -40,9 +40,24 @@ def test_asset_not_in_the_ledger_is_a_usage_error(sandbox, loaded, invoke):  # n
 
 def test_settle_must_outlast_the_read_timeout(sandbox, loaded, invoke):  # noqa: F811
     loaded((A, 1000, 5000))
-    result = invoke("run", "--settle", "5", "--read-timeout", "10")
+    result = invoke("run", "--live", "--settle", "5", "--read-timeout", "10")
     assert result.exit_code == 2
     assert "must be longer than --read-timeout (10 s)" in result.output
+
+
+@pytest.mark.parametrize("command", [("run", "--live"), ("undo", "1", "--live"), ("verify", "--repair", "--live")])
+def test_a_command_that_writes_refuses_a_settle_time_of_0(sandbox, loaded, invoke, command):  # noqa: F811
+    """0 would re-send a write whose answer was lost at once, and duplicate it (issue #15)."""
+    loaded((A, 1000, 5000))
+    result = invoke(*command, "--settle", "0")
+    assert result.exit_code == 2
+    assert "Invalid value for --settle: must be longer than --read-timeout (30 s)" in result.output
+
+
+def test_verify_and_dry_commands_take_a_settle_time_of_0(sandbox, loaded, invoke):  # noqa: F811
+    loaded((A, 1000, 5000))
+    assert invoke("verify", "--settle", "0").exit_code == 0
+    assert invoke("run", "--settle", "0").exit_code == 1  # A is unknown to the sandbox: failed/not_found
 
 
 def test_resume_after_a_refused_preflight_continues_the_refused_run(

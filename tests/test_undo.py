@@ -1,6 +1,7 @@
 """`undo RUN` and `verify --repair` (issue #12) through the real CLI against the sandbox, index lag on, with
 settle time and read timeout scaled down in the ratios that matter (settle > read timeout + late apply + lag)."""
 
+import dataclasses
 import json
 import os
 import random
@@ -12,6 +13,7 @@ from reversesync import undo
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Faults, Sandbox
+from reversesync.types import SYNC_ACTIONS, UNDO_ACTIONS, Write
 from tests.test_exactly_once import _stranded_intent, cli_process, wait_for
 from tests.conftest import sandbox_for_cli
 from tests.test_load import load_rows, write_sheet
@@ -30,13 +32,15 @@ def sandbox(monkeypatch):
 
 
 def without_stamps(dump):
-    """A catalogue dump with the read-only stamps a write moves (date_modified) taken out."""
+    """A catalogue dump with the read-only stamps a write moves (date_modified) taken out, and the segments an
+    undo deleted softly (they wait in Iconik's bin with status DELETED) set aside."""
     dump = json.loads(json.dumps(dump))
     for asset in dump["assets"].values():
         for stamp in STAMPS:
             asset.pop(stamp, None)
-    for segments in dump["segments"].values():
-        for segment in segments:
+    for key, segments in dump["segments"].items():
+        dump["segments"][key] = [s for s in segments if s.get("status") != "DELETED"]
+        for segment in dump["segments"][key]:
             for stamp in STAMPS:
                 segment.pop(stamp, None)
     return dump
@@ -60,44 +64,72 @@ def seed_three(sandbox):
 
 # --- the decisions, as a table -------------------------------------------------------------------------
 
-ROW = {"asset_key": A, "intent": None, "done_run_id": 3, "done_action": "create", "done_segment_id": "s1",
-       "done_before": None, "time_start_ms": 1000, "time_end_ms": 5000, "done_start_ms": 1000,
-       "done_end_ms": 5000}
-BEFORE = {"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
-          "metadata": {"Editor": ["kim"]}, "segment_text": "by hand"}
-UPDATED_ROW = dict(ROW, done_action="update", done_before=json.dumps(BEFORE))
 OURS = {"id": "s1", "asset_id": A, "segment_type": "GENERIC", "time_start_milliseconds": 1000,
-        "time_end_milliseconds": 5000, "external_id": f"{MARKER}:abc", "subclip_id": None}
-WRITTEN = dict(BEFORE, id="s1", asset_id=A, time_start_milliseconds=1000, time_end_milliseconds=5000)
+        "time_end_milliseconds": 5000, "external_id": f"{MARKER}:abc", "subclip_id": None, "segment_text": None,
+        "is_internal": False, "date_modified": "2026-01-01", "user_id": "u1"}
+BEFORE = dict(OURS, external_id=None, time_start_milliseconds=9000, time_end_milliseconds=9000,
+              metadata={"Editor": ["kim"]}, segment_text="by hand", is_internal=True, shot={"kind": "close"})
+WRITTEN = dict(BEFORE, time_start_milliseconds=1000, time_end_milliseconds=5000, date_modified="2026-02-01")
+CREATE_W = Write(1, "abc", 3, A, "create", "POST", segment_id="s1", marker=f"{MARKER}:abc", after=OURS,
+                 start_ms=1000, end_ms=5000, outcome="applied")
+UPDATE_W = Write(2, "def", 3, A, "update", "PATCH", segment_id="s1", before=BEFORE, after=WRITTEN, start_ms=1000,
+                 end_ms=5000, outcome="applied")
+LEGACY_W = Write(3, f"v02-{A}-3", 3, A, "update", "PUT", segment_id="s1", start_ms=1000, end_ms=5000,
+                 before={"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
+                         "metadata": {"Editor": ["kim"]}, "segment_text": "by hand"}, outcome="applied")
 
 
-@pytest.mark.parametrize("row, segment, action, reason", [
-    (ROW, OURS, "delete", None),
-    (ROW, None, None, "undone"),                                                   # already gone (404)
-    (ROW, dict(OURS, status="DELETED"), None, "undone"),                           # soft-deleted
-    (ROW, dict(OURS, time_end_milliseconds=6000), None, "changed_since"),          # a person moved it
-    (ROW, dict(OURS, external_id=None), None, "changed_since"),                    # marker gone: not ours now
-    (ROW, dict(OURS, subclip_id="sc"), None, "changed_since"),                     # backs a subclip
-    (UPDATED_ROW, WRITTEN, "restore", None),
-    (UPDATED_ROW, dict(WRITTEN, segment_text="edited"), None, "changed_since"),
-    (UPDATED_ROW, dict(BEFORE, id="s1"), None, "undone"),                          # a restore that landed
-    (UPDATED_ROW, dict(WRITTEN, metadata={}, segment_text="by hand"), None, "changed_since"),
+@pytest.mark.parametrize("write, segment, action, reason", [
+    (UPDATE_W, WRITTEN, "restore", None),
+    (UPDATE_W, dict(WRITTEN, date_modified="later", user_id="someone"), "restore", None),  # stamps aside
+    (UPDATE_W, None, None, "undone"),                                             # gone: nothing to restore
+    (UPDATE_W, dict(WRITTEN, segment_text="edited"), None, "changed_since"),
+    (UPDATE_W, dict(WRITTEN, is_internal=False), None, "changed_since"),           # a field 0.2 did not know
+    (UPDATE_W, dict(WRITTEN, segment_color="#f00"), None, "changed_since"),        # one the after-image lacks
+    (UPDATE_W, dict(WRITTEN, subclip_id="sc"), None, "changed_since"),             # now backs a subclip
+    (UPDATE_W, dict(WRITTEN, status="AWAITED"), None, "changed_since"),
+    (UPDATE_W, dict(WRITTEN, time_end_milliseconds=6000), None, "changed_since"),  # a person moved it
+    (UPDATE_W, dict(BEFORE, date_modified="x"), None, "undone"),                   # a restore that landed
+    (dataclasses.replace(UPDATE_W, before=None), WRITTEN, None, "cannot_restore"),
+    (LEGACY_W, dict(BEFORE, time_start_milliseconds=1000, time_end_milliseconds=5000), "restore", None),
+    (LEGACY_W, dict(BEFORE, time_start_milliseconds=1000, time_end_milliseconds=5000, segment_text="x"), None,
+     "changed_since"),
 ])
-def test_undo_step(row, segment, action, reason):
-    step = undo.undo_step(row, segment)
+def test_undo_of_an_update(write, segment, action, reason):
+    step = undo.update_step(write, segment, 3)
     assert (step.action, step.reason) == (action, reason), step.text
+    if action:
+        assert step.times == (9000, 9000)  # the times only: nothing else is put back
 
 
-@pytest.mark.parametrize("row, run_id, reason", [
-    (ROW, 3, None),
-    (ROW, 2, "written_later"),
-    (dict(UPDATED_ROW, done_before=None), 3, "cannot_restore"),
-    (dict(ROW, intent=json.dumps({"op": "create"})), 3, "unfinished_write"),
-    (dict(ROW, intent=json.dumps({"op": "delete"})), 3, None),
+@pytest.mark.parametrize("write, copy, action", [
+    (CREATE_W, OURS, "delete"),
+    (CREATE_W, dict(OURS, id="s2", date_created="later"), "delete"),           # a copy a lost answer left
+    (CREATE_W, dict(OURS, segment_text="a person's note"), None),
+    (CREATE_W, dict(OURS, metadata={"Grade": ["A"]}), None),
+    (CREATE_W, dict(OURS, segment_color="#00ff00"), None),
+    (CREATE_W, dict(OURS, time_end_milliseconds=6000), None),
+    (CREATE_W, dict(OURS, subclip_id="sc"), None),
+    (dataclasses.replace(CREATE_W, after=None), dict(OURS, id="s2"), "delete"),  # no 201 logged: what was sent
+    (dataclasses.replace(CREATE_W, after=None), dict(OURS, is_internal=True), None),
+    (dataclasses.replace(CREATE_W, after=None), dict(OURS, external_id="reversesync:other"), None),
 ])
-def test_undo_precheck(row, run_id, reason):
-    step = undo.undo_precheck(row, run_id)
-    assert (step and step.reason) == reason
+def test_undo_of_a_create_deletes_only_an_untouched_copy(write, copy, action):
+    step = undo.create_copy_step(write, copy, 3)
+    assert step.action == action, step.text
+    assert action or step.reason == "changed_since"
+
+
+def test_a_later_run_that_wrote_again_and_was_not_undone_blocks_the_undo():
+    later = Write(9, "ghi", 5, A, "update", "PATCH", segment_id="s1", outcome="applied")
+    assert undo.blocking_step([CREATE_W, later], 3).reason == "written_later"
+    assert "run 5 wrote it again after run 3" in undo.blocking_step([CREATE_W, later], 3).text
+    assert undo.blocking_step([CREATE_W, dataclasses.replace(later, undone_by=6)], 3) is None
+    assert undo.blocking_step([CREATE_W, dataclasses.replace(later, outcome="not_applied")], 3) is None
+    assert undo.blocking_step([CREATE_W, dataclasses.replace(later, outcome="not_applied", lost=True)], 3)
+    assert undo.blocking_step([CREATE_W, later], 5) is None  # undoing the later run itself
+    unsettled = dataclasses.replace(later, outcome="pending", run_id=2)
+    assert undo.blocking_step([CREATE_W], 3, open_write=unsettled).reason == "unfinished_write"
 
 
 def test_repair_keeps_the_recorded_segment_else_the_oldest():
@@ -110,14 +142,16 @@ def test_repair_keeps_the_recorded_segment_else_the_oldest():
 
 
 @pytest.mark.parametrize("fresh, problem", [
-    (OURS, None),
+    (dict(OURS, id="s2", date_created="x"), None),
     (None, "gone"),
-    (dict(OURS, external_id="theirs"), "no longer"),
-    (dict(OURS, time_start_milliseconds=1), "changed since"),
-    (dict(OURS, subclip_id="sc"), "backs SUBCLIP"),
+    (dict(OURS, id="s2", status="DELETED"), "gone"),
+    (dict(OURS, id="s2", external_id="theirs"), "no longer"),
+    (dict(OURS, id="s2", time_start_milliseconds=1), "differs from segment s1"),
+    (dict(OURS, id="s2", segment_text="a person's note"), "differs from segment s1"),
+    (dict(OURS, id="s2", subclip_id="sc"), "backs SUBCLIP"),
 ])
-def test_a_duplicate_is_deleted_only_if_unchanged(fresh, problem):
-    found = undo.still_the_listed_duplicate(fresh, OURS)
+def test_repair_deletes_a_duplicate_only_if_it_equals_the_copy_it_keeps(fresh, problem):
+    found = undo.duplicate_problem(fresh, OURS)
     assert (found is None) if problem is None else problem in found
 
 
@@ -226,7 +260,7 @@ def test_a_row_without_a_before_image_cannot_be_restored(sandbox, invoke, tmp_pa
     load_rows(invoke, tmp_path, (B, 1000, 5000))
     invoke("run", "--live", *FAST)
     ledger = Ledger(ledger_path)
-    ledger.db.execute("update assets set done_before = null")  # as a row written before before-images were kept
+    ledger.db.execute("update writes set before = null")  # as a row 0.1 updated: it kept no before-image
     ledger.db.conn.commit()
     assert invoke("undo", "1", "--live", *FAST).exit_code == 0
     row = Ledger(ledger_path).asset(B)
@@ -293,7 +327,7 @@ def test_undo_resumes_after_a_kill_with_no_half_restored_segment(tmp_path, ledge
         arrived = []
 
         def slow_write(method, path):  # the write is applied, but only after the undo is dead
-            if method in ("DELETE", "PUT"):
+            if method in ("DELETE", "PATCH"):
                 arrived.append(path)
                 time.sleep(1.0)
 
@@ -303,11 +337,11 @@ def test_undo_resumes_after_a_kill_with_no_half_restored_segment(tmp_path, ledge
         process.kill()
         process.communicate()
         sandbox.hooks.clear()
-        held = Ledger(ledger_path).keys_holding_intent(undo.UNDO_OPS)
+        held = Ledger(ledger_path).keys_holding_intent(UNDO_ACTIONS)
         assert held, "the kill did not land with a write in flight"
         refused = cli_process(ledger_path, sandbox, "run", "--live", *FAST)
         out, err = refused.communicate(timeout=60)
-        assert refused.returncode == 3 and "resume" in err
+        assert refused.returncode == 2 and "undo run 2 did not finish; continue it first with:" in err
         resumed = cli_process(ledger_path, sandbox, "resume")
         out, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
@@ -316,7 +350,7 @@ def test_undo_resumes_after_a_kill_with_no_half_restored_segment(tmp_path, ledge
         assert without_stamps(sandbox.catalogue.dump()) == seeded
         ledger = Ledger(ledger_path)
         assert {r["reason"] for r in ledger.query("select reason from assets")} == {"undone"}
-        assert not ledger.keys_holding_intent(undo.OWN_OPS)
+        assert not ledger.keys_holding_intent(UNDO_ACTIONS + SYNC_ACTIONS)
 
 
 @pytest.mark.slow
@@ -370,7 +404,7 @@ def test_undo_under_chaos_deletes_only_its_own_and_leaves_each_segment_as_seeded
     ledger = Ledger(ledger_path)
     lost = ledger.query("select count(*) as n from events where run_id = 2 and detail like 'outcome unknown%'")
     assert lost[0]["n"] > 0, "no write's answer was lost: the settle path went untested"
-    assert not ledger.keys_holding_intent(undo.OWN_OPS)
+    assert not ledger.keys_holding_intent(UNDO_ACTIONS + SYNC_ACTIONS)
     for key in keys:
         row = ledger.asset(key)
         now = after["segments"][key]
@@ -407,11 +441,11 @@ def test_verify_names_the_repair_and_repair_keeps_the_recorded_segment(sandbox, 
     found = invoke("verify", "--settle", "0")
     assert found.exit_code == 1
     assert f"Remove the duplicates with: reversesync --ledger {ledger_path} verify --repair --live" in found.output
-    plan = invoke("verify", "--repair", "--settle", "0")
+    plan = invoke("verify", "--repair", *FAST)
     assert plan.exit_code == 0, plan.output
     assert "would delete" in plan.output and twin["id"] in plan.output
     assert len(sandbox.generic_segments(A)) == 2
-    result = invoke("verify", "--repair", "--live", "--settle", "0")
+    result = invoke("verify", "--repair", "--live", *FAST)
     assert result.exit_code == 0, result.output
     assert [s["id"] for s in sandbox.generic_segments(A)] == [recorded["id"]]
     assert unmarked["id"] in [s["id"] for s in sandbox.generic_segments(B)]
@@ -433,12 +467,13 @@ def test_repair_turns_a_failed_duplicated_row_into_created(sandbox, invoke, tmp_
     time.sleep(LAG)
     assert invoke("run", "--live", "--settle", "1", "--read-timeout", "0.5").exit_code == 1
     assert (Ledger(ledger_path).asset(A)["state"], Ledger(ledger_path).asset(A)["reason"]) == ("failed", "duplicated")
-    result = invoke("verify", "--repair", "--live", "--settle", "0")
+    result = invoke("verify", "--repair", "--live", *FAST)
     assert result.exit_code == 0, result.output
     assert [s["id"] for s in sandbox.generic_segments(A)] == [first["id"]]
     row = Ledger(ledger_path).asset(A)
+    # the run that recorded the write owns it, not the one that found it landed twice (issue #15)
     assert (row["state"], row["segment_id"], row["done_action"], row["done_run_id"]) == ("created", first["id"],
-                                                                                         "create", 2)
+                                                                                         "create", 1)
     time.sleep(LAG)
     assert invoke("verify", "--settle", "0").exit_code == 0
 
@@ -450,7 +485,7 @@ def test_repair_never_touches_an_unmarked_segment(sandbox, invoke, tmp_path):
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=None, date_created="2000-01-01")
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id="other-tool")
     time.sleep(LAG)
-    assert invoke("verify", "--repair", "--live", "--settle", "0").exit_code == 0
+    assert invoke("verify", "--repair", "--live", *FAST).exit_code == 0
     assert len(sandbox.generic_segments(A)) == 3
     assert sandbox.requests("DELETE") == []
 
@@ -468,9 +503,9 @@ def test_repair_leaves_a_duplicate_changed_since_it_was_listed(sandbox, invoke, 
             twin["time_end_milliseconds"] = 7000
 
     sandbox.hooks.append(edit_twin)
-    result = invoke("verify", "--repair", "--live", "--settle", "0")
+    result = invoke("verify", "--repair", "--live", *FAST)
     assert result.exit_code == 0, result.output
-    assert "changed since it was listed" in result.output
+    assert f"differs from segment {recorded['id']}, which is kept (time_end_milliseconds 7000)" in result.output
     assert sandbox.requests("DELETE") == []
 
 
