@@ -10,6 +10,7 @@ import pytest
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Faults, Sandbox
+from reversesync.sources import AssetRecord
 from reversesync.types import Intent
 from tests.conftest import sandbox_for_cli
 from tests.test_exactly_once import cli_process, wait_for
@@ -359,3 +360,35 @@ def test_a_run_leaves_an_undos_open_write_to_the_undo(sandbox, invoke, tmp_path,
     assert Ledger(ledger_path).asset(A)["intent"] == "u1" and sandbox.requests("PATCH") == []
     assert invoke("undo", "1", "--live", *FAST).exit_code == 0
     assert Ledger(ledger_path).write("u1").outcome == "not_applied" and sandbox.generic_segments(A) == []
+
+
+def test_the_writes_a_02_ledger_recorded_are_undone_and_its_put_updates_are_listed(
+        sandbox, invoke, tmp_path, ledger_path):
+    """0.2 kept one before-image per row; its first load upgrades the ledger and the write log holds them."""
+    cat = sandbox.catalogue
+    cat.add_asset(A)
+    created = cat.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:abc")
+    cat.add_asset(B)
+    updated = cat.add_segment(B, "GENERIC", 1000, 5000, segment_text="by hand", is_internal=True)
+    old = Ledger(ledger_path, stop_before="006_write_log")
+    old.load([AssetRecord(A, A, [2], "t", 1000, 5000), AssetRecord(B, B, [3], "t", 1000, 5000)])
+    old.db.execute("insert into runs (id, mode, options, started_at, status) values (1, 'live', '{}', 'x', 'finished')")
+    old.db.execute("update assets set state = 'created', segment_id = ?, done_action = 'create', done_segment_id = ?, "
+                   "done_run_id = 1, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?",
+                   [created["id"], created["id"], A])
+    before = {"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
+              "segment_text": "by hand"}
+    old.db.execute("update assets set state = 'updated', segment_id = ?, done_action = 'update', done_segment_id = ?, "
+                   "done_run_id = 1, done_before = ?, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?",
+                   [updated["id"], updated["id"], json.dumps(before), B])
+    old.db.conn.commit()
+    old.close()
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))  # the upgrade
+    checked = invoke("verify", "--settle", "0")
+    assert checked.exit_code == 0, checked.output
+    assert f"PUT-UPDATED {B} (row 3): segment {updated['id']}, run 1" in checked.output
+    result = invoke("undo", "1", "--live", *FAST)
+    assert result.exit_code == 0, result.output
+    assert sandbox.generic_segments(A) == []
+    [restored] = sandbox.generic_segments(B)
+    assert (times(restored), restored["segment_text"], restored["is_internal"]) == ((9000, 9000), "by hand", True)
