@@ -31,7 +31,7 @@ import time
 import urllib.parse
 import uuid
 
-from . import sources
+from .. import sources
 
 DEMO_APP_ID = "00000000-0000-4000-8000-00000000a99d"
 DEMO_AUTH_TOKEN = "sandbox-token-not-a-secret"
