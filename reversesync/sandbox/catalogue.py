@@ -1,7 +1,8 @@
 """The catalogue: the assets and segments the sandbox stores, behind one lock, and the writes to them as
 Iconik's API makes them (a PUT resets what it leaves out, a soft delete keeps the segment with status DELETED,
-moving a segment that backs a SUBCLIP moves the subclip). Each write is told to the lagging index (index.py),
-which the catalogue's readers of the index go through; seeding and state files have their own modules."""
+moving a segment that backs a SUBCLIP moves the subclip). It tells each write to the lagging index (index.py)
+and answers reads of the index through it. Dealing scenarios (seeding.py) and checking dump files (state.py)
+are done elsewhere; the catalogue only calls them."""
 
 import copy
 import threading
