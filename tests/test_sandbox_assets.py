@@ -8,8 +8,16 @@ import time
 import pytest
 
 from reversesync import errors
-from reversesync.sandbox import (ASSET_TYPES, DEFAULT_MIX, EXPECTED, FORBIDDEN_MESSAGE, OTHER_ASSET_TYPES, SCENARIOS,
-                                 Catalogue, Sandbox)
+from reversesync.sandbox import (
+    ASSET_TYPES,
+    DEFAULT_MIX,
+    EXPECTED,
+    FORBIDDEN_MESSAGE,
+    OTHER_ASSET_TYPES,
+    SCENARIOS,
+    Catalogue,
+    Sandbox,
+)
 from tests.conftest import EXAMPLE_SHEET, client_for
 from tests.test_sandbox import ASSET, raw
 

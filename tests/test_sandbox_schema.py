@@ -6,8 +6,17 @@ while a client runs."""
 import pytest
 import requests
 
-from reversesync.sandbox import (DEFAULT_MIX, EDITABLE_DEFAULTS, EXPECTED, PATCH_MODES, SCENARIOS, SEGMENT_STATUSES,
-                                 SEGMENT_TYPES, Catalogue, Sandbox)
+from reversesync.sandbox import (
+    DEFAULT_MIX,
+    EDITABLE_DEFAULTS,
+    EXPECTED,
+    PATCH_MODES,
+    SCENARIOS,
+    SEGMENT_STATUSES,
+    SEGMENT_TYPES,
+    Catalogue,
+    Sandbox,
+)
 from tests.conftest import EXAMPLE_SHEET
 from tests.test_sandbox import ASSET, raw
 
