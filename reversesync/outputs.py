@@ -6,28 +6,21 @@ is never followed and a reader never sees half a file; a target another program 
 Windows locks the files it shows) is a clear error, not a traceback.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from typing import IO
 
-import click
-
-from .errors import InputError
+from .errors import OutputRefused
 
 STDOUT = "-"
 
 
-class OutputRefused(InputError, click.ClickException):
-    """The output path cannot be written as asked; nothing was written there (exit 2).
-
-    It is a ClickException too, so that it ends the command with exit 2 and one line wherever it is raised,
-    inside the CLI's translated_errors() or not."""
-
-    exit_code = 2
-
-
-def check_output_path(path):
+def check_output_path(path: str) -> None:
     """Refuse at once a path private_output() could not write, before any slow work is done."""
     if path == STDOUT:
         return
@@ -42,7 +35,7 @@ def check_output_path(path):
 
 
 @contextlib.contextmanager
-def private_output(path, bom=False):
+def private_output(path: str, bom: bool = False, stdout: IO[str] | None = None) -> Iterator[IO[str]]:
     """A text handle for writing `path` (UTF-8, newline=''), or standard output when path is '-'.
 
     A file is written to a temporary 0600 file in the same folder and renamed over `path` only when the
@@ -51,8 +44,9 @@ def private_output(path, bom=False):
     output never gets one (a pipe or a terminal wants plain UTF-8).
     """
     if path == STDOUT:
-        yield sys.stdout
-        sys.stdout.flush()
+        stream = stdout or sys.stdout
+        yield stream
+        stream.flush()
         return
     check_output_path(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -70,7 +64,7 @@ def private_output(path, bom=False):
         raise
 
 
-def _replace(temporary, path):
+def _replace(temporary: str, path: str) -> None:
     try:
         os.replace(temporary, path)  # a rename: it replaces a symlink itself, never the file it points to
     except PermissionError:
@@ -80,6 +74,6 @@ def _replace(temporary, path):
         raise OutputRefused(f"cannot write {path}: {exc.strerror}.") from None
 
 
-def _remove_quietly(path):
+def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.remove(path)

@@ -1,28 +1,33 @@
-"""What the ledger says: counts by state and reason, and one CSV line per asset."""
+"""What the ledger says, shaped for people and scripts: counts, success bars, the CSV, the run history, one
+asset's history, the status tab's rows, a run's JSON document. Every question goes to the ledger's named
+queries; nothing here prints."""
+
+from __future__ import annotations
 
 import csv
 import datetime
 import socket
 import time
+from collections.abc import Callable
+from typing import IO, Any
 
-from .ledger import STATES, holder_alive
+from .ledger import REPORT_COLUMNS, STATES, Ledger, Row, holder_alive
+from .types import Json, RunResult
 
-CSV_COLUMNS = ("asset_id", "row_numbers", "title", "time_start_ms", "time_end_ms", "state", "reason",
-               "reason_text", "action", "segment_id", "attempts", "http_status", "last_error", "in_source",
-               "updated_at")
+CSV_COLUMNS = REPORT_COLUMNS
 
 # A spreadsheet runs a cell starting with one of these as a formula; titles are free text (ICONIK-FACTS 6).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise(value):
+def neutralise(value: Any) -> Any:
     """value, made safe to open in a spreadsheet: text that would run as a formula gets a leading quote."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
 
 
-def summary_lines(ledger):
+def summary_lines(ledger: Ledger) -> list[str]:
     """Counts by state, then by (state, reason), as aligned text lines."""
     by_state, by_reason = ledger.counts()
     total = sum(by_state.values())
@@ -33,21 +38,18 @@ def summary_lines(ledger):
     if reasons:
         lines += ["", f"{'state':<10} {'reason':<20} {'assets':>7}"]
         lines += [f"{s:<10} {r:<20} {n:>7}" for (s, r), n in reasons]
-    removed = ledger.query("select count(*) as n from assets where in_source = 0")[0]["n"]
+    removed = ledger.removed_from_source()
     if removed:
         lines += ["", f"{removed} asset(s) are no longer in the source and are left out of runs."]
     return lines
 
 
-def write_csv(ledger, handle, state=None):
+def write_csv(ledger: Ledger, handle: IO[str], state: str | None = None) -> int:
     """One line per asset (all of them, or those in state) to an open text handle; returns the count."""
-    where, params = ("where state = ?", [state]) if state else ("", [])
     writer = csv.writer(handle)
     writer.writerow(CSV_COLUMNS)
     count = 0
-    sql = (f"select {', '.join(CSV_COLUMNS)} from assets {where} "
-           "order by cast(row_numbers as integer), asset_key")
-    for row in ledger.iterate(sql, params):
+    for row in ledger.report_rows(state):
         writer.writerow([neutralise(value) for value in row])
         count += 1
     return count
@@ -56,12 +58,11 @@ def write_csv(ledger, handle, state=None):
 # --- machine-readable results (issue #12) --------------------------------------------------------------
 
 
-def run_document(ledger, result, command):
+def run_document(ledger: Ledger, result: RunResult, command: str) -> Json:
     """What `run`, `resume`, `undo` and `verify --repair` print with --json: the run, its counts by state and
     reason, the ledger's totals over the current sheet, and one object per row the run touched."""
-    counts = {}
-    for key, n in sorted(result.counts.items()):
-        state, _, why = key.partition("/")
+    counts: dict[str, dict[str, int]] = {}
+    for (state, why), n in sorted(result.counts.items()):
         counts.setdefault(state, {})[why or "-"] = n
     totals, _ = ledger.counts()
     return {"command": command, "run_id": result.run_id, "mode": result.mode, "status": result.status,
@@ -75,7 +76,7 @@ def run_document(ledger, result, command):
 RUN_COLUMNS = ("id", "mode", "started", "finished", "duration", "status", "requests", "429s", "counts")
 
 
-def runs_table(ledger, now=None):
+def runs_table(ledger: Ledger, now: float | None = None) -> list[list[str]]:
     """One row of text cells per run, newest last.
 
     Counts come from the event log, not from the figures a run writes when it closes (issue #11): a run
@@ -93,7 +94,7 @@ def runs_table(ledger, now=None):
         status = "killed" if run["status"] == "running" and not live else run["status"]
         if closed:
             duration = _duration(run["elapsed_seconds"])
-        elif live:
+        elif live and holder is not None:
             # The leg under way started with the run, or, after a closed leg, when the resume took the lock.
             leg_start = _epoch(holder["acquired_at"]) if run["elapsed_seconds"] else _epoch(run["started_at"])
             duration = _duration(run["elapsed_seconds"] + max(0.0, now - leg_start))
@@ -105,16 +106,16 @@ def runs_table(ledger, now=None):
     return table
 
 
-def _live_run_id(runs, holder):
+def _live_run_id(runs: list[Row], holder: Row | None) -> int | None:
     """The run a live process holds the ledger for, or None."""
     running = [run for run in runs if run["status"] == "running"]
     if not running or holder is None or holder["command"] not in ("run", "resume", "undo", "repair") \
             or not holder_alive(holder, socket.gethostname()):
         return None
-    return running[-1]["id"]
+    return int(running[-1]["id"])
 
 
-def _unclosed_duration(run, last_event):
+def _unclosed_duration(run: Row, last_event: str | None) -> str:
     """A run that stopped without closing: from its start to its last recorded step. With legs closed
     before (a resume), the last leg's time is unknown: the closed legs' time, marked as a lower bound."""
     if run["elapsed_seconds"]:
@@ -124,7 +125,7 @@ def _unclosed_duration(run, last_event):
     return _duration(max(0.0, _epoch(last_event) - _epoch(run["started_at"])))
 
 
-def _outcome_summary(outcome, mode):
+def _outcome_summary(outcome: dict[str, int], mode: str) -> str:
     """'created 60, skipped 2, unfinished 3': rows by the state the run left them in."""
     unfinished = outcome.get("pending", 0) + (outcome.get("checked", 0) if mode == "live" else 0)
     parts = [f"{state} {outcome[state]}" for state in ("created", "updated", "checked", "skipped", "failed")
@@ -134,22 +135,22 @@ def _outcome_summary(outcome, mode):
     return ", ".join(parts) or "-"
 
 
-def _figure(value, closed):
+def _figure(value: int, closed: bool) -> str:
     """Requests and 429s are recorded when a run (or a leg of it) closes: unknown, or a lower bound, before."""
     if closed:
         return str(value)
     return f"{value}+" if value else "?"
 
 
-def _epoch(stamp):
+def _epoch(stamp: str) -> float:
     return datetime.datetime.fromisoformat(stamp).timestamp()
 
 
-def _shown_time(stamp):
+def _shown_time(stamp: str | None) -> str:
     return (stamp or "-")[:19].replace("T", " ")
 
 
-def _duration(seconds):
+def _duration(seconds: float | None) -> str:
     seconds = int(round(seconds or 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -157,7 +158,7 @@ def _duration(seconds):
 # --- one asset's history -------------------------------------------------------------------------------
 
 
-def history_lines(row, events):
+def history_lines(row: Row, events: list[Row]) -> list[str]:
     """An asset's events (time, run, from -> to, detail), then where it stands now (issue #11)."""
     times = "" if row["time_start_ms"] is None else f", {row['time_start_ms']}-{row['time_end_ms']} ms"
     title = " ".join((row["title"] or "").split())
@@ -168,7 +169,7 @@ def history_lines(row, events):
     table += [[_shown_time(event["at"]), "-" if event["run_id"] is None else str(event["run_id"]),
                f"{event['from_state'] or '-'} -> {event['to_state']}", event["detail"] or ""] for event in events]
     widths = [max(len(line[i]) for line in table) for i in range(3)]
-    lines += [""] + ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[3]
+    lines += [""] + ["  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3]
                      for line in table]
     lines += ["", f"Now: {row['state']}; reason {row['reason'] or '-'}; action {row['action'] or '-'}; "
                   f"segment {row['segment_id'] or '-'}"]
@@ -180,18 +181,16 @@ def history_lines(row, events):
     return lines
 
 
-def success_bars(ledger):
+def success_bars(ledger: Ledger) -> Json | None:
     """The PRD's success bars for the latest live run that did the work, or None before any live run."""
-    live = ledger.query("select * from runs where mode = 'live' order by id")
+    live = ledger.runs(mode="live")
     if not live:
         return None
     writing = [run for run in live if run["writes"]]
     work = (writing or live)[-1]
     # Rates are over the whole sync the ledger holds (a dry run may have found the 404s before the
     # live run); elapsed is the live run that did the writing.
-    checked = ledger.query(
-        "select state, action, count(*) as n from assets where in_source = 1 and asset_key in "
-        "(select asset_key from events where run_id is not null) group by state, action")
+    checked = ledger.checked_by_state_and_action()
     written = sum(r["n"] for r in checked if r["state"] in ("created", "updated"))
     failed = sum(r["n"] for r in checked if r["state"] == "failed")
     failed_writes = sum(r["n"] for r in checked if r["state"] == "failed" and r["action"])
@@ -210,16 +209,16 @@ def success_bars(ledger):
     return {"run_id": work["id"], "status": work["status"], "bars": bars}
 
 
-def _ratio(part, whole):
+def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _bar(name, target, value, test, detail):
+def _bar(name: str, target: str, value: float | None, test: Callable[[float], bool], detail: str) -> Json:
     return {"name": name, "target": target, "value": value, "met": None if value is None else bool(test(value)),
             "detail": detail}
 
 
-def bars_lines(bars):
+def bars_lines(bars: Json | None) -> list[str]:
     if bars is None:
         return ["Success bars: no live run yet."]
     lines = [f"Success bars (live run {bars['run_id']}, {bars['status']}):"]
@@ -242,15 +241,15 @@ STATUS_COLUMNS = ("asset_id", "row_numbers", "state", "reason", "reason_text", "
                   "updated_at")
 
 
-def status_rows(ledger):
+def status_rows(ledger: Ledger) -> list[list[Any]]:
     """The status tab's rows: the header, then one row per asset still in the sheet, in sheet order.
 
     Values go to Google as they are (written RAW, so no neutralise(): a quote would show in the cell); an
     empty value is '', since a null in a values write leaves the cell's old value in place. A single row
     number is a number, so that the column sorts as numbers (2 before 10); '7,8' stays text."""
-    rows = [list(STATUS_COLUMNS)]
-    for row in ledger.status_rows():
-        row = ["" if value is None else value for value in row]
+    rows: list[list[Any]] = [list(STATUS_COLUMNS)]
+    for found in ledger.status_rows():
+        row: list[Any] = ["" if value is None else value for value in found]
         row[1] = int(row[1]) if row[1].isdigit() else row[1]
         rows.append(row)
     return rows

@@ -1,8 +1,13 @@
 import contextlib
+import csv
 import json
 import os
 import pathlib
 import re
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 import vcr
@@ -100,3 +105,170 @@ def service_account_key(tmp_path_factory):
     path = tmp_path_factory.mktemp("keys") / "key.json"
     path.write_text(json.dumps(key))
     return str(path)
+
+
+# --- the sheet ----------------------------------------------------------------------------------------------
+
+ID_A = "0b7c7c4e-1f6a-4d55-9a35-8f0b7f1d2aa1"
+ID_B = "0b7c7c4e-1f6a-4d55-9a35-8f0b7f1d2aa2"
+ID_C = "0b7c7c4e-1f6a-4d55-9a35-8f0b7f1d2aa3"
+
+
+def write_sheet(path, rows, header=None, bom=False):
+    """A CSV export of the sheet with (id, title, start, end) rows; the other columns empty."""
+    from tests.sheetgen import COLUMNS
+
+    header = header or COLUMNS
+    with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for values in rows:
+            cells = dict(zip(["id", "title", "time_start_ms", "time_end_ms"], values, strict=False))
+            writer.writerow([cells.get(column, "") for column in header])
+    return str(path)
+
+
+def load_rows(invoke, tmp_path, *rows, name="sheet.csv"):
+    """`reversesync load --csv` of a sheet of (id, start, end) rows, asserting it succeeded."""
+    path = write_sheet(tmp_path / name, [(key, "clip", start, end) for key, start, end in rows])
+    result = invoke("load", "--csv", path)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def loaded(invoke, tmp_path):
+    """Load a sheet of (id, start, end) rows into this test's ledger."""
+
+    def load(*rows):
+        path = write_sheet(tmp_path / "sheet.csv", [(key, f"clip {key[-2:]}", s, e) for key, s, e in rows])
+        result = invoke("load", "--csv", path)
+        assert result.exit_code == 0, result.output
+    return load
+
+
+# --- the ledger and Iconik, as a test checks them -----------------------------------------------------------
+
+
+def state(ledger_path, key):
+    """(state, reason or action) of one row."""
+    from reversesync.ledger import Ledger
+
+    row = Ledger(ledger_path).asset(key)
+    return row["state"], row["reason"] or row["action"]
+
+
+def writes(sandbox):
+    """The writes the sandbox was asked for (searches aside)."""
+    return [entry for entry in sandbox.requests()
+            if entry[0] in ("POST", "PUT", "PATCH", "DELETE") and not entry[1].startswith("/API/search/")]
+
+
+def strand_intent(ledger_path, key):
+    """A row failed while its write may have landed: the intent is kept, as a settle re-check that failed leaves it."""
+    from reversesync.ledger import Ledger
+    from reversesync.rules import MARKER
+    from reversesync.types import Intent
+
+    ledger = Ledger(ledger_path)
+    run_id = ledger.start_run("live", {"live": True})
+    ledger.select_rows(run_id, [key])
+    intent = Intent("0ddba11", "create", "POST", marker=f"{MARKER}:0ddba11", start_ms=1000, end_ms=5000)
+    ledger.record_intent(key, intent, run_id=run_id, to_state="checked", kind="intent", detail="about to create",
+                         action="create")
+    ledger.mark_sent(key)
+    ledger.move(key, "failed", run_id=run_id, kind="failed", reason="server_error", reason_text="kept failing")
+    ledger.finish_run(run_id, "finished", {})
+    ledger.close()
+    return intent
+
+
+def fixed_run(ledger_path):
+    """A ledger holding a dry run and a finished live run with known figures."""
+    from reversesync.ledger import Ledger
+
+    ledger = Ledger(ledger_path)
+    ledger.start_run("dry", {})
+    run_id = ledger.start_run("live", {"live": True})
+    ledger.finish_run(run_id, "finished", {("created", "create"): 5, ("updated", "update"): 2}, 20, 0, 7, 12.5)
+    ledger.db.execute("update runs set started_at = '2026-11-26T01:02:03.000+00:00' where id = ?", [run_id])
+    ledger.db.conn.commit()
+    return ledger
+
+
+# --- processes ----------------------------------------------------------------------------------------------
+
+
+def cli_process(ledger_path, sandbox, *args):
+    """`python -m reversesync --ledger L args...` as its own process, pointed at the sandbox (it can be killed)."""
+    env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id,
+               ICONIK_AUTH_TOKEN=sandbox.auth_token, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "reversesync", "--ledger", ledger_path, *map(str, args)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def wait_for(condition, timeout=20.0):
+    """Poll a condition another process or thread will make true; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# --- the sandbox, as its own tests use it -------------------------------------------------------------------
+
+SANDBOX_ASSET = "6a1d0f3c-0000-4000-8000-0000000000b1"
+
+
+def raw(sandbox, method, path, body=None, **headers):
+    """One request to the sandbox as any HTTP client would send it."""
+    import requests
+
+    auth = {"App-ID": sandbox.app_id, "Auth-Token": sandbox.auth_token}
+    auth.update(headers)
+    return requests.request(method, sandbox.url + path, json=body, headers=auth, timeout=5)
+
+
+def closed_loopback_port():
+    """A port on 127.0.0.1 nobody listens on: connecting to it is refused at once, deterministically."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def unreachable_key(service_account_key, tmp_path):
+    """A service-account key whose token endpoint nobody answers."""
+    key = json.loads(open(service_account_key).read())
+    key["token_uri"] = f"http://127.0.0.1:{closed_loopback_port()}/token"
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(key))
+    return str(path)
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    """A sandbox for the CLI (ICONIK_* point at it), its index lag scaled down with the tests' settle times.
+    Test modules that need another one define their own `sandbox` fixture."""
+    with sandbox_for_cli(monkeypatch, index_lag=0.3) as running:
+        yield running
+
+
+def ledger_of_version_02(ledger_path, keys):
+    """A ledger file with 0.2's schema (migrations up to 005) holding keys as pending rows 2, 3, ... written by
+    plain SQL, as 0.2 wrote them (today's code writes columns 0.2 did not have). Returns an open sqlite3
+    connection for the test to shape the rows further; the test commits and closes it."""
+    import sqlite3
+
+    from reversesync.ledger import Ledger
+    from reversesync.sheets import AssetRecord
+
+    Ledger(ledger_path, stop_before="006_write_log").close()
+    conn = sqlite3.connect(ledger_path)
+    for n, key in enumerate(keys, start=2):
+        record = AssetRecord(key, key, [n], "t", 1000, 5000)
+        conn.execute("insert into assets (asset_key, asset_id, row_numbers, title, time_start_ms, time_end_ms, "
+                     "source_hash, state, created_at, updated_at) values (?, ?, ?, 't', 1000, 5000, ?, 'pending', "
+                     "'x', 'x')", [key, key, str(n), record.source_hash])
+        conn.execute("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
+                     "(?, null, null, 'pending', 'x', 'loaded')", [key])
+    return conn

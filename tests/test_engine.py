@@ -5,41 +5,13 @@ import pytest
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER, decide
 from reversesync.sandbox import Faults
-from tests.conftest import sandbox_for_cli
 from reversesync.types import Intent
-from tests.test_load import write_sheet
+from tests.conftest import state, writes
 
 A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
 PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
 # Settle time and read timeout scaled down for tests, keeping settle > read timeout (issue #10).
 FAST_SETTLE = ("--settle", "1", "--read-timeout", "0.5")
-
-
-@pytest.fixture
-def sandbox(monkeypatch):
-    with sandbox_for_cli(monkeypatch, index_lag=0.3) as running:  # the index lag scaled down with FAST_SETTLE
-        yield running
-
-
-@pytest.fixture
-def loaded(invoke, tmp_path):
-    """Load a sheet of (id, start, end) rows into this test's ledger."""
-
-    def load(*rows):
-        path = write_sheet(tmp_path / "sheet.csv", [(key, f"clip {key[-2:]}", s, e) for key, s, e in rows])
-        result = invoke("load", "--csv", path)
-        assert result.exit_code == 0, result.output
-    return load
-
-
-def state(ledger_path, key):
-    row = Ledger(ledger_path).asset(key)
-    return row["state"], row["reason"] or row["action"]
-
-
-def writes(sandbox):
-    return [entry for entry in sandbox.requests()
-            if entry[0] in ("POST", "PUT", "PATCH", "DELETE") and not entry[1].startswith("/API/search/")]
 
 
 def test_asset_without_segments_gets_one_marked_generic_segment(sandbox, loaded, invoke, ledger_path):
@@ -329,7 +301,7 @@ def test_row_caught_between_intent_and_result_is_confirmed_not_rewritten(sandbox
     run_id = ledger.start_run("live", {"live": True, "settle": 1.0, "read_timeout": 0.5})
     ledger.select_rows(run_id, [A])
     ledger.record_intent(A, Intent("f00d", "create", "POST", marker=f"{MARKER}:f00d", start_ms=1000, end_ms=5000),
-                         run_id=run_id, to_state="checked", detail="about to create", action="create")
+                         run_id=run_id, to_state="checked", detail="about to create", action="create", kind="other")
     ledger.mark_sent(A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:f00d")  # the POST had landed
     result = invoke("resume")

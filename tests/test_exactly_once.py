@@ -17,9 +17,7 @@ from reversesync import errors
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Sandbox
-from reversesync.types import Intent
-from tests.conftest import ROOT, sandbox_for_cli
-from tests.test_load import load_rows, write_sheet
+from tests.conftest import ROOT, cli_process, load_rows, sandbox_for_cli, strand_intent, wait_for, write_sheet  # noqa: F401
 
 A, B, C = (f"5e7a0c00-0000-4000-8000-00000000000{n}" for n in range(1, 4))
 LAG = 0.2
@@ -93,14 +91,15 @@ def test_slow_answer_past_the_read_timeout_is_never_resent(sandbox, invoke, tmp_
 
 def run_engine(ledger_path, sandbox, **options):
     """One run through the engine with the real client, its back-off shortened for tests (conftest.client_for)."""
-    from reversesync.engine import Engine, RunOptions
+    from reversesync.engine import Sync
+    from reversesync.types import RunOptions
     from tests.conftest import client_for
 
     ledger = Ledger(ledger_path)
     ledger.acquire("run")
     try:
         run_options = RunOptions(live=True, settle=2.0, read_timeout=READ_TIMEOUT, **options)
-        engine = Engine(ledger, client_for(sandbox, timeout=(5.0, READ_TIMEOUT), max_backoff=0.01), run_options)
+        engine = Sync(ledger, client_for(sandbox, timeout=(5.0, READ_TIMEOUT), max_backoff=0.01), run_options)
         engine.preflight()
         return engine.run(ledger.start_run("live", run_options.to_json()))
     finally:
@@ -132,26 +131,12 @@ def test_write_side_429_storm_fails_the_row_as_rate_limited_with_no_intent_left(
     assert len(sandbox.generic_segments(A)) == 1
 
 
-def _stranded_intent(ledger_path, key, landed_id=None):
-    """A row failed while its write may have landed: the intent is kept, as a settle re-check that failed leaves it."""
-    ledger = Ledger(ledger_path)
-    run_id = ledger.start_run("live", {"live": True})
-    ledger.select_rows(run_id, [key])
-    intent = Intent("0ddba11", "create", "POST", marker=f"{MARKER}:0ddba11", start_ms=1000, end_ms=5000)
-    ledger.record_intent(key, intent, run_id=run_id, to_state="checked", detail="about to create", action="create")
-    ledger.mark_sent(key)
-    ledger.move(key, "failed", run_id=run_id, reason="server_error", reason_text="kept failing")
-    ledger.finish_run(run_id, "finished", {})
-    ledger.close()
-    return intent
-
-
 def test_a_failed_row_holding_an_intent_is_rechecked_first_and_never_strands(
         sandbox, invoke, tmp_path, ledger_path):
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
     load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
-    _stranded_intent(ledger_path, A)
+    strand_intent(ledger_path, A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11")  # it had landed
     time.sleep(LAG)
     result = live(invoke, settle=1.0)
@@ -168,7 +153,7 @@ def test_reload_clearing_the_times_of_a_row_with_an_intent_resolves_it_and_the_r
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
     load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
-    _stranded_intent(ledger_path, A)
+    strand_intent(ledger_path, A)
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11")
     load_rows(invoke, tmp_path, (A, "", ""), (B, 1000, 5000))  # someone clears A's times in the sheet
     time.sleep(LAG)
@@ -182,19 +167,19 @@ def test_reload_clearing_the_times_of_a_row_with_an_intent_resolves_it_and_the_r
 
 
 def test_an_illegal_move_fails_that_row_never_the_run(sandbox, invoke, tmp_path, ledger_path, monkeypatch):
-    from reversesync import engine
+    from reversesync.engine import sync
 
     sandbox.catalogue.add_asset(A)
     sandbox.catalogue.add_asset(B)
     load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
-    real = engine.Engine._plan
+    real = sync.Sync._plan
 
     def broken_plan(self, row, run_id, decision):
         if row["asset_key"] == A:
             raise errors.IllegalTransition("a row cannot move from created to checked")
         return real(self, row, run_id, decision)
 
-    monkeypatch.setattr(engine.Engine, "_plan", broken_plan)
+    monkeypatch.setattr(sync.Sync, "_plan", broken_plan)
     result = invoke("run", "--no-search")
     assert result.exit_code == 1
     ledger = Ledger(ledger_path)
@@ -204,20 +189,6 @@ def test_an_illegal_move_fails_that_row_never_the_run(sandbox, invoke, tmp_path,
 
 
 # --- processes killed and stopped ----------------------------------------------------------------------
-
-
-def cli_process(ledger_path, sandbox, *args):
-    env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id,
-               ICONIK_AUTH_TOKEN=sandbox.auth_token, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, *map(str, args)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.mark.slow

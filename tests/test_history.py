@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from reversesync.ledger import Ledger
-from tests.conftest import recorder
+from tests.conftest import fixed_run, recorder
 from tests.make_sheet_cassettes import SHEET_ID, SYNC_ID
-from tests.test_engine import A, B, C, PARENT, loaded, sandbox  # noqa: F401  (fixtures)
+
+A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
 
 
 @pytest.fixture
@@ -83,16 +84,6 @@ def test_error_rate_not_met_is_shown(sandbox, loaded, invoke):  # noqa: F811
     assert "50.0%" in line and "NOT MET" in line and "1 of 2 rows failed" in line
 
 
-def _fixed_run(ledger_path):
-    ledger = Ledger(ledger_path)
-    ledger.start_run("dry", {})
-    run_id = ledger.start_run("live", {"live": True})
-    ledger.finish_run(run_id, "finished", {"created/create": 5, "updated/update": 2}, 20, 0, 7, 12.5)
-    ledger.db.execute("update runs set started_at = '2026-11-26T01:02:03.000+00:00' where id = ?", [run_id])
-    ledger.db.conn.commit()
-    return ledger
-
-
 def test_sync_log_appends_a_finished_live_run(invoke, ledger_path, service_account_key, monkeypatch):
     import gspread
 
@@ -101,7 +92,7 @@ def test_sync_log_appends_a_finished_live_run(invoke, ledger_path, service_accou
     monkeypatch.setattr(gspread.http_client.HTTPClient, "values_append",
                         lambda self, *args, **kwargs: sent.append(kwargs["body"]) or append(self, *args, **kwargs))
     invoke("load", "--example")
-    ledger = _fixed_run(ledger_path)
+    ledger = fixed_run(ledger_path)
     with recorder().use_cassette("sync_log_append.yaml") as tape:
         result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", service_account_key)
     assert result.exit_code == 0, result.output
@@ -115,7 +106,7 @@ def test_sync_log_appends_a_finished_live_run(invoke, ledger_path, service_accou
 
 def test_sync_log_refuses_to_append_the_same_run_twice(invoke, ledger_path, service_account_key):
     invoke("load", "--example")
-    _fixed_run(ledger_path)
+    fixed_run(ledger_path)
     with recorder().use_cassette("sync_log_already_there.yaml") as tape:
         result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", service_account_key)
     assert result.exit_code == 0
@@ -125,7 +116,7 @@ def test_sync_log_refuses_to_append_the_same_run_twice(invoke, ledger_path, serv
 
 def test_sync_log_with_a_viewer_only_account_says_to_share_as_editor(invoke, ledger_path, service_account_key):
     invoke("load", "--example")
-    _fixed_run(ledger_path)
+    fixed_run(ledger_path)
     with recorder().use_cassette("sync_log_viewer_only.yaml"):
         result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", service_account_key)
     assert result.exit_code == 2

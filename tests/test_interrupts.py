@@ -20,7 +20,7 @@ from tests.conftest import EXAMPLE_SHEET, ROOT
 def reversesync(ledger_path, sandbox, *args):
     env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id,
                ICONIK_AUTH_TOKEN=sandbox.auth_token, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "reversesync", "--ledger", ledger_path, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
@@ -31,7 +31,7 @@ def finish(process, timeout=120):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(ledger_path, tmp_path):
-    from tests.test_load import write_sheet
+    from tests.conftest import write_sheet
 
     keys = [f"9d1e0b20-0000-4000-8000-0000000002{n:02d}" for n in range(60)]
     catalogue = Catalogue()

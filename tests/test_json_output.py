@@ -7,7 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from reversesync.cli import cli
-from tests.test_engine import A, B, loaded, sandbox  # noqa: F401  (fixtures)
+
+A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
 
 
 @pytest.fixture

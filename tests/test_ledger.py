@@ -6,10 +6,21 @@ import stat
 import pytest
 
 from reversesync import errors
-from reversesync.ledger import (CHECKED, CREATED, FAILED, MIGRATION_NAMES, PENDING, SKIPPED, TRANSITIONS, UPDATED,
-                                Ledger, check_transition)
-from reversesync.sources import AssetRecord
+from reversesync.ledger import (
+    CHECKED,
+    CREATED,
+    FAILED,
+    MIGRATION_NAMES,
+    PENDING,
+    SKIPPED,
+    TRANSITIONS,
+    UPDATED,
+    Ledger,
+    check_transition,
+)
+from reversesync.sheets import AssetRecord
 from reversesync.types import Intent, WriteChange
+from tests.conftest import ledger_of_version_02
 
 ID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 
@@ -48,9 +59,9 @@ def test_illegal_transition_raises(start, end):
 def test_move_writes_state_and_event_together_and_illegal_move_changes_nothing(ledger_path):
     ledger = Ledger(ledger_path)
     ledger.load([AssetRecord(ID, ID, [2], "t", 1000, 2000)])
-    ledger.move(ID, CHECKED, run_id=None, detail="plan create", action="create")
+    ledger.move(ID, CHECKED, run_id=None, detail="plan create", action="create", kind="other")
     with pytest.raises(errors.IllegalTransition):
-        ledger.move_many([(ID, CREATED, {"segment_id": "s"}, None), (ID, CHECKED, {}, None)])
+        ledger.move_many([(ID, CREATED, {"segment_id": "s"}, "other", None), (ID, CHECKED, {}, "other", None)])
     # the whole batch rolled back, the legal first move included
     row = ledger.asset(ID)
     assert (row["state"], row["action"], row["segment_id"]) == (CHECKED, "create", None)
@@ -128,25 +139,27 @@ B, C, D = (f"1b4e28ba-2fa1-11d2-883f-0016d3cca4{n:02d}" for n in (30, 31, 32))
 
 def _ledger_of_version_02(ledger_path):
     """A ledger as reversesync 0.2 left it: one before-image per row, an open intent, an undone row."""
-    old = Ledger(ledger_path, stop_before="006_write_log")
-    old.load([AssetRecord(key, key, [n], "t", 1000, 5000) for n, key in enumerate((ID, B, C, D), start=2)])
+    old = ledger_of_version_02(ledger_path, (ID, B, C, D))
     for run_id, mode in ((1, "live"), (2, "live"), (3, "undo")):
-        old.db.execute("insert into runs (id, mode, options, started_at, status) values (?, ?, '{}', 'x', 'finished')",
-                       [run_id, mode])
+        old.execute("insert into runs (id, mode, options, started_at, status) values (?, ?, '{}', 'x', 'finished')",
+                    [run_id, mode])
     before = {"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
               "segment_text": "by hand"}
-    old.db.execute("update assets set state = 'created', done_action = 'create', done_segment_id = 's-a', "
-                   "done_run_id = 1, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?", [ID])
-    old.db.execute("update assets set state = 'updated', done_action = 'update', done_segment_id = 's-b', "
-                   "done_run_id = 1, done_before = ? where asset_key = ?", [json.dumps(before), B])
-    old.db.execute("update assets set state = 'checked', intent = ?, intent_sent_at = 1700000000.5 "
-                   "where asset_key = ?", [json.dumps({"id": "feed", "op": "create", "run_id": 2, "start": 1000,
-                                                       "end": 5000}), C])
-    old.db.execute("update assets set state = 'skipped', reason = 'undone', done_action = 'create', "
-                   "done_segment_id = 's-d', done_run_id = 1 where asset_key = ?", [D])
-    old.db.execute("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
-                   "(?, 3, 'created', 'skipped', 'x', 'undo of run 1: deleted')", [D])
-    old.db.conn.commit()
+    old.execute("update assets set state = 'created', done_action = 'create', done_segment_id = 's-a', "
+                "done_run_id = 1, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?", [ID])
+    old.execute("update assets set state = 'updated', done_action = 'update', done_segment_id = 's-b', "
+                "done_run_id = 1, done_before = ? where asset_key = ?", [json.dumps(before), B])
+    old.execute("update assets set state = 'checked', intent = ?, intent_sent_at = 1700000000.5 "
+                "where asset_key = ?", [json.dumps({"id": "feed", "op": "create", "run_id": 2, "start": 1000,
+                                                    "end": 5000}), C])
+    old.execute("update assets set state = 'skipped', reason = 'undone', done_action = 'create', "
+                "done_segment_id = 's-d', done_run_id = 1 where asset_key = ?", [D])
+    old.executemany("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
+                    "(?, ?, ?, ?, 'x', ?)", [(ID, 1, "checked", "created", "created segment s-a"),
+                                             (B, 1, "checked", "updated", "updated segment s-b"),
+                                             (D, 1, "checked", "created", "created segment s-d"),
+                                             (D, 3, "created", "skipped", "undo of run 1: deleted")])
+    old.commit()
     old.close()
 
 
@@ -162,8 +175,8 @@ def test_a_02_ledger_keeps_its_before_images_and_open_intents_in_the_write_log(l
     assert undone.undone_by == 3
     opened = ledger.open_write(C)
     assert (opened.intent_id, opened.run_id, opened.marker, opened.sent_at, opened.outcome, opened.lost) == (
-        "feed", 2, "reversesync:feed", 1700000000.5, "pending", True)
-    assert ledger.asset(C)["intent"] == "feed"
+        "v02-feed", 2, "reversesync:feed", 1700000000.5, "pending", True)
+    assert ledger.asset(C)["intent"] == "v02-feed" and opened.legacy
     assert ledger.put_updates() == [(B, "3", "s-b", 1)]
     assert ledger.last_unknown_outcome_at() == 1700000000.5
 
@@ -172,22 +185,23 @@ def test_an_intent_and_its_result_commit_with_the_rows_moves(ledger_path):
     ledger = Ledger(ledger_path)
     ledger.load([AssetRecord(ID, ID, [2], "t", 1000, 5000)])
     run_id = ledger.start_run("live", {})
-    write = ledger.record_intent(ID, Intent("i1", "create", "POST", marker="reversesync:i1", start_ms=1000,
-                                            end_ms=5000), run_id=run_id, to_state=CHECKED, detail="about to create")
+    intent = Intent("i1", "create", "POST", marker="reversesync:i1", start_ms=1000, end_ms=5000)
+    write = ledger.record_intent(ID, intent, run_id=run_id, to_state=CHECKED, kind="intent", detail="about to create")
     assert (ledger.asset(ID)["intent"], write.outcome, write.run_id) == ("i1", "pending", run_id)
     ledger.mark_sent(ID)
     assert ledger.open_write(ID).sent_at is not None
     with pytest.raises(errors.IllegalTransition):  # an illegal move rolls the settling back with it
-        ledger.move_many([(ID, CREATED, {"intent": None}, None), (ID, CHECKED, {}, None)], run_id=run_id,
-                         writes=[WriteChange("i1", "applied")])
+        ledger.move_many([(ID, CREATED, {"intent": None}, "written", None), (ID, CHECKED, {}, "other", None)],
+                         run_id=run_id, writes=[WriteChange("i1", "applied")])
     assert ledger.write("i1").outcome == "pending"
-    ledger.move(ID, CREATED, run_id=run_id, intent=None, writes=[WriteChange("i1", "applied", after={"id": "s"},
-                                                                             segment_id="s")])
+    ledger.move(ID, CREATED, run_id=run_id, kind="written", intent=None,
+                writes=[WriteChange("i1", "applied", after={"id": "s"}, segment_id="s")])
     assert (ledger.write("i1").outcome, ledger.write("i1").after, ledger.open_write(ID)) == ("applied", {"id": "s"},
                                                                                              None)
     # a re-send of the same intent keeps its owner, even when another run records it
     later = ledger.start_run("live", {})
-    again = ledger.record_intent(ID, Intent("i1", "create", "POST"), run_id=later, to_state=PENDING, detail="re-send")
+    again = ledger.record_intent(ID, Intent("i1", "create", "POST"), run_id=later, to_state=PENDING, kind="intent",
+                                 detail="re-send")
     assert (again.run_id, again.outcome, again.marker) == (run_id, "pending", "reversesync:i1")
 
 

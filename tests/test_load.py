@@ -3,29 +3,7 @@ import io
 import os
 
 from reversesync.ledger import Ledger
-from tests.conftest import EXAMPLE_SHEET
-from tests.sheetgen import COLUMNS
-
-ID_A = "0b7c7c4e-1f6a-4d55-9a35-8f0b7f1d2aa1"
-ID_B = "0b7c7c4e-1f6a-4d55-9a35-8f0b7f1d2aa2"
-ID_C = "0b7c7c4e-1f6a-4d55-9a35-8f0b7f1d2aa3"
-
-
-def write_sheet(path, rows, header=COLUMNS, bom=False):
-    with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for values in rows:
-            cells = dict(zip(["id", "title", "time_start_ms", "time_end_ms"], values))
-            writer.writerow([cells.get(column, "") for column in header])
-    return str(path)
-
-
-def load_rows(invoke, tmp_path, *rows, name="sheet.csv"):
-    """`reversesync load --csv` of a sheet of (id, start, end) rows, asserting it succeeded."""
-    path = write_sheet(tmp_path / name, [(key, "clip", start, end) for key, start, end in rows])
-    result = invoke("load", "--csv", path)
-    assert result.exit_code == 0, result.output
+from tests.conftest import EXAMPLE_SHEET, ID_A, ID_B, ID_C, load_rows, write_sheet  # noqa: F401
 
 
 def test_load_example_sheet_prints_counts(invoke, ledger_path):
@@ -65,8 +43,8 @@ def test_reload_keeps_finished_rows_resets_changed_and_marks_removed(invoke, led
     invoke("load", "--csv", first)
     ledger = Ledger(ledger_path)
     for key in (ID_A, ID_B):
-        ledger.move(key, "checked", action="create")
-        ledger.move(key, "created", segment_id="seg")
+        ledger.move(key, "checked", action="create", kind="other")
+        ledger.move(key, "created", segment_id="seg", kind="other")
     second = write_sheet(tmp_path / "2.csv", [(ID_A, "a renamed", 1000, 2000), (ID_B, "b", 1000, 2500)])
     result = invoke("load", "--csv", second)
     assert result.output.splitlines()[1] == "  assets: 0 new, 1 changed, 1 unchanged, 1 removed from the source"
@@ -86,13 +64,13 @@ def test_load_is_all_or_nothing(invoke, ledger_path, tmp_path, monkeypatch):
     invoke("load", "--csv", write_sheet(tmp_path / "1.csv", [(ID_A, "a", 1000, 2000)]))
     ledger = Ledger(ledger_path)
     before = ledger.query("select * from assets"), ledger.query("select * from events")
-    original = Ledger.record_events
+    original = Ledger._record_events
 
     def explode(self, events):
         original(self, events)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(Ledger, "record_events", explode)
+    monkeypatch.setattr(Ledger, "_record_events", explode)
     sheet = write_sheet(tmp_path / "2.csv", [(ID_A, "a", 1000, 2500), (ID_B, "b", 1, 2)])
     try:
         invoke("load", "--csv", sheet)

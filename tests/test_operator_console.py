@@ -6,9 +6,8 @@ import os
 import subprocess
 import sys
 
-from reversesync.cli import ensure_utf8_output
-from tests.conftest import ROOT
-from tests.test_load import ID_A, write_sheet
+from reversesync.cli.group import ensure_utf8_output
+from tests.conftest import ID_A, ROOT, write_sheet
 
 KOREAN = "메인 이벤트 — 파이널 테이블"
 
@@ -41,7 +40,7 @@ def test_report_to_a_pipe_in_the_ansi_code_page_is_utf8(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="cp1252")
 
     def reversesync(*args):
-        return subprocess.run([sys.executable, "-m", "reversesync.cli", "--ledger", ledger, *args], env=env,
+        return subprocess.run([sys.executable, "-m", "reversesync", "--ledger", ledger, *args], env=env,
                               capture_output=True, cwd=ROOT, timeout=60)
 
     assert reversesync("load", "--csv", write_sheet(tmp_path / "s.csv", [(ID_A, KOREAN, 1, 2)])).returncode == 0

@@ -1,32 +1,14 @@
 """Issue #11: a network failure is not a refused key. Issue #10 item 6: `report --sync-log` never appends a run
 twice, even when Google's answer to the append is lost."""
 
-import json
-import socket
 
 import gspread
 import pytest
 
-from reversesync import sources
-from tests.conftest import recorder
+from reversesync import errors, sheets
+from reversesync.sheets import google, writing
+from tests.conftest import fixed_run, recorder
 from tests.make_sheet_cassettes import SHEET_ID, SYNC_ID
-from tests.test_history import _fixed_run
-
-
-def closed_loopback_port():
-    """A port on 127.0.0.1 nobody listens on: connecting to it is refused at once, deterministically."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def unreachable_key(service_account_key, tmp_path):
-    key = json.loads(open(service_account_key).read())
-    key["token_uri"] = f"http://127.0.0.1:{closed_loopback_port()}/token"
-    path = tmp_path / "key.json"
-    path.write_text(json.dumps(key))
-    return str(path)
 
 
 def test_a_network_failure_while_signing_in_is_could_not_reach_google(invoke, unreachable_key, ledger_path):
@@ -50,7 +32,7 @@ def test_a_refused_key_says_google_refused_the_key(invoke, service_account_key):
 
 def test_sync_log_on_an_unreachable_google_exits_3_and_records_nothing(invoke, ledger_path, unreachable_key):
     invoke("load", "--example")
-    ledger = _fixed_run(ledger_path)
+    ledger = fixed_run(ledger_path)
     result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", unreachable_key)
     assert result.exit_code == 3
     assert result.output.startswith("Error: could not reach Google (Connection refused)")
@@ -67,13 +49,13 @@ def appends(monkeypatch):
     append = gspread.http_client.HTTPClient.values_append
     monkeypatch.setattr(gspread.http_client.HTTPClient, "values_append",
                         lambda self, *args, **kwargs: sent.append(kwargs["body"]) or append(self, *args, **kwargs))
-    monkeypatch.setattr(sources, "APPEND_SETTLE_SECONDS", 0, raising=False)  # raising=False: 0.1 has none
+    monkeypatch.setattr(writing, "APPEND_SETTLE_SECONDS", 0, raising=False)  # raising=False: 0.1 has none
     return sent
 
 
 def sync_log(invoke, ledger_path, key, cassette):
     invoke("load", "--example")
-    ledger = _fixed_run(ledger_path)
+    ledger = fixed_run(ledger_path)
     with recorder().use_cassette(cassette) as tape:
         result = invoke("report", "--sync-log", "--sheet", SHEET_ID, "--credentials", key)
     assert tape.all_played, "every exchange of the cassette is used, and nothing else was sent"
@@ -112,12 +94,12 @@ def test_an_append_never_confirmed_stops_after_three_tries_without_a_blind_resen
         calls.append("append")
         return "Google answered 503"
 
-    monkeypatch.setattr(sources, "_sheets_http", lambda *args: (Http(), "sa@example.com", "key.json"))
-    monkeypatch.setattr(sources, "_append_once", unanswered)
-    monkeypatch.setattr(sources, "APPEND_SETTLE_SECONDS", 0)
-    entry = {column: "x" for column in sources.SYNC_LOG_COLUMNS}
-    with pytest.raises(sources.GoogleUnreachable) as caught:
-        sources.append_sync_log(SHEET_ID, [dict(entry, Sync_ID="rs-1")])
+    monkeypatch.setattr(writing, "sheets_http", lambda *args: (Http(), "sa@example.com", "key.json"))
+    monkeypatch.setattr(writing, "append_once", unanswered)
+    monkeypatch.setattr(writing, "APPEND_SETTLE_SECONDS", 0)
+    entry = {column: "x" for column in sheets.SYNC_LOG_COLUMNS}
+    with pytest.raises(errors.GoogleUnreachable) as caught:
+        sheets.append_sync_log(SHEET_ID, [dict(entry, Sync_ID="rs-1")])
     assert calls == ["look-up"] + ["append", "look-up"] * 3
     assert str(caught.value) == ("Google did not confirm the Sync_Log append of rs-1 after 3 tries (last: Google "
                                  "answered 503), and the rows are not in the tab; nothing was appended twice. "
@@ -144,10 +126,10 @@ def _timeout_while_signing_in():
 def test_sign_in_failures_that_are_not_about_the_key():
     from google.auth import exceptions
 
-    timeout = sources._sign_in_error(_raised(_timeout_while_signing_in), "key.json")
-    assert isinstance(timeout, sources.GoogleUnreachable)
+    timeout = google.sign_in_error(_raised(_timeout_while_signing_in), "key.json")
+    assert isinstance(timeout, errors.GoogleUnreachable)
     assert str(timeout) == "could not reach Google (ReadTimeout); check the network (or the proxy) and try again."
-    busy = sources._sign_in_error(exceptions.RefreshError("Internal Error.", retryable=True), "key.json")
-    assert isinstance(busy, sources.GoogleUnreachable)
+    busy = google.sign_in_error(exceptions.RefreshError("Internal Error.", retryable=True), "key.json")
+    assert isinstance(busy, errors.GoogleUnreachable)
     assert str(busy) == ("could not reach Google: its sign-in service failed (Internal Error); try again in a few "
                          "minutes.")

@@ -13,9 +13,10 @@ import pytest
 
 from reversesync.ledger import Ledger
 from reversesync.sandbox import Catalogue, Sandbox
-from tests.conftest import ROOT
-from tests.test_engine import A, B, loaded, sandbox  # noqa: F401  (fixtures)
-from tests.test_load import write_sheet
+from tests.conftest import ROOT, write_sheet
+
+A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
@@ -82,9 +83,9 @@ def killed_run(ledger_path):
     keys = [row["asset_key"] for row in ledger.query("select asset_key from assets where state = 'pending' "
                                                      "order by asset_key limit 3")]
     for key in keys:
-        ledger.move(key, "checked", run_id=run_id, action="create")
+        ledger.move(key, "checked", run_id=run_id, action="create", kind="other")
     for key in keys[:2]:
-        ledger.move(key, "created", run_id=run_id, segment_id="s")
+        ledger.move(key, "created", run_id=run_id, segment_id="s", kind="other")
     ledger.db.execute("update events set at = ? where run_id = ?", [ago(5), run_id])
     ledger.db.conn.commit()
     return ledger, run_id
@@ -103,8 +104,8 @@ def test_a_run_superseded_after_a_kill_keeps_its_counts(invoke, ledger_path):
     ledger.supersede_unfinished_runs()
     dry = ledger.start_run("dry", {})
     key = ledger.query("select asset_key from assets where state = 'pending' limit 1")[0]["asset_key"]
-    ledger.move(key, "checked", run_id=dry, action="create")
-    ledger.finish_run(dry, "finished", {"checked/create": 1}, requests=3, elapsed=1.2)
+    ledger.move(key, "checked", run_id=dry, action="create", kind="other")
+    ledger.finish_run(dry, "finished", {("checked", "create"): 1}, requests=3, elapsed=1.2)
     first, second = runs_lines(invoke)
     assert re.match(r"^1\s+live\s+.*\s+superseded\s+\?\s+\?\s+created 2, unfinished 1$", first), first
     assert re.match(rf"^2\s+dry\s+{STAMP}\s+{STAMP}\s+0:00:01\s+finished\s+3\s+0\s+checked 1$", second), second
@@ -129,7 +130,7 @@ def test_runs_of_a_real_run_while_it_works_and_after_sigkill(ledger_path, tmp_pa
                    ICONIK_AUTH_TOKEN=server.auth_token, PYTHONPATH=str(ROOT))
 
         def reversesync(*args, **kwargs):
-            return subprocess.Popen([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, *args],
+            return subprocess.Popen([sys.executable, "-m", "reversesync", "--ledger", ledger_path, *args],
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
         sheet = write_sheet(tmp_path / "s.csv", [(key, "t", 1000, 2000) for key in keys])
@@ -139,11 +140,11 @@ def test_runs_of_a_real_run_while_it_works_and_after_sigkill(ledger_path, tmp_pa
         while time.monotonic() < deadline and _created(ledger_path) < 5:
             time.sleep(0.1)
         time.sleep(1.2)
-        live = subprocess.run([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, "runs"], env=env,
+        live = subprocess.run([sys.executable, "-m", "reversesync", "--ledger", ledger_path, "runs"], env=env,
                               capture_output=True, text=True, cwd=ROOT)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
-        after = subprocess.run([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, "runs"], env=env,
+        after = subprocess.run([sys.executable, "-m", "reversesync", "--ledger", ledger_path, "runs"], env=env,
                                capture_output=True, text=True, cwd=ROOT)
     line = live.stdout.splitlines()[1]
     assert re.match(rf"^1\s+live\s+{STAMP}\s+-\s+0:00:(0[1-9]|[1-5]\d)\s+running\s+\?\s+\?\s+created \d+", line), line

@@ -11,7 +11,7 @@ import pytest
 
 from reversesync.cli import cli
 from reversesync.ledger import MIGRATION_NAMES, Ledger
-from tests.test_load import ID_A, write_sheet
+from tests.conftest import ID_A, write_sheet
 
 ID = "8c0d9a10-0000-4000-8000-000000000001"
 

@@ -7,8 +7,7 @@ import os
 import pytest
 
 from reversesync.ledger import Ledger
-from tests.conftest import EXAMPLE_SHEET
-from tests.test_load import ID_A, ID_B, ID_C, write_sheet
+from tests.conftest import EXAMPLE_SHEET, ID_A, ID_B, ID_C, write_sheet
 
 IDS = [f"5e1f0c00-0000-4000-8000-{n:012d}" for n in range(10)]
 

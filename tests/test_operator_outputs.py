@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from reversesync import outputs
-from tests.test_load import ID_A, ID_B, write_sheet
+from tests.conftest import ID_A, ID_B, write_sheet
 
 KOREAN = "WSOP 메인 이벤트 — 파이널 테이블"
 

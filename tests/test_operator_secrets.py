@@ -7,7 +7,9 @@ import stat
 
 import pytest
 
-from tests.test_engine import A, loaded, sandbox  # noqa: F401  (fixtures)
+A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
+
 
 NO_TOKEN = ("Error: no Iconik Auth-Token: set ICONIK_AUTH_TOKEN or give --auth-token-file FILE (on a terminal it "
             "is asked for).")
@@ -109,7 +111,7 @@ def test_a_missing_token_file(ready, invoke, tmp_path):
 
 
 def test_on_a_terminal_the_token_is_asked_for_without_echo(ready, invoke, monkeypatch):
-    monkeypatch.setattr("reversesync.cli._stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("reversesync.cli.options.stdin_is_terminal", lambda: True)
     result = invoke("run", "--live", input=ready.auth_token + "\n")
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("Iconik Auth-Token: ")

@@ -5,8 +5,7 @@ a later load put in the sheet. Timing scaled down as in test_exactly_once."""
 import pytest
 
 from reversesync.ledger import Ledger
-from tests.conftest import sandbox_for_cli
-from tests.test_load import load_rows
+from tests.conftest import load_rows, sandbox_for_cli
 
 A = "5e7a0c00-0000-4000-8000-00000000000a"
 LAG = 1.0

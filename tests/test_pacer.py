@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from reversesync.iconik import THROTTLE_CUT, WARNING_CUT, IconikClient, Pacer
+from reversesync.iconik import IconikClient, Pacer
+from reversesync.iconik.pacing import THROTTLE_CUT, WARNING_CUT
 
 RATE, WINDOW_REQUESTS, WINDOW_SECONDS = 50, 1000, 20.0
 READINGS = ["bucket", "second", "window"]

@@ -10,11 +10,8 @@ import pytest
 from reversesync.ledger import Ledger
 from reversesync.rules import MARKER
 from reversesync.sandbox import Catalogue, Faults, Sandbox
-from reversesync.sources import AssetRecord
 from reversesync.types import Intent
-from tests.conftest import sandbox_for_cli
-from tests.test_exactly_once import cli_process, wait_for
-from tests.test_load import load_rows, write_sheet
+from tests.conftest import cli_process, ledger_of_version_02, load_rows, sandbox_for_cli, wait_for, write_sheet
 
 IDS = [f"4a5e6f00-0000-4000-8000-0000000000{n:02d}" for n in range(40)]
 A, B, C, D, E, F, G, H = IDS[:8]
@@ -353,7 +350,7 @@ def test_a_run_leaves_an_undos_open_write_to_the_undo(sandbox, invoke, tmp_path,
     undo_id = ledger.start_run("undo", {"undo": 1, "live": True})
     [created] = ledger.writes_of_run(1)
     ledger.record_intent(A, Intent("u1", "delete", "DELETE", segment_id=ours["id"], undoes=created.id),
-                         run_id=undo_id, to_state="pending", detail="about to delete")
+                         run_id=undo_id, to_state="pending", detail="about to delete", kind="other")
     ledger.finish_run(undo_id, "finished", {})
     load_rows(invoke, tmp_path, (A, 1000, 6000), name="changed.csv")
     assert invoke("run", "--live", *FAST).exit_code == 0
@@ -370,18 +367,17 @@ def test_the_writes_a_02_ledger_recorded_are_undone_and_its_put_updates_are_list
     created = cat.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:abc")
     cat.add_asset(B)
     updated = cat.add_segment(B, "GENERIC", 1000, 5000, segment_text="by hand", is_internal=True)
-    old = Ledger(ledger_path, stop_before="006_write_log")
-    old.load([AssetRecord(A, A, [2], "t", 1000, 5000), AssetRecord(B, B, [3], "t", 1000, 5000)])
-    old.db.execute("insert into runs (id, mode, options, started_at, status) values (1, 'live', '{}', 'x', 'finished')")
-    old.db.execute("update assets set state = 'created', segment_id = ?, done_action = 'create', done_segment_id = ?, "
+    old = ledger_of_version_02(ledger_path, (A, B))
+    old.execute("insert into runs (id, mode, options, started_at, status) values (1, 'live', '{}', 'x', 'finished')")
+    old.execute("update assets set state = 'created', segment_id = ?, done_action = 'create', done_segment_id = ?, "
                    "done_run_id = 1, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?",
                    [created["id"], created["id"], A])
     before = {"segment_type": "GENERIC", "time_start_milliseconds": 9000, "time_end_milliseconds": 9000,
               "segment_text": "by hand"}
-    old.db.execute("update assets set state = 'updated', segment_id = ?, done_action = 'update', done_segment_id = ?, "
+    old.execute("update assets set state = 'updated', segment_id = ?, done_action = 'update', done_segment_id = ?, "
                    "done_run_id = 1, done_before = ?, done_start_ms = 1000, done_end_ms = 5000 where asset_key = ?",
                    [updated["id"], updated["id"], json.dumps(before), B])
-    old.db.conn.commit()
+    old.commit()
     old.close()
     load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))  # the upgrade
     checked = invoke("verify", "--settle", "0")

@@ -4,8 +4,7 @@ lists that trail writes, segments backing subclips, asset types, per-asset 403s,
 import pytest
 
 from reversesync.ledger import Ledger
-from tests.conftest import sandbox_for_cli
-from tests.test_engine import loaded, state, writes  # noqa: F401  (fixtures and helpers)
+from tests.conftest import sandbox_for_cli, state, writes
 
 A, B, C = (f"2b9d0e00-0000-4000-8000-00000000000{n}" for n in range(1, 4))
 SUB = "2b9d0e00-0000-4000-8000-0000000000aa"

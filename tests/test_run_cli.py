@@ -10,9 +10,10 @@ import pytest
 
 from reversesync.ledger import Ledger
 from reversesync.sandbox import Catalogue, Sandbox
-from tests.conftest import ROOT
-from tests.test_engine import A, B, C, loaded, sandbox, state  # noqa: F401  (fixtures and helpers)
-from tests.test_load import write_sheet
+from tests.conftest import ROOT, state, write_sheet
+
+A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
+PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
 
 
 def test_the_first_line_names_iconik_the_user_and_the_ledger(sandbox, loaded, invoke, ledger_path):  # noqa: F811
@@ -126,7 +127,7 @@ def test_the_progress_line_says_how_long_iconik_has_kept_us_waiting(loaded, invo
 def cli(ledger_path, server, *args, **kwargs):
     env = dict(os.environ, ICONIK_URL=server.url, ICONIK_APP_ID=server.app_id,
                ICONIK_AUTH_TOKEN=server.auth_token, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "reversesync.cli", "--ledger", ledger_path, *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "reversesync", "--ledger", ledger_path, *map(str, args)],
                             env=env, cwd=ROOT, text=True, **kwargs)
 
 
@@ -160,14 +161,17 @@ def test_a_full_disk_stops_the_run_with_one_line_and_exit_3(
     for key in keys:
         sandbox.catalogue.add_asset(key)
     loaded(*[(key, 1000, 5000) for key in keys])
-    opened = Ledger._open_for_writing
+    from reversesync.ledger import files
 
-    def on_a_nearly_full_disk(self, *args, **kwargs):  # SQLite's max_page_count stands in for a full disk
-        opened(self, *args, **kwargs)
-        pages = self.db.execute("pragma page_count").fetchone()[0]
-        self.db.execute(f"pragma max_page_count = {pages + 1}")
+    opened = files.open_for_writing
 
-    monkeypatch.setattr(Ledger, "_open_for_writing", on_a_nearly_full_disk)
+    def on_a_nearly_full_disk(*args, **kwargs):  # SQLite's max_page_count stands in for a full disk
+        db = opened(*args, **kwargs)
+        pages = db.execute("pragma page_count").fetchone()[0]
+        db.execute(f"pragma max_page_count = {pages + 1}")
+        return db
+
+    monkeypatch.setattr(files, "open_for_writing", on_a_nearly_full_disk)
     result = invoke("run", "--live", "--no-search", "--workers", "1")
     assert result.exit_code == 3, result.output
     assert "cannot grow: database or disk is full (disk full?). Free some space, then resume." in result.output
@@ -209,14 +213,14 @@ def test_verify_checks_its_csv_path_before_reading_anything(sandbox, loaded, inv
 
 
 def test_ctrl_c_in_verify_exits_130_not_1(sandbox, loaded, invoke, monkeypatch):  # noqa: F811
-    from reversesync import verify
+    from reversesync.app import checking
 
     loaded((A, 1000, 5000))
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(verify, "verify", interrupted)
+    monkeypatch.setattr(checking, "verify_rows", interrupted)
     result = invoke("verify")
     assert result.exit_code == 130
     assert "Interrupted; verify changed nothing." in result.output

@@ -5,14 +5,12 @@ import json
 import time
 
 import pytest
-import requests
 
 from reversesync import errors
 from reversesync.iconik import Pacer
 from reversesync.sandbox import DEFAULT_MIX, Catalogue, Faults, Sandbox
-from tests.conftest import EXAMPLE_SHEET, client_for
-
-ASSET = "6a1d0f3c-0000-4000-8000-0000000000b1"
+from tests.conftest import EXAMPLE_SHEET, client_for, raw
+from tests.conftest import SANDBOX_ASSET as ASSET
 
 
 @pytest.fixture
@@ -20,12 +18,6 @@ def sandbox():
     with Sandbox() as running:
         running.catalogue.add_asset(ASSET, title="clip")
         yield running
-
-
-def raw(sandbox, method, path, body=None, **headers):
-    auth = {"App-ID": sandbox.app_id, "Auth-Token": sandbox.auth_token}
-    auth.update(headers)
-    return requests.request(method, sandbox.url + path, json=body, headers=auth, timeout=5)
 
 
 def test_users_roles_and_token_endpoints(sandbox):

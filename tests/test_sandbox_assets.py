@@ -18,8 +18,8 @@ from reversesync.sandbox import (
     Catalogue,
     Sandbox,
 )
-from tests.conftest import EXAMPLE_SHEET, client_for
-from tests.test_sandbox import ASSET, raw
+from tests.conftest import EXAMPLE_SHEET, client_for, raw
+from tests.conftest import SANDBOX_ASSET as ASSET
 
 PARENT = "6a1d0f3c-0000-4000-8000-0000000000a1"
 SUBCLIP = "6a1d0f3c-0000-4000-8000-0000000000a2"

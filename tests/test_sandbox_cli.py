@@ -76,7 +76,7 @@ def start(*args, env=None):
     """A real `reversesync sandbox` process on a free port; returns it and the nine lines it prints first."""
     base = {key: value for key, value in os.environ.items() if not key.startswith("ICONIK_")}
     base.update(env or {}, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "reversesync.cli", "sandbox", "--port", "0", *map(str, args)],
+    process = subprocess.Popen([sys.executable, "-m", "reversesync", "sandbox", "--port", "0", *map(str, args)],
                                stdout=subprocess.PIPE, text=True, env=base, cwd=ROOT)
     return process, [process.stdout.readline().rstrip("\n") for _ in range(9)]
 

@@ -7,8 +7,8 @@ import requests
 
 from reversesync import errors
 from reversesync.sandbox import Faults, Sandbox
-from tests.conftest import client_for
-from tests.test_sandbox import ASSET, raw
+from tests.conftest import SANDBOX_ASSET as ASSET
+from tests.conftest import client_for, raw
 
 LAG = 0.2
 SEGMENTS = f"/API/assets/v1/assets/{ASSET}/segments/"

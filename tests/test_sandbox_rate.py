@@ -4,7 +4,8 @@ counts (the per-second bucket or the 20 s window) is a switch, since Iconik does
 import pytest
 
 from reversesync.sandbox import RateLimiter, Sandbox
-from tests.test_sandbox import ASSET, raw
+from tests.conftest import SANDBOX_ASSET as ASSET
+from tests.conftest import raw
 
 
 def remaining(answer):

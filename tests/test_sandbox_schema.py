@@ -17,8 +17,8 @@ from reversesync.sandbox import (
     Catalogue,
     Sandbox,
 )
-from tests.conftest import EXAMPLE_SHEET
-from tests.test_sandbox import ASSET, raw
+from tests.conftest import EXAMPLE_SHEET, raw
+from tests.conftest import SANDBOX_ASSET as ASSET
 
 SEGMENTS = f"/API/assets/v1/assets/{ASSET}/segments/"
 PARENT = "6a1d0f3c-0000-4000-8000-0000000000a1"

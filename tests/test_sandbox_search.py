@@ -5,8 +5,8 @@ import pytest
 
 from reversesync import errors
 from reversesync.sandbox import ALL_ROLES, Sandbox
-from tests.conftest import client_for
-from tests.test_sandbox import ASSET, raw
+from tests.conftest import SANDBOX_ASSET as ASSET
+from tests.conftest import client_for, raw
 
 SEARCH = "/API/search/v1/search/"
 

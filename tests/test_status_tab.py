@@ -5,14 +5,23 @@ import json
 
 import pytest
 
-from reversesync import sources
+from reversesync import errors, sheets
 from reversesync.ledger import Ledger
-from tests.conftest import recorder
-from tests.make_sheet_cassettes import (LONG_TEXT, SHEET_ID, STATUS_A1, STATUS_DONE_TEXT, STATUS_SEGMENT,
-                                        STATUS_SHEET, STATUS_SHEET_FIXED, STATUS_SHEET_ID, STATUS_STAMP,
-                                        STATUS_VALUES, STATUS_VALUES_FIXED)
-from tests.test_load import write_sheet
-from tests.test_operator_google import unreachable_key  # noqa: F401 (a fixture)
+from reversesync.sheets import writing
+from tests.conftest import recorder, write_sheet
+from tests.make_sheet_cassettes import (
+    LONG_TEXT,
+    SHEET_ID,
+    STATUS_A1,
+    STATUS_DONE_TEXT,
+    STATUS_SEGMENT,
+    STATUS_SHEET,
+    STATUS_SHEET_FIXED,
+    STATUS_SHEET_ID,
+    STATUS_STAMP,
+    STATUS_VALUES,
+    STATUS_VALUES_FIXED,
+)
 
 EMAIL = "sync-reader@reversesync-test.iam.gserviceaccount.com"
 TAB_URL = f"https://docs.google.com/spreadsheets/d/{SHEET_ID}/edit#gid={STATUS_SHEET_ID}"
@@ -39,7 +48,7 @@ def replayer():
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
-    monkeypatch.setattr(sources, "WRITE_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(writing, "WRITE_SETTLE_SECONDS", 0)
 
 
 @pytest.fixture
@@ -175,8 +184,8 @@ def test_a_tab_reversesync_did_not_make_is_never_overwritten(load, to_sheet):
 
 def test_a_lost_answer_to_adding_the_tab_is_looked_up_not_resent(load, to_sheet, monkeypatch):
     sent = []
-    batch_update = sources.gspread.http_client.HTTPClient.batch_update
-    monkeypatch.setattr(sources.gspread.http_client.HTTPClient, "batch_update",
+    batch_update = writing.gspread.http_client.HTTPClient.batch_update
+    monkeypatch.setattr(writing.gspread.http_client.HTTPClient, "batch_update",
                         lambda self, *args: sent.append(args[1]) or batch_update(self, *args))
     load(STATUS_SHEET)
     result, tape = to_sheet("sheets_status_add_lost_landed")
@@ -239,16 +248,16 @@ def test_usage_errors(load, invoke, args, error):
 
 
 def test_fit_cell_keeps_short_text_and_cuts_long_text_to_the_limit():
-    assert sources.fit_cell("short") == "short"
-    assert sources.fit_cell(7) == 7
-    assert sources.fit_cell("x" * 50_000) == "x" * 50_000
-    assert sources.fit_cell("x" * 50_001) == "x" * 49_973 + "… [cut: 28 more characters]"
+    assert sheets.fit_cell("short") == "short"
+    assert sheets.fit_cell(7) == 7
+    assert sheets.fit_cell("x" * 50_000) == "x" * 50_000
+    assert sheets.fit_cell("x" * 50_001) == "x" * 49_973 + "… [cut: 28 more characters]"
 
 
 def test_fit_cell_counts_what_google_may_count_and_never_splits_a_character():
     """An emoji is one character but two UTF-16 units: the limit holds in units, the mark counts characters."""
     emoji = "\U0001F3AC" * 30_000  # 60,000 units
-    cut = sources.fit_cell(emoji)
+    cut = sheets.fit_cell(emoji)
     assert len(cut.encode("utf-16-le")) // 2 <= 50_000
     kept = cut.split("…")[0]
     assert set(kept) == {"\U0001F3AC"}
@@ -272,17 +281,17 @@ def test_rows_gone_from_the_sheet_are_left_out(load, ledger_path):
 
 
 def test_protected_tabs_are_matched_regardless_of_case():
-    assert sources.is_protected_tab(" sync_log ")
-    assert sources.is_protected_tab("ggmetadata_and_timestamps")
-    assert sources.is_protected_tab("Timestamps", data_tabs=["timestamps"])
-    assert not sources.is_protected_tab("reversesync_status")
+    assert sheets.is_protected_tab(" sync_log ")
+    assert sheets.is_protected_tab("ggmetadata_and_timestamps")
+    assert sheets.is_protected_tab("Timestamps", data_tabs=["timestamps"])
+    assert not sheets.is_protected_tab("reversesync_status")
 
 
 def test_values_are_split_only_past_the_payload_budget():
     rows = [["x" * 96]] * 5  # about 100 bytes each in JSON
-    assert [(first, len(batch)) for first, batch in sources._value_batches(rows, 250)] == [(1, 2), (3, 2), (5, 1)]
-    assert [(first, len(batch)) for first, batch in sources._value_batches(rows, 10)] == [(n, 1) for n in range(1, 6)]
-    assert len(list(sources._value_batches(STATUS_VALUES, sources.VALUES_PAYLOAD_BYTES))) == 1
+    assert [(first, len(batch)) for first, batch in writing.value_batches(rows, 250)] == [(1, 2), (3, 2), (5, 1)]
+    assert [(first, len(batch)) for first, batch in writing.value_batches(rows, 10)] == [(n, 1) for n in range(1, 6)]
+    assert len(list(writing.value_batches(STATUS_VALUES, writing.VALUES_PAYLOAD_BYTES))) == 1
 
 
 class _FakeSheets:
@@ -302,15 +311,15 @@ class _FakeSheets:
 def never_confirmed(monkeypatch):
     """Every write answered 503 (its outcome unknown); the calls in order."""
     calls = []
-    monkeypatch.setattr(sources, "_sheets_http", lambda *args: (_FakeSheets(calls), EMAIL, "key.json"))
-    monkeypatch.setattr(sources, "_send_once", lambda send, refused, key_file: calls.append("send") or "Google "
+    monkeypatch.setattr(writing, "sheets_http", lambda *args: (_FakeSheets(calls), EMAIL, "key.json"))
+    monkeypatch.setattr(writing, "send_once", lambda send, refused, key_file: calls.append("send") or "Google "
                         "answered 503")
     return calls
 
 
 def test_adding_the_tab_never_confirmed_stops_after_three_sends_each_looked_up(never_confirmed):
-    with pytest.raises(sources.GoogleUnreachable) as caught:
-        sources.write_status_tab(SHEET_ID, "reversesync_status", STATUS_VALUES)
+    with pytest.raises(errors.GoogleUnreachable) as caught:
+        sheets.write_status_tab(SHEET_ID, "reversesync_status", STATUS_VALUES)
     assert never_confirmed == ["tabs"] + ["send", "tabs"] * 3
     assert str(caught.value) == (
         "could not reach Google: it did not confirm the sizing of tab 'reversesync_status' after 3 tries (last: "
@@ -320,10 +329,10 @@ def test_adding_the_tab_never_confirmed_stops_after_three_sends_each_looked_up(n
 def test_a_values_write_never_confirmed_stops_after_three_sends(never_confirmed, monkeypatch):
     tab = {"properties": {"sheetId": 7, "title": "reversesync_status", "gridProperties": {
         "rowCount": len(STATUS_VALUES), "columnCount": 9, "frozenRowCount": 1}},
-        "developerMetadata": [{"metadataKey": sources.STATUS_MARKER}]}
-    monkeypatch.setattr(sources, "_sheets_http", lambda *args: (_FakeSheets(never_confirmed, [tab]), EMAIL, "k"))
-    with pytest.raises(sources.GoogleUnreachable) as caught:
-        sources.write_status_tab(SHEET_ID, "reversesync_status", STATUS_VALUES)
+        "developerMetadata": [{"metadataKey": writing.STATUS_MARKER}]}
+    monkeypatch.setattr(writing, "sheets_http", lambda *args: (_FakeSheets(never_confirmed, [tab]), EMAIL, "k"))
+    with pytest.raises(errors.GoogleUnreachable) as caught:
+        sheets.write_status_tab(SHEET_ID, "reversesync_status", STATUS_VALUES)
     assert never_confirmed == ["tabs", "send", "send", "send"]
     assert str(caught.value).startswith("could not reach Google: it did not confirm the values written to tab "
                                         "'reversesync_status' after 3 tries (last: Google answered 503)")

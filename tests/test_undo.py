@@ -9,14 +9,11 @@ import time
 
 import pytest
 
-from reversesync import undo
 from reversesync.ledger import Ledger
-from reversesync.rules import MARKER
+from reversesync.rules import MARKER, undo
 from reversesync.sandbox import Catalogue, Faults, Sandbox
 from reversesync.types import SYNC_ACTIONS, UNDO_ACTIONS, Write
-from tests.test_exactly_once import _stranded_intent, cli_process, wait_for
-from tests.conftest import sandbox_for_cli
-from tests.test_load import load_rows, write_sheet
+from tests.conftest import cli_process, load_rows, sandbox_for_cli, strand_intent, wait_for, write_sheet
 
 A, B, C, D, E = (f"6f1b2c00-0000-4000-8000-00000000000{n}" for n in range(1, 6))
 SUBCLIP = "6f1b2c00-0000-4000-8000-0000000000ff"
@@ -460,7 +457,7 @@ def test_repair_turns_a_failed_duplicated_row_into_created(sandbox, invoke, tmp_
     the repair keeps the oldest (the ledger records none) and the row ends created."""
     sandbox.catalogue.add_asset(A)
     load_rows(invoke, tmp_path, (A, 1000, 5000))
-    _stranded_intent(ledger_path, A)
+    strand_intent(ledger_path, A)
     first = sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11",
                                           date_created="2000-01-01T00:00:00.000+00:00")
     sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, external_id=f"{MARKER}:0ddba11")

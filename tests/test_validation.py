@@ -1,6 +1,6 @@
 import pytest
 
-from reversesync.sources import AssetRecord, check_row, merge_duplicates, records_from_table
+from reversesync.sheets.records import AssetRecord, check_row, merge_duplicates, records_from_table
 
 ID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 

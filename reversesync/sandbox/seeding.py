@@ -7,7 +7,7 @@ import random
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .. import sources
+from ..sheets import AssetRecord, read_csv, records_from_table
 from .schema import OTHER_ASSET_TYPES, Record
 
 if TYPE_CHECKING:  # the catalogue calls seed_from_sheet with itself; nothing here is needed to build one
@@ -45,8 +45,8 @@ DEFAULT_MIX = {"no_segments": 29, "comments_only": 10, "in_sync": 16, "differs":
 def seed_from_sheet(catalogue: "Catalogue", path: str, seed: int = 0,
                     mix: dict[str, float] | None = None) -> dict[str, str]:
     """Fill catalogue for the ids in a sheet CSV; returns {asset id: scenario} (Catalogue.seed_from_sheet)."""
-    header, rows = sources.read_csv(path)
-    records = sources.records_from_table(header, rows)
+    header, rows = read_csv(path)
+    records = records_from_table(header, rows)
     ids = sorted({r.key for r in records if not r.key.startswith("row:")},
                  key=lambda key: hashlib.sha256(f"{seed}:{key}".encode()).hexdigest())
     by_key = {r.key: r for r in records}
@@ -71,7 +71,7 @@ def seed_from_sheet(catalogue: "Catalogue", path: str, seed: int = 0,
     return dealt
 
 
-def _build(catalogue: "Catalogue", scenario: str, key: str, record: sources.AssetRecord, rng: random.Random,
+def _build(catalogue: "Catalogue", scenario: str, key: str, record: AssetRecord, rng: random.Random,
            ids: random.Random) -> None:
     """The asset (and its segments, its parent) a scenario describes, for one record of the sheet."""
     start, end = record.time_start_ms, record.time_end_ms

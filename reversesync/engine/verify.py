@@ -5,14 +5,18 @@ asset itself. Segment lists come from a search index that trails writes (ICONIK-
 only to look for extra GENERIC segments, after the last write has had its settle time.
 """
 
+from __future__ import annotations
+
 import concurrent.futures
 import dataclasses
-import time
+from collections.abc import Sequence
 
-from . import errors, rules
-from .ledger import CREATED, UPDATED
-from .rules import ms, span
-from .types import CREATE
+from .. import errors, progress, rules
+from ..clock import SYSTEM, Clock
+from ..iconik import IconikClient
+from ..ledger import Ledger, Row
+from ..rules import ms, span
+from ..types import CREATE, CREATED, UPDATED, Json, Write
 
 
 @dataclasses.dataclass
@@ -27,22 +31,22 @@ class Mismatch:
     found: str
 
 
-def _spans(segments):
+def _spans(segments: Sequence[Json]) -> str:
     return "; ".join(f"GENERIC {s['id']} {ms(*span(s))}" for s in segments) or "no GENERIC segment"
 
 
-def verify_row(client, row, undone_creates=()):
+def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] = ()) -> Mismatch | None:
     """None when Iconik holds exactly what the ledger says for this row, else a Mismatch.
 
     undone_creates: the logged creates an undo reverted on this asset (a row skipped as undone)."""
-    if row["state"] == "skipped":
+    if row["state"] == "skipped" and row["reason"] == "undone":
         return _verify_undone(client, row, undone_creates)
     key, start, end = row["asset_key"], row["time_start_ms"], row["time_end_ms"]
     written = row["state"] in (CREATED, UPDATED)
     expected = (f"exactly one GENERIC segment {ms(start, end)}" if written
                 else f"a GENERIC segment or SUBCLIP spanning {ms(start, end)}")
 
-    def mismatch(kind, found):
+    def mismatch(kind: str, found: str) -> Mismatch:
         return Mismatch(key, row["row_numbers"], row["state"], kind, expected, found)
 
     try:
@@ -83,7 +87,7 @@ def verify_row(client, row, undone_creates=()):
     return None
 
 
-def _verify_undone(client, row, undone_creates):
+def _verify_undone(client: IconikClient, row: Row, undone_creates: Sequence[Write]) -> Mismatch | None:
     """An undone row: no live segment may still carry the marker of a create the undo reverted (a copy whose
     answer was lost can land after the undo looked), nor be that create's recorded segment."""
     key = row["asset_key"]
@@ -93,10 +97,10 @@ def _verify_undone(client, row, undone_creates):
         for write in undone_creates:
             if write.segment_id and write.segment_id not in {s["id"] for s in left}:
                 try:
-                    recorded = client.get_segment(key, write.segment_id)
+                    recorded: Json | None = client.get_segment(key, write.segment_id)
                 except errors.NotFound:
                     continue
-                if not rules.is_absent(recorded):
+                if recorded is not None and not rules.is_absent(recorded):
                     left.append(recorded)
     except errors.NotFound:
         return None  # the asset is gone, and its segments with it
@@ -104,38 +108,38 @@ def _verify_undone(client, row, undone_creates):
         return Mismatch(key, row["row_numbers"], "skipped/undone", "unreadable", "", f"could not be read: {exc}")
     if not left:
         return None
-    runs = sorted({write.run_id for write in undone_creates})
+    runs = sorted({write.run_id or 0 for write in undone_creates})
     return Mismatch(key, row["row_numbers"], "skipped/undone", "leftover",
                     "no segment of the creates an undo reverted",
                     f"{_spans(left)} still carr{'y' if len(left) > 1 else 'ies'} reversesync's marker; undo run "
                     f"{', '.join(map(str, runs))} again to delete it")
 
 
-def settle_wait(ledger, settle, now=None):
+def settle_wait(ledger: Ledger, settle: float, now: float) -> float:
     """Seconds still to wait before a write whose answer was lost can no longer land unseen.
 
     Only such writes can leave a late duplicate; a write answered 201 or 200 is read back by id."""
     last = ledger.last_unknown_outcome_at()
     if last is None:
         return 0.0
-    return max(0.0, last + settle - (now or time.time()))
+    return max(0.0, last + settle - now)
 
 
-def verify(ledger, client, workers=8, on_event=None, settle=0.0):
-    """Read Iconik again for every asset the ledger says is created, updated or in sync; returns
-    (rows verified, [Mismatch])."""
-    on_event = on_event or (lambda kind, **data: None)
-    wait = settle_wait(ledger, settle)
+def verify(ledger: Ledger, client: IconikClient, workers: int = 8, sink: progress.Sink = progress.ignore,
+           settle: float = 0.0, clock: Clock = SYSTEM) -> tuple[int, list[Mismatch]]:
+    """Read Iconik again for every asset the ledger says is created, updated or in sync, and every row an undo
+    reverted; returns (rows verified, [Mismatch])."""
+    wait = settle_wait(ledger, settle, clock.time())
     if wait > 0:
         # A write answered lost may still land, and the lists trail writes: wait out the settle time.
-        on_event("settle_wait", seconds=wait)
-        time.sleep(wait)
+        sink(progress.SettleWait(wait))
+        clock.sleep(wait)
     rows = ledger.rows_to_verify()
     undone = {row["asset_key"]: [w for w in ledger.writes_of_asset(row["asset_key"])
                                  if w.action == CREATE and w.undone_by is not None]
               for row in rows if row["state"] == "skipped" and row["reason"] == "undone"}
     rows = [row for row in rows if row["state"] != "skipped" or row["reason"] == "in_sync" or undone[row["asset_key"]]]
-    began = time.monotonic()
+    began = clock.monotonic()
     mismatches = []
     done = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -143,6 +147,6 @@ def verify(ledger, client, workers=8, on_event=None, settle=0.0):
             done += 1
             if found:
                 mismatches.append(found)
-            on_event("progress", done=done, total=len(rows), requests=client.stats.requests,
-                     elapsed=time.monotonic() - began, final=done == len(rows))
+            sink(progress.Tick(done, len(rows), client.stats.requests, clock.monotonic() - began,
+                               final=done == len(rows)))
     return len(rows), mismatches

@@ -1,22 +1,21 @@
-"""The decision rules: pure functions from what was just read in Iconik to what to do with one row.
+"""The decision rules of a sync: pure functions from what was just read in Iconik to what to do with one row.
 
-Nothing here reads, writes or waits; engine.py does that. Every rule is tested as a table
+Nothing here reads, writes or waits (engine/sync.py does that). Every rule is tested as a table
 (tests/test_rules.py), and README's decision table is their user-facing form.
 """
 
-import dataclasses
+from __future__ import annotations
 
-from .ledger import FAILED, SKIPPED
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..types import FAILED, SKIPPED, Json
 
 # Segments reversesync creates carry "reversesync:<intent id>" in external_id (issue #10): a write is
 # recognisable, and every re-send of one intent carries the same marker. 0.1 wrote the bare word.
 MARKER = "reversesync"
-
-# Every reason a row finished by a run can carry (README's decision table); `run --recheck REASON` takes these.
-FINISHED_REASONS = ("in_sync", "subclip_mismatch", "subclip_linked", "ambiguous", "asset_deleted", "unsupported_type",
-                    "unsupported_status", "segment_status", "not_found", "bad_request", "internal_error",
-                    "unexpected_answer", "duplicated", "forbidden", "undone", "changed_since", "cannot_restore",
-                    "undo_failed", "repair_failed")
 
 # The only asset type reversesync writes on; SUBCLIPs have rules of their own (ICONIK-FACTS 4.2, 7.4).
 WRITABLE_TYPE = "ASSET"
@@ -30,13 +29,23 @@ LIVE_SEGMENT_STATUSES = (None, ACTIVE)
 # Fields that move with any write or name who made it: never a sign that a person changed a segment's content.
 STAMP_PREFIXES = ("date_", "user_")
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-def marker(intent_id):
+
+def canonical_uuid(value: Any) -> str | None:
+    """The lower-case canonical form of value if it is a UUID as Iconik writes them, else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    return text if _UUID.match(text) else None
+
+
+def marker(intent_id: str) -> str:
     """The external_id of every segment written for this intent."""
     return f"{MARKER}:{intent_id}"
 
 
-def is_ours(segment):
+def is_ours(segment: Json) -> bool:
     """True when a segment's external_id marks it as written by reversesync (any version)."""
     external = segment.get("external_id")
     return isinstance(external, str) and external.startswith(MARKER)
@@ -46,44 +55,44 @@ def is_ours(segment):
 class Decision:
     """What one read says to do: create, update, or finish the row as state/reason."""
 
-    action: str = None            # "create" / "update" / None
-    state: str = None             # final state when there is nothing to write
-    reason: str = None
+    action: str | None = None     # "create" / "update" / None
+    state: str | None = None      # final state when there is nothing to write
+    reason: str | None = None
     text: str = ""
-    segment: dict = None          # the segment to update, or the one already in sync
-    asset: dict = None            # the asset it was decided from
+    segment: Json | None = None   # the segment to update, or the one already in sync
+    asset: Json | None = None     # the asset it was decided from
 
 
-def ms(start, end):
+def ms(start: Any, end: Any) -> str:
     return f"{start}-{end} ms"
 
 
-def span(segment):
+def span(segment: Json) -> tuple[Any, Any]:
     return segment.get("time_start_milliseconds"), segment.get("time_end_milliseconds")
 
 
-def missing_asset_fields(asset):
+def missing_asset_fields(asset: Json) -> list[str]:
     """The fields a decision needs that a fresh asset read lacks (never guessed at, issue #9)."""
     return [field for field in ("type", "status") if not asset.get(field)]
 
 
-def generic_only(segments):
+def generic_only(segments: Iterable[Json]) -> list[Json]:
     """The GENERIC segments of a list that are not deleted; COMMENT, MARKER and the rest are never clip ranges
     (FACTS 4.3), and a DELETED segment counts as absent everywhere (issue #15)."""
     return [s for s in segments if s.get("segment_type") == "GENERIC" and s.get("status") != DELETED]
 
 
-def is_absent(segment):
+def is_absent(segment: Json | None) -> bool:
     """A segment read by id that is gone: 404 (None) or soft-deleted."""
     return segment is None or segment.get("status") == DELETED
 
 
-def not_live(segments):
+def not_live(segments: Iterable[Json]) -> list[Json]:
     """The GENERIC segments whose status is neither live nor deleted (AWAITED, or one Iconik adds later)."""
     return [s for s in segments if s.get("status") not in LIVE_SEGMENT_STATUSES]
 
 
-def field_differences(found, expected, aside=()):
+def field_differences(found: Json, expected: Json, aside: Sequence[str] = ()) -> list[tuple[str, Any, Any]]:
     """[(field, expected value, found value)] for every field whose value differs, absent and null alike; the
     fields in aside and the stamps (date_*, user_*) are not compared."""
     names = dict.fromkeys([*expected, *found])
@@ -91,7 +100,7 @@ def field_differences(found, expected, aside=()):
             if name not in aside and not name.startswith(STAMP_PREFIXES) and found.get(name) != expected.get(name)]
 
 
-def patch_replaced(before, answer):
+def patch_replaced(before: Json, answer: Json) -> list[str]:
     """The fields besides the times that a PATCH of the times changed, from the GET by id before it and the 200
     answer: a PATCH that replaced like a PUT (issue #15). Only date_modified may move, as with any write."""
     return [name for name in dict.fromkeys([*before, *answer])
@@ -99,7 +108,7 @@ def patch_replaced(before, answer):
             and answer.get(name) != before.get(name)]
 
 
-def decide(asset, generic_segments, start, end):
+def decide(asset: Json | None, generic_segments: Sequence[Json], start: int | None, end: int | None) -> Decision:
     """The decision rules of issues #4 and #9, in their order, from the asset and its GENERIC segments."""
     if asset is None:
         return Decision(state=FAILED, reason="not_found",
@@ -124,7 +133,7 @@ def decide(asset, generic_segments, start, end):
     return _segment_decision(generic_segments, start, end)
 
 
-def _subclip_decision(asset, start, end):
+def _subclip_decision(asset: Json, start: int | None, end: int | None) -> Decision:
     # A SUBCLIP's in/out points are its own fields; a segment on it would be a wrong write (FACTS 4.2).
     found = span(asset)
     if found == (start, end):
@@ -134,7 +143,7 @@ def _subclip_decision(asset, start, end):
                          "to its parent's segment, so nothing was written. Fix it by hand.")
 
 
-def _segment_decision(generic_segments, start, end):
+def _segment_decision(generic_segments: Sequence[Json], start: int | None, end: int | None) -> Decision:
     waiting = not_live(generic_segments)
     if waiting:
         # Neither a clip range to compare with nor one to ignore: leave the asset until Iconik settles it.
@@ -165,7 +174,7 @@ def _segment_decision(generic_segments, start, end):
                          "delete the wrong ones in Iconik, then run --live --recheck ambiguous.")
 
 
-def update_target_problem(segment, expected_id):
+def update_target_problem(segment: Json, expected_id: str) -> tuple[str, str] | None:
     """Why a segment just read by id must not be PATCHed, or None when it may (issue #9).
 
     The list said "update this one"; the fresh GET is what decides."""
@@ -181,7 +190,7 @@ def update_target_problem(segment, expected_id):
     return None
 
 
-def created_answer_problem(answer, asset_id):
+def created_answer_problem(answer: Any, asset_id: str) -> str | None:
     """Why a 201 answer is not the GENERIC segment asked for on this asset, or None (issue #9)."""
     if not isinstance(answer, dict) or not answer.get("id"):
         return "Iconik's 201 answer carries no segment id"
@@ -191,7 +200,7 @@ def created_answer_problem(answer, asset_id):
     return None
 
 
-def index_document_trusted(document, fields):
+def index_document_trusted(document: Json, fields: Iterable[str]) -> bool:
     """An index document is trusted only if it carries every field a decision needs (issue #9).
 
     Absent nullable fields (subclip_id, external_id) count as null, so they are not required."""

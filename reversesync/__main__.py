@@ -1,0 +1,5 @@
+"""`python -m reversesync`: the command line."""
+
+from .cli import main
+
+main()

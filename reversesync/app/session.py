@@ -1,0 +1,74 @@
+"""Where a command works: the ledger it was pointed at, how to say a next step on it, and the Iconik it talks to.
+
+Every command line printed as a next step (`continue with: ...`) carries the ledger the user gave, so that it
+works as printed (issue #11)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+from .. import errors
+from ..clock import SYSTEM, Clock
+from ..iconik import IconikClient
+from ..ledger import DEFAULT_LEDGER, Ledger
+from ..types import RunOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """The Iconik to talk to, and as whom (the token never leaves this object but for the request headers)."""
+
+    url: str
+    app_id: str
+    auth_token: str = dataclasses.field(repr=False)
+
+
+class Session:
+    """One command's place: the ledger path as given (--ledger or REVERSESYNC_LEDGER; None for the default), the
+    clock, and where the lines the ledger has for a person go (notes: a ledger made private)."""
+
+    def __init__(self, ledger_path: str | None, *, clock: Clock = SYSTEM,
+                 notes: Callable[[str], None] = lambda text: None) -> None:
+        self.given = ledger_path
+        self.path = os.path.abspath(ledger_path or DEFAULT_LEDGER)
+        self.clock = clock
+        self.notes = notes
+
+    def hint(self, *words: object, here: bool = False) -> str:
+        """A command line the user can paste as printed: `reversesync [--ledger PATH] words...`; here=True names
+        the ledger even when the user gave none."""
+        path = self.path if here else self.given
+        parts = ["reversesync"]
+        if path:
+            parts += ["--ledger", quoted(os.path.abspath(path))]
+        return " ".join(parts + [quoted(str(word)) for word in words])
+
+    def open_ledger(self, *, create: bool = False, readonly: bool = False) -> Ledger:
+        """The ledger the command was pointed at, or an error saying why it cannot be used (issue #11).
+
+        Only `load` passes create=True; every other command refuses a path with no ledger. readonly=True opens
+        it without writing anything (report, runs, history), so a read-only or archived copy works."""
+        load = self.hint("load")
+        try:
+            ledger = Ledger(self.path, create=create, readonly=readonly)
+        except errors.LedgerMissing as exc:
+            raise errors.LedgerMissing(f"{exc}; run '{load}' first.") from None
+        except errors.LedgerNeedsUpgrade as exc:
+            raise errors.LedgerNeedsUpgrade(f"{exc}; load the sheet into it once with '{load}' to upgrade it (that "
+                                            "writes to it). It was not changed.") from None
+        for note in ledger.notes:
+            self.notes(note)
+        return ledger
+
+    def client(self, credentials: Credentials, options: RunOptions) -> IconikClient:
+        return IconikClient(credentials.url, credentials.app_id, credentials.auth_token, rate=options.rate,
+                            workers=options.workers, timeout=(5.0, options.read_timeout), clock=self.clock)
+
+
+def quoted(word: str) -> str:
+    # Double quotes work in POSIX shells, cmd and PowerShell alike for the paths and words we print.
+    return f'"{word}"' if not word or any(ch in word for ch in " \t'&;|()<>$`") else word
+
+

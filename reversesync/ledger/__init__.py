@@ -1,0 +1,59 @@
+"""The SQLite ledger: all of reversesync's SQL lives in this package.
+
+- files.py: opening a ledger file read-only or for writing, and the schema migrations (migrations/*.sql);
+- states.py: the row state machine, as a table;
+- rows.py: rows, their moves and events, loading the source, choosing a run's rows;
+- writelog.py: the write log (intents, sends, outcomes);
+- runs.py: runs and what each did;
+- lock.py: one process at a time;
+- queries.py: read-only questions for reports, verify, undo and repair.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+from ..errors import LedgerError
+from ..types import CHECKED, CREATED, FAILED, FINAL_STATES, PENDING, SKIPPED, STATES, UPDATED
+from . import files
+from .base import Row, now_iso
+from .files import MIGRATION_NAMES, migrations
+from .lock import HEARTBEAT_EVERY, LOCK_STALE_AFTER, Lock, holder_alive
+from .queries import REPORT_COLUMNS, Queries
+from .states import TRANSITIONS, check_transition
+
+DEFAULT_LEDGER = "reversesync.db"
+
+__all__ = ["CHECKED", "CREATED", "DEFAULT_LEDGER", "FAILED", "FINAL_STATES", "HEARTBEAT_EVERY", "LOCK_STALE_AFTER",
+           "MIGRATION_NAMES", "PENDING", "REPORT_COLUMNS", "SKIPPED", "STATES", "TRANSITIONS", "UPDATED", "Ledger",
+           "Row", "check_transition", "holder_alive", "migrations", "now_iso"]
+
+
+class Ledger(Queries, Lock):
+    """One open ledger file. Every read and write goes through one connection guarded by one lock.
+
+    create=False refuses a path with no ledger (LedgerMissing); readonly=True reads without writing
+    anything (LedgerNeedsUpgrade if the file needs a migration first). Opening for writing tightens a
+    ledger readable by others to 0600 and leaves a line about it in `notes` for the CLI to print."""
+
+    def __init__(self, path: str, *, upgrade: bool = True, stop_before: str | None = None, create: bool = True,
+                 readonly: bool = False) -> None:
+        self.path = os.path.abspath(path)
+        self._lock = threading.RLock()
+        self._init_lock()
+        self.readonly = readonly
+        self.notes: list[str] = []
+        try:
+            applied = files.check_what_is_there(self.path, create and not readonly)
+            if readonly:
+                self.db = files.open_readonly(self.path, applied)
+            else:
+                self.db = files.open_for_writing(self.path, upgrade, stop_before, self.notes)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{self.path} is not a usable reversesync ledger: {exc}. It was not changed.") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()

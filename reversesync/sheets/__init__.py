@@ -1,0 +1,29 @@
+"""The sheet: reading its rows (reading.py) into checked records (records.py), and writing the Sync_Log and status
+tabs (writing.py), through one Google client (google.py)."""
+
+from .reading import DEFAULT_WORKSHEET, read_csv, read_google_sheet
+from .records import (
+                      DUPLICATE_CONFLICT,
+                      INVALID,
+                      NO_TIMECODE,
+                      OPTIONAL_COLUMNS,
+                      REQUIRED_COLUMNS,
+                      AssetRecord,
+                      check_row,
+                      records_from_table,
+)
+from .writing import (
+                      PROTECTED_TABS,
+                      STATUS_TAB,
+                      SYNC_LOG_COLUMNS,
+                      SYNC_LOG_TAB,
+                      append_sync_log,
+                      fit_cell,
+                      is_protected_tab,
+                      write_status_tab,
+)
+
+__all__ = ["DEFAULT_WORKSHEET", "DUPLICATE_CONFLICT", "INVALID", "NO_TIMECODE", "OPTIONAL_COLUMNS", "PROTECTED_TABS",
+           "REQUIRED_COLUMNS", "STATUS_TAB", "SYNC_LOG_COLUMNS", "SYNC_LOG_TAB", "AssetRecord", "append_sync_log",
+           "check_row", "fit_cell", "is_protected_tab", "read_csv", "read_google_sheet", "records_from_table",
+           "write_status_tab"]

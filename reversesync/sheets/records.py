@@ -1,0 +1,186 @@
+"""The sheet's rows as checked asset records: one per asset, with a reason when a row cannot be synced."""
+
+import dataclasses
+import hashlib
+import re
+
+from ..errors import InputError
+from ..rules import canonical_uuid
+
+REQUIRED_COLUMNS = ("id", "time_start_ms", "time_end_ms")
+OPTIONAL_COLUMNS = ("title", "time_start_S", "time_end_S")
+
+# Seconds and milliseconds may disagree by rounding; more than this means one of them is wrong.
+CROSS_CHECK_TOLERANCE_MS = 1000
+
+INVALID, NO_TIMECODE, DUPLICATE_CONFLICT = "invalid", "no_timecode", "duplicate_conflict"
+
+# The ledger stores times as SQLite integers (int64); a larger number is no time, and would stop the whole
+# load with an OverflowError (issue #11): such a row is rejected as invalid instead.
+LARGEST_MS = 2 ** 63 - 1
+
+_WHOLE = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.0*)?$")
+_DECIMAL = re.compile(r"^(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d*)?$")
+
+
+@dataclasses.dataclass
+class AssetRecord:
+    """One asset as the source describes it, after validation; reason is None when it can be synced."""
+
+    key: str
+    asset_id: str
+    row_numbers: list[int]
+    title: str
+    time_start_ms: int | None = None
+    time_end_ms: int | None = None
+    reason: str | None = None
+    reason_text: str | None = None
+
+    @property
+    def source_hash(self) -> str:
+        # The title is carried along but does not send a row back to pending: it never reaches Iconik.
+        payload = f"{self.key}|{self.time_start_ms}|{self.time_end_ms}|{self.reason}"
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _blank(value):
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _whole_ms(value):
+    """A cell as a whole non-negative number, or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and value >= 0 else None
+    text = str(value).strip()
+    if text.isdigit() and text.isascii():
+        return int(text)
+    if not _WHOLE.match(text):
+        return None
+    return int(text.split(".")[0].replace(",", ""))
+
+
+def _seconds(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text) if text.isascii() and text[:1].isdigit() else None
+    except ValueError:
+        return float(text.replace(",", "")) if _DECIMAL.match(text) else None
+
+
+def _shown(value):
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_row(row_number, cells):
+    """Validate one sheet row (a dict of the columns we use) into an AssetRecord."""
+    raw_id = cells.get("id")
+    raw_id = "" if raw_id is None else str(raw_id)
+    asset_key = canonical_uuid(raw_id)
+    title = "" if cells.get("title") is None else str(cells.get("title"))
+    record = AssetRecord(key=asset_key or f"row:{row_number}", asset_id=raw_id.strip() or raw_id,
+                         row_numbers=[row_number], title=title)
+
+    def reject(reason, text):
+        record.reason, record.reason_text = reason, f"Row {row_number}: {text}"
+        return record
+
+    if asset_key is None:
+        if _blank(raw_id):
+            return reject(INVALID, "the id cell is empty; put the Iconik asset id (a UUID) in column id.")
+        return reject(INVALID, f"id {raw_id!r} is not an Iconik asset id (a UUID such as "
+                               "1b4e28ba-2fa1-11d2-883f-0016d3cca427); correct column id.")
+    start_cell, end_cell = cells.get("time_start_ms"), cells.get("time_end_ms")
+    if _blank(start_cell) and _blank(end_cell):
+        return reject(NO_TIMECODE, "time_start_ms and time_end_ms are both empty; fill them in to sync this asset.")
+    times = []
+    for column, cell in (("time_start_ms", start_cell), ("time_end_ms", end_cell)):
+        if _blank(cell):
+            other = "time_end_ms" if column == "time_start_ms" else "time_start_ms"
+            return reject(INVALID, f"{column} is empty but {other} is not; fill in both or neither.")
+        ms = _whole_ms(cell)
+        if ms is None:
+            return reject(INVALID, f"{column} is {_shown(cell)}, not a whole number of milliseconds "
+                                   "(0 or more); correct the cell.")
+        if ms > LARGEST_MS:
+            return reject(INVALID, f"{column} is {_shown(cell)}, too large to be a time in milliseconds "
+                                   f"(at most {LARGEST_MS}); correct the cell.")
+        times.append(ms)
+    start, end = times
+    if end <= start:
+        return reject(INVALID, f"time_end_ms ({end}) is not after time_start_ms ({start}); correct one of them.")
+    for column, ms in (("time_start_S", start), ("time_end_S", end)):
+        cell = cells.get(column)
+        if _blank(cell):
+            continue
+        seconds = _seconds(cell)
+        if seconds is None:
+            return reject(INVALID, f"{column} is {_shown(cell)}, not a number of seconds; correct or clear it.")
+        if abs(seconds * 1000 - ms) > CROSS_CHECK_TOLERANCE_MS:
+            ms_column = column.replace("_S", "_ms")
+            return reject(INVALID, f"{column} ({_shown(cell)} s) and {ms_column} ({ms} ms) disagree by more "
+                                   "than a second; correct whichever is wrong.")
+    record.time_start_ms, record.time_end_ms = start, end
+    return record
+
+
+def merge_duplicates(records):
+    """One record per asset. Rows repeating an asset with the same outcome merge; rows that disagree are
+    all rejected as duplicate_conflict, none guessed."""
+    by_key = {}
+    for record in records:
+        by_key.setdefault(record.key, []).append(record)
+    merged = []
+    for key, group in by_key.items():
+        first = group[0]
+        if len(group) == 1:
+            merged.append(first)
+            continue
+        rows = [n for r in group for n in r.row_numbers]
+        outcomes = {(r.time_start_ms, r.time_end_ms, r.reason) for r in group}
+        merged_record = dataclasses.replace(first, row_numbers=rows)
+        if len(outcomes) > 1:
+            described = "; ".join(f"row {r.row_numbers[0]}: {_describe_times(r)}" for r in group)
+            merged_record.time_start_ms = merged_record.time_end_ms = None
+            merged_record.reason = DUPLICATE_CONFLICT
+            merged_record.reason_text = (
+                f"Rows {', '.join(map(str, rows))}: asset {key} appears on several rows with different "
+                f"times ({described}); keep one row or make them agree.")
+        merged.append(merged_record)
+    return merged
+
+
+def _describe_times(record):
+    if record.reason:
+        return record.reason
+    return f"{record.time_start_ms}-{record.time_end_ms} ms"
+
+
+def records_from_table(header, rows, first_row_number=2):
+    """Validate a header and its data rows (lists of cells) into one AssetRecord per asset."""
+    index = _column_index(header)
+    records = []
+    for offset, row in enumerate(rows):
+        if all(_blank(cell) for cell in row):
+            continue
+        cells = {name: (row[i] if i < len(row) else None) for name, i in index.items()}
+        records.append(check_row(first_row_number + offset, cells))
+    return merge_duplicates(records)
+
+
+def _column_index(header):
+    names = [str(h).strip() for h in header]
+    lowered = {name.lower(): i for i, name in reversed(list(enumerate(names)))}
+    missing = [c for c in REQUIRED_COLUMNS if c.lower() not in lowered]
+    if missing:
+        present = ", ".join(n for n in names if n) or "(none)"
+        raise InputError(f"the sheet has no column {', '.join(missing)} (required: {', '.join(REQUIRED_COLUMNS)}). "
+                         f"Columns present: {present}.")
+    return {c: lowered[c.lower()] for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c.lower() in lowered}
