@@ -13,7 +13,15 @@ from reversesync.ledger import Ledger
 from reversesync.rules import MARKER, undo
 from reversesync.sandbox import Catalogue, Faults, Sandbox
 from reversesync.types import SYNC_ACTIONS, UNDO_ACTIONS, Write
-from tests.conftest import cli_process, load_rows, sandbox_for_cli, strand_intent, wait_for, write_sheet
+from tests.conftest import (
+    cli_process,
+    ledger_of_version_02,
+    load_rows,
+    sandbox_for_cli,
+    strand_intent,
+    wait_for,
+    write_sheet,
+)
 
 A, B, C, D, E = (f"6f1b2c00-0000-4000-8000-00000000000{n}" for n in range(1, 6))
 SUBCLIP = "6f1b2c00-0000-4000-8000-0000000000ff"
@@ -515,3 +523,170 @@ def test_demo_ends_with_an_undo_that_leaves_the_sandbox_as_seeded(runner, tmp_pa
     assert "== and back: undo the live runs" in result.output
     assert "The sandbox is back as it was seeded" in result.output
     assert "NOT as it was seeded" not in result.output
+
+
+# --- what an adversarial review of the write log found (issue #15) -----------------------------------------
+
+
+def _killed_with_a_post_in_flight(tmp_path, ledger_path, sandbox, key):
+    """Run 1 SIGKILLed while its POST for key is in flight; the POST lands once the client is dead."""
+    arrived = []
+
+    def slow_post(method, path):
+        if method == "POST" and "/segments/" in path:
+            arrived.append(path)
+            time.sleep(1.0)
+
+    sandbox.hooks.append(slow_post)
+    sheet = write_sheet(tmp_path / "s.csv", [(key, "t", 1000, 5000)])
+    assert cli_process(ledger_path, sandbox, "load", "--csv", sheet).wait(30) == 0
+    run = cli_process(ledger_path, sandbox, "run", "--live", *FAST)
+    wait_for(lambda: arrived)
+    run.kill()
+    run.communicate()
+    sandbox.hooks.clear()
+    wait_for(lambda: None not in [status for _, _, status in sandbox.requests()])
+    sandbox.settle()
+    [landed] = sandbox.generic_segments(key)
+    return landed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("live", [True, False], ids=["live", "dry"])
+def test_an_undo_that_cannot_read_keeps_a_killed_runs_unsettled_write_for_the_next_undo(tmp_path, ledger_path, live):
+    with Sandbox(Catalogue(), index_lag=LAG) as sandbox:
+        sandbox.catalogue.add_asset(A)
+        _killed_with_a_post_in_flight(tmp_path, ledger_path, sandbox, A)
+        sandbox.force("GET", f"/assets/{A}/segments/$", 503, {"errors": ["unavailable"]}, times=4)
+        failed = cli_process(ledger_path, sandbox, "undo", "1", *(("--live",) if live else ()), *FAST)
+        failed.communicate(timeout=60)
+        [write] = Ledger(ledger_path).writes_of_run(1)
+        assert write.outcome == "pending" and Ledger(ledger_path).asset(A)["intent"] == write.intent_id
+        if not live:  # a dry command changes no row
+            assert Ledger(ledger_path).asset(A)["state"] == "checked"
+        again = cli_process(ledger_path, sandbox, "undo", "1", "--live", *FAST)
+        out, err = again.communicate(timeout=60)
+        assert again.returncode == 0, err
+        assert sandbox.generic_segments(A) == []
+
+
+def test_a_dry_undo_that_cannot_read_changes_no_row(sandbox, invoke, tmp_path, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
+    assert invoke("run", "--live", *FAST).exit_code == 0
+    before = Ledger(ledger_path).asset(A)
+    [ours] = sandbox.generic_segments(A)
+    sandbox.force("GET", f"/segments/{ours['id']}/", 503, {"errors": ["down"]}, times=10)
+    result = invoke("undo", "1", *FAST)
+    assert "failed" in result.output
+    assert Ledger(ledger_path).asset(A) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settled_by", ["undo", "resume"])
+def test_undo_never_deletes_a_segment_a_person_annotated_after_its_answer_was_lost(tmp_path, ledger_path, settled_by):
+    with Sandbox(Catalogue(), index_lag=LAG) as sandbox:
+        sandbox.catalogue.add_asset(A)
+        ours = _killed_with_a_post_in_flight(tmp_path, ledger_path, sandbox, A)
+        sandbox.person_edits(ours["id"], segment_text="a person's note", metadata={"Grade": ["A"]})
+        sandbox.settle()
+        if settled_by == "resume":
+            assert cli_process(ledger_path, sandbox, "resume").wait(60) == 0
+        assert cli_process(ledger_path, sandbox, "undo", "1", "--live", *FAST).wait(60) == 0
+        assert sandbox.stored_segment(ours["id"])["segment_text"] == "a person's note"  # still there, not deleted
+        assert Ledger(ledger_path).asset(A)["reason"] == "changed_since"
+
+
+def test_a_lost_update_that_never_landed_does_not_stop_runs_undone_newest_first(
+        sandbox, invoke, tmp_path, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    segment = sandbox.catalogue.add_segment(A, "GENERIC", 9000, 9000, segment_text="by hand")
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
+    assert invoke("run", "--live", *FAST).exit_code == 0
+    load_rows(invoke, tmp_path, (A, 2000, 6000), name="changed.csv")
+    sandbox.force("PATCH", f"/assets/{A}/segments/", 503, {"errors": ["gateway"]})  # not applied, answer 5xx
+    assert invoke("run", "--live", *FAST).exit_code == 0
+    for run_id in (2, 1):
+        assert invoke("undo", str(run_id), "--live", *FAST).exit_code == 0
+    restored = sandbox.stored_segment(segment["id"])
+    assert (restored["time_start_milliseconds"], restored["time_end_milliseconds"]) == (9000, 9000)
+
+
+def test_verify_still_reads_the_segment_of_an_in_sync_row(sandbox, invoke, tmp_path):
+    sandbox.catalogue.add_asset(A)
+    segment = sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
+    assert invoke("run", "--live", *FAST).exit_code == 0
+    sandbox.person_edits(segment["id"], time_start_milliseconds=7000, time_end_milliseconds=9000)
+    result = invoke("verify", "--settle", "0")
+    assert result.exit_code == 1
+    assert f"MISMATCH {A} (row 2, skipped, different)" in result.output
+
+
+def test_a_patch_that_replaced_holds_every_write_until_a_person_clears_it(monkeypatch, invoke, tmp_path, ledger_path):
+    with sandbox_for_cli(monkeypatch, index_lag=0, patch="replace") as sandbox:
+        segments = {}
+        for key in (A, B):
+            sandbox.catalogue.add_asset(key)
+            segments[key] = sandbox.catalogue.add_segment(key, "GENERIC", 9000, 9000, segment_text="by hand")
+        load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+        assert invoke("run", "--live", "--workers", "1", "--no-search", *FAST).exit_code == 2
+        assert Ledger(ledger_path).runs()[-1]["status"] == "failed"  # closed: nothing to resume
+        assert invoke("resume").output.startswith("Nothing to resume")
+        for command in (("run", "--live"), ("undo", "1", "--live"), ("verify", "--repair", "--live")):
+            held = invoke(*command, *FAST)
+            assert held.exit_code == 2 and "run the command again with --patch-checked" in held.output, command
+        assert len(sandbox.requests("PATCH")) == 1  # one segment was replaced, and no other since
+        sandbox.patch = "merge"  # Iconik is fixed; a person checked it
+        assert invoke("run", "--live", "--patch-checked", *FAST).exit_code == 0
+        assert sandbox.stored_segment(segments[B]["id"])["segment_text"] == "by hand"
+
+
+def test_a_repair_delete_answered_404_is_not_logged_as_applied(sandbox, invoke, tmp_path, ledger_path):
+    sandbox.catalogue.add_asset(A)
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
+    assert invoke("run", "--live", *FAST).exit_code == 0
+    [ours] = sandbox.generic_segments(A)
+    copy = sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000, **{k: v for k, v in ours.items() if k not in (
+        "id", "asset_id", "segment_type", "time_start_milliseconds", "time_end_milliseconds", "date_created",
+        "date_modified")})
+    sandbox.settle()
+    sandbox.force("DELETE", f"/segments/{copy['id']}/", 404, {"errors": ["Segment not found"]})
+    assert invoke("verify", "--repair", "--live", *FAST).exit_code == 0
+    [deleted] = [w for w in Ledger(ledger_path).writes_of_asset(A) if w.action == "repair_delete"]
+    assert deleted.outcome == "not_applied"
+
+
+def test_the_writes_of_every_02_run_are_logged_so_runs_undo_newest_first(sandbox, invoke, tmp_path, ledger_path):
+    """0.2 kept one before-image per row: run 1's create of A and update of B were only in the event log once
+    run 2 updated them again. Undo 2 then undo 1 deletes A's segment, and says B cannot be restored."""
+    cat = sandbox.catalogue
+    cat.add_asset(A)
+    created = cat.add_segment(A, "GENERIC", 2000, 6000, external_id=f"{MARKER}:0a")  # created by 1, moved by 2
+    cat.add_asset(B)
+    updated = cat.add_segment(B, "GENERIC", 2000, 6000, segment_text="by hand")      # updated by 1 and by 2
+    old = ledger_of_version_02(ledger_path, (A, B))
+    old.executemany("insert into runs (id, mode, options, started_at, status) values (?, 'live', '{}', 'x', "
+                    "'finished')", [(1,), (2,)])
+    before = {"segment_type": "GENERIC", "time_start_milliseconds": 1000, "time_end_milliseconds": 5000}
+    for key, segment in ((A, created), (B, updated)):
+        old.execute("update assets set state = 'updated', segment_id = ?, done_action = 'update', done_segment_id = "
+                    "?, done_run_id = 2, done_before = ?, done_start_ms = 2000, done_end_ms = 6000, time_start_ms = "
+                    "2000, time_end_ms = 6000 where asset_key = ?",
+                    [segment["id"], segment["id"], json.dumps(dict(before, segment_text=segment["segment_text"])),
+                     key])
+    old.executemany("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
+                    "(?, ?, 'checked', ?, 'x', ?)",
+                    [(A, 1, "created", f"created segment {created['id']}"),
+                     (B, 1, "updated", f"updated segment {updated['id']}"),
+                     (A, 2, "updated", f"updated segment {created['id']}"),
+                     (B, 2, "updated", f"updated segment {updated['id']}")])
+    old.commit()
+    old.close()
+    load_rows(invoke, tmp_path, (A, 2000, 6000), (B, 2000, 6000))  # the upgrade
+    for run_id in (2, 1):
+        assert invoke("undo", str(run_id), "--live", *FAST).exit_code == 0
+    assert sandbox.generic_segments(A) == []
+    assert Ledger(ledger_path).asset(B)["reason"] == "cannot_restore"
+    [b] = sandbox.generic_segments(B)
+    assert (b["time_start_milliseconds"], b["time_end_milliseconds"]) == (1000, 5000)  # run 2's update undone
