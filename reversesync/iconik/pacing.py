@@ -1,10 +1,13 @@
 """Pacing requests to Iconik's limits (ICONIK-FACTS 5, 7.7), and counting them: shared by every worker."""
 
+from __future__ import annotations
+
 import collections
 import datetime
 import email.utils
 import threading
 import time
+from collections.abc import Callable
 
 from ..types import DEFAULT_RATE
 
@@ -52,8 +55,9 @@ class Pacer:
     is really being spent elsewhere, and only a 429 cuts the pace hard.
     """
 
-    def __init__(self, rate=DEFAULT_RATE, window_requests=WINDOW_REQUESTS, window_seconds=WINDOW_SECONDS, *,
-                 clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, rate: float = DEFAULT_RATE, window_requests: int = WINDOW_REQUESTS,
+                 window_seconds: float = WINDOW_SECONDS, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.max_rate = float(rate)
         self.rate = float(rate)
         self.min_rate = max(1.0, self.max_rate / 20)
@@ -70,16 +74,17 @@ class Pacer:
         self._lock = threading.Lock()
         self._next = 0.0
         self._paused_until = 0.0
-        self._sent = collections.deque()  # our send times inside the window
-        self._last_second = collections.deque()  # our send times inside the last second
+        self._sent: collections.deque[float] = collections.deque()  # our send times inside the window
+        self._last_second: collections.deque[float] = collections.deque()  # our send times inside the last second
         self._seq = 0
-        self._expected = {}  # send time -> (sequence number, least Remaining our own sends explain)
+        # send time -> (sequence number, least Remaining our own sends explain)
+        self._expected: dict[float, tuple[int, float]] = {}
         # Requests up to these sequence numbers were sent before the last cut for a 429 / for a warning.
         self._cut_seq = {THROTTLE_CUT: 0, WARNING_CUT: 0}
         self._last_change = float("-inf")
         self.rate_at_last_429 = float("inf")
 
-    def wait(self):
+    def wait(self) -> float:
         """Block until this thread may send a request; returns the send time."""
         while True:
             with self._lock:
@@ -90,7 +95,7 @@ class Pacer:
                     return now
             self._sleep(min(start - now, 0.25))
 
-    def _start_time(self, now):
+    def _start_time(self, now: float) -> float:
         start = max(self._next, self._paused_until)
         if self.window_requests:
             drop_before(self._sent, now - self.window_seconds)
@@ -98,7 +103,7 @@ class Pacer:
                 start = max(start, self._sent[0] + self.window_seconds)
         return start
 
-    def _grant(self, now):
+    def _grant(self, now: float) -> None:
         # Keep the schedule after a late wake-up, so sleep overshoot does not cost throughput; after an
         # idle spell start a new one, so an idle pacer never releases a burst.
         interval = max(1.0 / self.rate, self._min_interval)
@@ -114,30 +119,31 @@ class Pacer:
         while self._expected and next(iter(self._expected)) < horizon:
             del self._expected[next(iter(self._expected))]
 
-    def _least_remaining(self):
+    def _least_remaining(self) -> float:
         """The least RateLimit-Remaining our own sends explain, whichever budget Iconik reports."""
         least = self.second_budget - len(self._last_second)
         if self.window_requests:
             least = min(least, self.window_requests - len(self._sent))
         return least
 
-    def pause(self, seconds):
+    def pause(self, seconds: float) -> None:
         """Stop every worker for seconds (a 429's Retry-After)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def throttled(self, sent_at):
+    def throttled(self, sent_at: float) -> None:
         """A 429 for a request sent at sent_at: slow down once per burst of them, not once per worker."""
         with self._lock:
             seq, _ = self._expected.pop(sent_at, (0, None))
             self._cut(seq, THROTTLE_CUT)
 
-    def answered(self, sent_at, remaining=None):
+    def answered(self, sent_at: float, remaining: float | None = None) -> None:
         """Any other answer: ease off if Remaining shows the budget spent elsewhere, else recover the pace."""
         with self._lock:
-            seq, least = self._expected.pop(sent_at, (0, None))
-            if not seq:
+            expected = self._expected.pop(sent_at, None)
+            if expected is None:
                 return  # sent so long ago that it tells nothing about the pace now
+            seq, least = expected
             sent_since = self._seq - seq  # sent after this request: they may have reached Iconik before it
             if remaining is not None and remaining <= self.low and remaining < least - sent_since - self.slack:
                 self.warnings += 1
@@ -145,7 +151,7 @@ class Pacer:
             elif seq > max(self._cut_seq.values()):
                 self._recover()
 
-    def _cut(self, seq, factor):
+    def _cut(self, seq: int, factor: float) -> None:
         """Slow down, unless the request was sent before the last such cut: one per burst, not per worker."""
         if seq > self._cut_seq[factor]:
             if factor == THROTTLE_CUT:
@@ -154,7 +160,7 @@ class Pacer:
             self._cut_seq[factor] = self._seq
             self._last_change = self._clock()
 
-    def _recover(self):
+    def _recover(self) -> None:
         """Climb back: quickly up to near the pace of the last 429, slowly through it, quickly beyond it."""
         now = self._clock()
         if self.rate < self.max_rate:
@@ -166,7 +172,7 @@ class Pacer:
         self._last_change = now
 
 
-def drop_before(times, cutoff):
+def drop_before(times: collections.deque[float], cutoff: float) -> None:
     """Drop the times at or before cutoff from the left of a sorted deque."""
     while times and times[0] <= cutoff:
         times.popleft()
@@ -175,18 +181,18 @@ def drop_before(times, cutoff):
 class Stats:
     """Counters every run reports (requests by method, 429s, writes), when we last sent and Iconik last answered."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self.by_method = collections.Counter()
+        self.by_method: collections.Counter[str] = collections.Counter()
         self.throttled = 0
         self.writes = 0
-        self.last_sent = None  # monotonic time the last request went on the wire
-        self.last_answer = None  # monotonic time of the last HTTP answer, errors included
+        self.last_sent: float | None = None  # monotonic time the last request went on the wire
+        self.last_answer: float | None = None  # monotonic time of the last HTTP answer, errors included
         self.in_flight = 0
-        self._busy_since = None
+        self._busy_since: float | None = None
 
-    def sent(self):
+    def sent(self) -> None:
         """A request goes on the wire now."""
         with self._lock:
             now = self._clock()
@@ -195,7 +201,7 @@ class Stats:
             self.in_flight += 1
             self.last_sent = now
 
-    def count(self, method, status, write=False):
+    def count(self, method: str, status: int | None, write: bool = False) -> None:
         """A request ended: with an HTTP status, or None when no answer came (the connection failed)."""
         with self._lock:
             self.in_flight = max(0, self.in_flight - 1)
@@ -206,19 +212,19 @@ class Stats:
             if status == 429:
                 self.throttled += 1
 
-    def waiting_for(self):
+    def waiting_for(self) -> float:
         """Seconds without an answer while requests are on the wire ("waiting on Iconik for N s"); 0 when idle."""
         with self._lock:
-            if not self.in_flight:
+            if not self.in_flight or self._busy_since is None:
                 return 0.0
             return self._clock() - max(self._busy_since, self.last_answer or self._busy_since)
 
     @property
-    def requests(self):
+    def requests(self) -> int:
         return sum(self.by_method.values())
 
 
-def parse_retry_after(value, now=None):
+def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (seconds or an HTTP date); None when it gives no usable hint."""
     if value is None:
         return None

@@ -1,9 +1,12 @@
 """What a failed request or a configured URL means: Iconik's error text, whether a request provably never left
 this machine, a TLS failure in a few words, and whether ICONIK_URL is a base URL the client can use."""
 
+from __future__ import annotations
+
 import re
 import ssl
 import urllib.parse
+from collections.abc import Iterator
 
 import requests
 import urllib3
@@ -11,7 +14,7 @@ import urllib3
 from .. import errors
 
 
-def error_message(response):
+def error_message(response: requests.Response) -> str:
     """Iconik's own error text from {"errors": [...]} or {"errors": {"field": "..."}}, else the body's start."""
     try:
         body = response.json()
@@ -25,9 +28,10 @@ def error_message(response):
     return str(body)[:200]
 
 
-def causes(exc):
+def causes(exc: BaseException) -> Iterator[BaseException]:
     """exc and every exception it wraps (reason, __cause__, __context__, args), each once."""
-    seen, pending = set(), [exc]
+    seen: set[int] = set()
+    pending: list[object] = [exc]
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
@@ -37,7 +41,7 @@ def causes(exc):
         pending += [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
 
 
-def never_sent(exc):
+def never_sent(exc: BaseException) -> bool:
     """True when a requests exception proves the request never left this machine."""
     return any(isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
                                   ConnectionRefusedError, requests.exceptions.ConnectTimeout))
@@ -48,7 +52,7 @@ def never_sent(exc):
 PLAIN_HTTP_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
 
 
-def tls_cause(exc):
+def tls_cause(exc: BaseException) -> str:
     """The TLS problem behind an SSLError in a few words, e.g. 'certificate verify failed: self-signed certificate'."""
     found = [cause for cause in causes(exc) if isinstance(cause, ssl.SSLError)]
     if not found:
@@ -67,7 +71,7 @@ def tls_cause(exc):
 URL_FORM = "use the form https://app.iconik.io (scheme http or https, host, optional port, no path)"
 
 
-def checked_base_url(url):
+def checked_base_url(url: str) -> str:
     """The Iconik base URL without its trailing slash, or EndpointError naming what is wrong with it."""
     problem = _base_url_problem(url)
     if problem:
@@ -75,7 +79,7 @@ def checked_base_url(url):
     return url.rstrip("/")
 
 
-def _base_url_problem(url):
+def _base_url_problem(url: str) -> str | None:
     if url != url.strip() or any(ch.isspace() for ch in url):
         return "it contains spaces"
     parts = urllib.parse.urlsplit(url)

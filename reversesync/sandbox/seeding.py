@@ -75,6 +75,7 @@ def _build(catalogue: "Catalogue", scenario: str, key: str, record: AssetRecord,
            ids: random.Random) -> None:
     """The asset (and its segments, its parent) a scenario describes, for one record of the sheet."""
     start, end = record.time_start_ms, record.time_end_ms
+    assert start is not None and end is not None, "seed_from_sheet builds only records without a reason"
     if scenario == "unknown":
         return
     if scenario in ("subclip_equal", "subclip_differs"):

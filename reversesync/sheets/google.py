@@ -1,7 +1,11 @@
 """The Google Sheets client reversesync uses, and what to tell a person when Google refuses or fails."""
 
+from __future__ import annotations
+
 import os
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 import gspread
 import requests
@@ -14,11 +18,14 @@ READONLY_SCOPES = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
 WRITE_SCOPES = ["https://www.googleapis.com/auth/spreadsheets"]
 SYNC_LOG_TAB = "Sync_Log"
 
+T = TypeVar("T")
+
 
 # --- Google Sheets ----------------------------------------------------------------------------------
 
 
-def sheets_http(credentials, scopes, timeout):
+def sheets_http(credentials: str | None, scopes: list[str],
+                timeout: tuple[float, float]) -> tuple[gspread.HTTPClient, str, str]:
     """gspread's HTTP client for a service-account key, and the account's email."""
     key_file = credentials or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     if not key_file:
@@ -38,7 +45,8 @@ def sheets_http(credentials, scopes, timeout):
     return client.http_client, creds.service_account_email, key_file
 
 
-def google_call(call, spreadsheet_id, worksheet, http, email, key_file, writing=False, purpose=None):
+def google_call(call: Callable[[], T], spreadsheet_id: str, worksheet: str, http: gspread.HTTPClient, email: str,
+                key_file: str, writing: bool = False, purpose: str | None = None) -> T:
     try:
         return call()
     except gspread.exceptions.APIError as exc:
@@ -49,7 +57,7 @@ def google_call(call, spreadsheet_id, worksheet, http, email, key_file, writing=
         raise unreachable(exc) from None
 
 
-def sign_in_error(exc, key_file):
+def sign_in_error(exc: google_auth_errors.GoogleAuthError, key_file: str) -> SheetAccessError:
     """google.auth raises TransportError (a GoogleAuthError) when the network fails while it signs in:
     that is no refused key (issue #11). A RefreshError is Google's answer about the key itself, unless it
     is marked retryable (the sign-in service failed)."""
@@ -63,7 +71,7 @@ def sign_in_error(exc, key_file):
                             "this key still exist, or download a new JSON key for it.")
 
 
-def unreachable(exc):
+def unreachable(exc: BaseException) -> GoogleUnreachable:
     """'could not reach Google (Connection refused)': the operating system's words when there are some
     (refused, name not known, unreachable), else the kind of failure that started it (ReadTimeout, ...)."""
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
@@ -76,15 +84,17 @@ def unreachable(exc):
     return GoogleUnreachable(f"could not reach Google ({why}); check the network (or the proxy) and try again.")
 
 
-def plain_client(http, timeout):
+def plain_client(http: gspread.HTTPClient, timeout: tuple[float, float]) -> gspread.HTTPClient:
     """A client on the same signed-in session that sends each request once: gspread's back-off client
     re-sends any request answered 5xx, POST included (issue #10), so writes go through this one."""
-    plain = gspread.HTTPClient(auth=None, session=http.session)
+    # gspread documents auth=None with a session of one's own, but annotates auth as Credentials.
+    plain = gspread.HTTPClient(auth=None, session=http.session)  # type: ignore[arg-type]
     plain.set_timeout(timeout)
     return plain
 
 
-def send_once(send, refused, key_file):
+def send_once(send: Callable[[], object], refused: Callable[[gspread.exceptions.APIError], Exception],
+              key_file: str) -> str | None:
     """Make one write request without retrying: None when Google confirmed it, else why its outcome is
     unknown (a 429 or 5xx answer, a timeout, a dropped connection). A refusal (4xx) raises refused(exc)."""
     try:
@@ -101,11 +111,12 @@ def send_once(send, refused, key_file):
         return f"no answer: {type(exc).__name__}"
 
 
-def status_code(exc):
+def status_code(exc: gspread.exceptions.APIError) -> int:
     return exc.code if isinstance(exc.code, int) else exc.response.status_code
 
 
-def sheet_error(exc, http, spreadsheet_id, worksheet, email, writing=False, purpose=None):
+def sheet_error(exc: gspread.exceptions.APIError, http: gspread.HTTPClient, spreadsheet_id: str, worksheet: str,
+                email: str, writing: bool = False, purpose: str | None = None) -> SheetAccessError:
     """What to tell the user about Google's refusal. writing: the refused request was a write; purpose: the
     write the command is for ('append to Sync_Log'), so that even a refused read says Editor is needed."""
     code = status_code(exc)

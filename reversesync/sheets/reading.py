@@ -1,6 +1,10 @@
 """Reading the timecode sheet: a CSV export, or the tab of a Google spreadsheet (one values.get)."""
 
+from __future__ import annotations
+
 import csv
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 import gspread
 
@@ -16,7 +20,7 @@ CSV_FIELD_LIMIT = 2 ** 31 - 1
 # --- CSV -----------------------------------------------------------------------------------------
 
 
-def read_csv(path):
+def read_csv(path: str) -> tuple[list[str], Iterator[list[str]]]:
     """Header and a lazy iterator of rows of a CSV export of the sheet (UTF-8, with or without a BOM)."""
     try:
         handle = open(path, encoding="utf-8-sig", newline="")
@@ -35,7 +39,7 @@ def read_csv(path):
     return header, _rows(path, handle, reader)
 
 
-def _rows(path, handle, reader):
+def _rows(path: str, handle: TextIO, reader: Iterator[list[str]]) -> Iterator[list[str]]:
     # Streamed, not listed: a 100,000-row sheet as lists of 35 strings would cost hundreds of MB (issue #2).
     with handle:
         try:
@@ -44,11 +48,12 @@ def _rows(path, handle, reader):
             raise _not_utf8(path, exc) from None
 
 
-def _not_utf8(path, exc):
+def _not_utf8(path: str, exc: UnicodeDecodeError) -> InputError:
     return InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); export it as CSV UTF-8.")
 
 
-def read_google_sheet(spreadsheet_id, worksheet=DEFAULT_WORKSHEET, credentials=None, timeout=(10, 60)):
+def read_google_sheet(spreadsheet_id: str, worksheet: str = DEFAULT_WORKSHEET, credentials: str | None = None,
+                      timeout: tuple[float, float] = (10, 60)) -> tuple[Sequence[object], list[list[object]]]:
     """Header and rows of one tab, read in a single values.get with unformatted values."""
     http, email, key_file = sheets_http(credentials, READONLY_SCOPES, timeout)
     answer = google_call(lambda: http.values_get(

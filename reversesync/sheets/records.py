@@ -1,8 +1,11 @@
 """The sheet's rows as checked asset records: one per asset, with a reason when a row cannot be synced."""
 
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import re
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import InputError
 from ..rules import canonical_uuid
@@ -43,11 +46,11 @@ class AssetRecord:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _blank(value):
+def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _whole_ms(value):
+def _whole_ms(value: object) -> int | None:
     """A cell as a whole non-negative number, or None if it is not one."""
     if isinstance(value, bool):
         return None
@@ -63,7 +66,7 @@ def _whole_ms(value):
     return int(text.split(".")[0].replace(",", ""))
 
 
-def _seconds(value):
+def _seconds(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -75,11 +78,11 @@ def _seconds(value):
         return float(text.replace(",", "")) if _DECIMAL.match(text) else None
 
 
-def _shown(value):
+def _shown(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def check_row(row_number, cells):
+def check_row(row_number: int, cells: Mapping[str, object]) -> AssetRecord:
     """Validate one sheet row (a dict of the columns we use) into an AssetRecord."""
     raw_id = cells.get("id")
     raw_id = "" if raw_id is None else str(raw_id)
@@ -88,7 +91,7 @@ def check_row(row_number, cells):
     record = AssetRecord(key=asset_key or f"row:{row_number}", asset_id=raw_id.strip() or raw_id,
                          row_numbers=[row_number], title=title)
 
-    def reject(reason, text):
+    def reject(reason: str, text: str) -> AssetRecord:
         record.reason, record.reason_text = reason, f"Row {row_number}: {text}"
         return record
 
@@ -100,7 +103,7 @@ def check_row(row_number, cells):
     start_cell, end_cell = cells.get("time_start_ms"), cells.get("time_end_ms")
     if _blank(start_cell) and _blank(end_cell):
         return reject(NO_TIMECODE, "time_start_ms and time_end_ms are both empty; fill them in to sync this asset.")
-    times = []
+    times: list[int] = []
     for column, cell in (("time_start_ms", start_cell), ("time_end_ms", end_cell)):
         if _blank(cell):
             other = "time_end_ms" if column == "time_start_ms" else "time_start_ms"
@@ -131,13 +134,13 @@ def check_row(row_number, cells):
     return record
 
 
-def merge_duplicates(records):
+def merge_duplicates(records: Iterable[AssetRecord]) -> list[AssetRecord]:
     """One record per asset. Rows repeating an asset with the same outcome merge; rows that disagree are
     all rejected as duplicate_conflict, none guessed."""
-    by_key = {}
+    by_key: dict[str, list[AssetRecord]] = {}
     for record in records:
         by_key.setdefault(record.key, []).append(record)
-    merged = []
+    merged: list[AssetRecord] = []
     for key, group in by_key.items():
         first = group[0]
         if len(group) == 1:
@@ -157,16 +160,17 @@ def merge_duplicates(records):
     return merged
 
 
-def _describe_times(record):
+def _describe_times(record: AssetRecord) -> str:
     if record.reason:
         return record.reason
     return f"{record.time_start_ms}-{record.time_end_ms} ms"
 
 
-def records_from_table(header, rows, first_row_number=2):
+def records_from_table(header: Iterable[object], rows: Iterable[Sequence[object]],
+                       first_row_number: int = 2) -> list[AssetRecord]:
     """Validate a header and its data rows (lists of cells) into one AssetRecord per asset."""
     index = _column_index(header)
-    records = []
+    records: list[AssetRecord] = []
     for offset, row in enumerate(rows):
         if all(_blank(cell) for cell in row):
             continue
@@ -175,7 +179,7 @@ def records_from_table(header, rows, first_row_number=2):
     return merge_duplicates(records)
 
 
-def _column_index(header):
+def _column_index(header: Iterable[object]) -> dict[str, int]:
     names = [str(h).strip() for h in header]
     lowered = {name.lower(): i for i, name in reversed(list(enumerate(names)))}
     missing = [c for c in REQUIRED_COLUMNS if c.lower() not in lowered]

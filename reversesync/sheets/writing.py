@@ -1,12 +1,18 @@
 """Writing to the spreadsheet: appending finished runs to the Sync_Log tab, and the status tab. Never the data tab."""
 
+from __future__ import annotations
+
+import functools
 import json
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import gspread
 
 from ..errors import GoogleUnreachable, SheetAccessError
+from ..types import Json
 from .google import SYNC_LOG_TAB, WRITE_SCOPES, google_call, plain_client, send_once, sheet_error, sheets_http
 from .reading import DEFAULT_WORKSHEET
 
@@ -18,8 +24,12 @@ SYNC_LOG_COLUMNS = ("Sync_ID", "Sync_Type", "Started_At", "Completed_At", "Asset
 APPEND_ATTEMPTS = 3
 APPEND_SETTLE_SECONDS = 2.0  # between a lost answer and the look-up
 
+SyncLogEntry = Mapping[str, Any]
+Refused = Callable[[gspread.exceptions.APIError], Exception]
 
-def append_sync_log(spreadsheet_id, entries, credentials=None, timeout=(10, 60)):
+
+def append_sync_log(spreadsheet_id: str, entries: Sequence[SyncLogEntry], credentials: str | None = None,
+                    timeout: tuple[float, float] = (10, 60)) -> tuple[list[str], list[str]]:
     """Append Sync_Log rows (dicts keyed by SYNC_LOG_COLUMNS) whose Sync_ID is not there yet.
 
     Returns (appended ids, ids already present). Reads the Sync_ID column first, so appending the same run
@@ -29,19 +39,20 @@ def append_sync_log(spreadsheet_id, entries, credentials=None, timeout=(10, 60))
     http, email, key_file = sheets_http(credentials, WRITE_SCOPES, timeout)
     plain = plain_client(http, timeout)
 
-    def logged_ids():
+    def logged_ids() -> set[str]:
         answer = google_call(lambda: http.values_get(spreadsheet_id, gspread.utils.absolute_range_name(
             SYNC_LOG_TAB, "A:A")), spreadsheet_id, SYNC_LOG_TAB, http, email, key_file)
         return {str(row[0]) for row in answer.get("values", []) if row}
 
-    def append(batch):
+    def append(batch: Sequence[SyncLogEntry]) -> str | None:
         return append_once(plain, spreadsheet_id, batch, lambda exc: sheet_error(
             exc, http, spreadsheet_id, SYNC_LOG_TAB, email, writing=True), key_file)
 
     logged = logged_ids()
     present = [e["Sync_ID"] for e in entries if e["Sync_ID"] in logged]
     waiting = [entry for entry in entries if entry["Sync_ID"] not in logged]
-    appended, lost = [], None
+    appended: list[str] = []
+    lost: str | None = None
     for _ in range(APPEND_ATTEMPTS):
         if not waiting:
             break
@@ -62,7 +73,8 @@ def append_sync_log(spreadsheet_id, entries, credentials=None, timeout=(10, 60))
     return appended, present
 
 
-def append_once(plain, spreadsheet_id, entries, refused, key_file):
+def append_once(plain: gspread.HTTPClient, spreadsheet_id: str, entries: Iterable[SyncLogEntry], refused: Refused,
+                key_file: str) -> str | None:
     """Send one values:append without retrying: None when Google confirmed it, else why its outcome is
     unknown (a 429 or 5xx answer, a timeout, a dropped connection). A refusal (4xx) raises."""
     body = {"values": [[entry[column] for column in SYNC_LOG_COLUMNS] for entry in entries]}
@@ -98,14 +110,14 @@ _TABS_FIELDS = "sheets.properties,sheets.developerMetadata"
 _GRID_FIELDS = "gridProperties.rowCount,gridProperties.columnCount,gridProperties.frozenRowCount"
 
 
-def is_protected_tab(name, data_tabs=()):
+def is_protected_tab(name: str, data_tabs: Iterable[str] = ()) -> bool:
     """Whether name is the data tab, Sync_Log or one of data_tabs. Tab names are unique regardless of case in
     Google Sheets, so 'sync_log' is Sync_Log."""
     wanted = name.strip().casefold()
     return any(wanted == tab.casefold() for tab in (*PROTECTED_TABS, *data_tabs))
 
 
-def fit_cell(value, limit=CELL_LIMIT):
+def fit_cell(value: object, limit: int = CELL_LIMIT) -> object:
     """value as one cell can hold it: a text over the cell limit is cut and ends in a visible
     '… [cut: N more characters]', so that nobody takes it for the whole text (issue #12).
 
@@ -120,20 +132,21 @@ def fit_cell(value, limit=CELL_LIMIT):
     return kept + _cut_mark(removed)
 
 
-def _cut_mark(removed):
+def _cut_mark(removed: int) -> str:
     return f"… [cut: {removed} more characters]"
 
 
-def _utf16_units(text):
+def _utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _utf16_prefix(text, units):
+def _utf16_prefix(text: str, units: int) -> str:
     # errors="ignore" drops half of a surrogate pair cut in two.
     return text.encode("utf-16-le")[:units * 2].decode("utf-16-le", errors="ignore")
 
 
-def write_status_tab(spreadsheet_id, tab, values, credentials=None, timeout=(10, 60)):
+def write_status_tab(spreadsheet_id: str, tab: str, values: Sequence[Sequence[object]], credentials: str | None = None,
+                     timeout: tuple[float, float] = (10, 60)) -> Json:
     """Replace everything in the tab with values (a header row, then one row per asset), written RAW: a text
     starting with = + - @ stays text, with no quote added. Returns the tab's properties (title, sheetId).
 
@@ -148,34 +161,35 @@ def write_status_tab(spreadsheet_id, tab, values, credentials=None, timeout=(10,
 class _StatusTabWriter:
     """One status-tab write: the spreadsheet, the two clients, and what to say when Google refuses."""
 
-    def __init__(self, spreadsheet_id, tab, credentials, timeout):
+    def __init__(self, spreadsheet_id: str, tab: str, credentials: str | None, timeout: tuple[float, float]) -> None:
         self.http, self.email, self.key_file = sheets_http(credentials, WRITE_SCOPES, timeout)
         self.plain = plain_client(self.http, timeout)
         self.spreadsheet_id, self.tab = spreadsheet_id, tab
         self.purpose = f"write the tab {tab!r}"
 
-    def tabs(self):
+    def tabs(self) -> list[Json]:
         """Every tab's properties and developer metadata. A read: gspread's back-off client may repeat it."""
         answer = google_call(lambda: self.http.fetch_sheet_metadata(
             self.spreadsheet_id, params={"fields": _TABS_FIELDS}), self.spreadsheet_id, self.tab, self.http,
             self.email, self.key_file, purpose=self.purpose)
         return answer.get("sheets", [])
 
-    def fit_grid(self, rows, columns):
+    def fit_grid(self, rows: int, columns: int) -> Json:
         """Make the tab exist, marked as reversesync's, with exactly rows x columns and the header frozen.
 
         A batchUpdate that adds a tab is not idempotent (a second addSheet fails with 'already exists'): after
         a lost answer the tabs are read again and the request is planned afresh from what is there, never
         re-sent blindly. Resizing is idempotent, but goes through the same look-up."""
-        sheets, lost = self.tabs(), None
+        sheets = self.tabs()
+        lost: str | None = None
         for attempt in range(WRITE_ATTEMPTS + 1):  # the look-up after the last lost answer counts too
             body, properties = _grid_change(self._existing(sheets), self.tab, rows, columns, sheets)
             if body is None:
                 return properties
             if attempt == WRITE_ATTEMPTS:
                 break
-            lost = send_once(lambda body=body: self.plain.batch_update(self.spreadsheet_id, body), self._refused,
-                              self.key_file)
+            lost = send_once(functools.partial(self.plain.batch_update, self.spreadsheet_id, body), self._refused,
+                             self.key_file)
             if lost is None:
                 return properties
             time.sleep(WRITE_SETTLE_SECONDS)
@@ -184,15 +198,15 @@ class _StatusTabWriter:
             f"could not reach Google: it did not confirm the sizing of tab {self.tab!r} after {WRITE_ATTEMPTS} "
             f"tries (last: {lost}), and the tab is not as asked; nothing was written. Try again later.")
 
-    def write_values(self, title, values):
+    def write_values(self, title: str, values: Iterable[Sequence[object]]) -> None:
         """values.update from A1, RAW. Each replaces a fixed range with the same cells, so sending it again after
         a lost answer can only write what may already be there: it is re-sent without a look-up."""
         for first_row, batch in value_batches(values, VALUES_PAYLOAD_BYTES):
             cells = gspread.utils.absolute_range_name(title, f"A{first_row}")
             for attempt in range(1, WRITE_ATTEMPTS + 1):
-                lost = send_once(lambda cells=cells, batch=batch: self.plain.values_update(
-                    self.spreadsheet_id, cells, params={"valueInputOption": "RAW"}, body={"values": batch}),
-                    self._refused, self.key_file)
+                lost = send_once(functools.partial(
+                    self.plain.values_update, self.spreadsheet_id, cells, params={"valueInputOption": "RAW"},
+                    body={"values": batch}), self._refused, self.key_file)
                 if lost is None:
                     break
                 if attempt == WRITE_ATTEMPTS:
@@ -202,7 +216,7 @@ class _StatusTabWriter:
                         "again: it replaces the whole tab.")
                 time.sleep(WRITE_SETTLE_SECONDS)
 
-    def _existing(self, sheets):
+    def _existing(self, sheets: Iterable[Json]) -> Json | None:
         """The properties of the tab to write, or None when there is none. A tab reversesync did not add is
         someone else's: refused, so that no data is ever overwritten (issue #12)."""
         wanted = self.tab.casefold()
@@ -217,16 +231,17 @@ class _StatusTabWriter:
             return sheet["properties"]
         return None
 
-    def _refused(self, exc):
+    def _refused(self, exc: gspread.exceptions.APIError) -> SheetAccessError:
         return sheet_error(exc, self.http, self.spreadsheet_id, self.tab, self.email, writing=True,
                             purpose=self.purpose)
 
 
-def _grid_change(existing, tab, rows, columns, sheets):
+def _grid_change(existing: Json | None, tab: str, rows: int, columns: int,
+                 sheets: Iterable[Json]) -> tuple[Json | None, Json]:
     """(batchUpdate body, or None when nothing needs changing; the tab's properties once it is done)."""
     grid = {"rowCount": rows, "columnCount": columns, "frozenRowCount": 1}
     if existing is None:
-        properties = {"sheetId": _free_sheet_id(tab, sheets), "title": tab, "gridProperties": grid}
+        properties: Json = {"sheetId": _free_sheet_id(tab, sheets), "title": tab, "gridProperties": grid}
         # The sheetId is chosen here, so that the same request can mark the tab it adds: both land or neither.
         marker = {"metadataKey": STATUS_MARKER, "location": {"sheetId": properties["sheetId"]},
                   "visibility": "DOCUMENT"}
@@ -239,7 +254,7 @@ def _grid_change(existing, tab, rows, columns, sheets):
     return {"requests": [{"updateSheetProperties": update}]}, existing
 
 
-def _free_sheet_id(title, sheets):
+def _free_sheet_id(title: str, sheets: Iterable[Json]) -> int:
     """A sheetId derived from the title (the same request body each time, which a lost answer's look-up and
     the tests rely on), moved on past any id in use."""
     taken = {sheet["properties"]["sheetId"] for sheet in sheets}
@@ -249,10 +264,11 @@ def _free_sheet_id(title, sheets):
     return sheet_id
 
 
-def value_batches(values, budget):
+def value_batches(values: Iterable[Sequence[object]], budget: int) -> Iterator[tuple[int, list[Sequence[object]]]]:
     """(first row number, rows) in as few batches as keep each request body under budget bytes: one for
     any ledger of the real sheet's size."""
-    first, batch, size = 1, [], 0
+    first, size = 1, 0
+    batch: list[Sequence[object]] = []
     for row in values:
         row_size = len(json.dumps(row)) + 2
         if batch and size + row_size > budget:
