@@ -27,7 +27,8 @@ class Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code on the class but reads it from the instance, as here.
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 class Console:

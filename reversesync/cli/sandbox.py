@@ -101,9 +101,9 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
         raise click.BadParameter(f"no folder {os.path.dirname(os.path.abspath(dump_file))} to write it in",
                                  param_hint="'--dump'")
     minted_app_id, minted_token = sandbox_module.mint_credentials()
-    if ctx.get_parameter_source("app_id") is ParameterSource.DEFAULT:
+    if app_id is None or ctx.get_parameter_source("app_id") is ParameterSource.DEFAULT:
         app_id = minted_app_id
-    if ctx.get_parameter_source("auth_token") is ParameterSource.DEFAULT:
+    if auth_token is None or ctx.get_parameter_source("auth_token") is ParameterSource.DEFAULT:
         auth_token = minted_token
     server = sandbox_module.Sandbox(catalogue, port=port, app_id=app_id, auth_token=auth_token,
                                     roles=[r.strip() for r in roles.split(",") if r.strip()],
