@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .. import app, outputs, report
+from .. import app, errors, outputs, report
 from .. import sandbox as sandbox_module
 from ..types import ExitStatus, Json, RunOptions
 from .console import Console, reported
@@ -64,10 +64,12 @@ def _demo(ctx: click.Context, console: Console, folder: str) -> int:
     catalogue.seed_from_sheet(app.example_sheet_path(), seed=7)
     seeded = catalogue.dump()
     faults = sandbox_module.Faults(server_error=0.02, conflict=0.02, drop_before=0.01, drop_after=0.02)
-    server = sandbox_module.Sandbox(catalogue, latency_ms=3, faults=faults, seed=7).start()
+    rate = 200.0  # the sandbox is local; against Iconik keep the default 50
+    # The sandbox's budget matches the client's: its RateLimit-Remaining would otherwise count at Iconik's 50/s
+    # and the client, which follows that header, would run the demo at a quarter of the pace it asked for.
+    server = sandbox_module.Sandbox(catalogue, latency_ms=3, faults=faults, seed=7, rate=rate).start()
     credentials = app.Credentials(server.url, server.app_id, server.auth_token)
     where = app.Session(ledger_path, notes=console.note)
-    rate = 200.0  # the sandbox is local; against Iconik keep the default 50
 
     def step(number: int, text: str) -> None:
         console.say("")
@@ -82,14 +84,15 @@ def _demo(ctx: click.Context, console: Console, folder: str) -> int:
         # Settle time and read timeout scaled down with the sandbox's small latency (issue #10): the
         # ratio that matters, settle > read timeout + late apply + index lag, is kept.
         options = RunOptions(rate=rate, settle=4.0, read_timeout=2.0)
-        show(console, app.run(where, credentials, options, Renderer(console)))
+        shown(console, app.run(where, credentials, options, Renderer(console)))
         step(3, "live run, interrupted on purpose after 60 rows, as a Ctrl-C would")
-        show(console, app.run(where, credentials, dataclasses.replace(options, live=True),
-                              Renderer(console, interrupt_after=60)))
+        interrupting = Renderer(console, interrupt_after=60)
+        shown(console, app.run(where, credentials, dataclasses.replace(options, live=True), interrupting),
+              on_purpose=interrupting.interrupted_on_purpose)
         step(4, "resume: rows caught mid-write are re-checked first, nothing is re-sent blindly")
-        show(console, app.resume(where, credentials, Renderer(console)))
+        shown(console, app.resume(where, credentials, Renderer(console)))
         step(5, "live run again: everything is done, so it makes zero writes")
-        show(console, app.run(where, credentials, dataclasses.replace(options, live=True), Renderer(console)))
+        shown(console, app.run(where, credentials, dataclasses.replace(options, live=True), Renderer(console)))
         step(6, "report")
         with app.reading(where, readonly=False) as ledger:
             for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
@@ -103,7 +106,7 @@ def _demo(ctx: click.Context, console: Console, folder: str) -> int:
         click.secho("== and back: undo the live runs, newest first, to leave the sandbox as it was seeded", bold=True,
                     file=console.human)
         for run_id in reversed(live_runs):
-            undone = show(console, app.undo(where, credentials, RunOptions(
+            undone = shown(console, app.undo(where, credentials, RunOptions(
                 undo=run_id, live=True, workers=4, rate=rate, settle=options.settle,
                 read_timeout=options.read_timeout), Renderer(console)))
             code = code or undone
@@ -118,6 +121,15 @@ def _demo(ctx: click.Context, console: Console, folder: str) -> int:
         return code
     finally:
         server.stop()
+
+
+def shown(console: Console, report: app.RunReport | app.NothingToResume, on_purpose: bool = False) -> int:
+    """Print a step's run; a Ctrl-C the person pressed (not the demo's own) ends the demo there, its temporary
+    folder removed, instead of carrying on to the next step."""
+    code = show(console, report)
+    if code == ExitStatus.INTERRUPTED and not on_purpose:
+        raise errors.Interrupted("Demo stopped.")
+    return code
 
 
 def catalogue_changes(seeded: Json, now: Json) -> list[str]:

@@ -22,6 +22,7 @@ class Renderer:
     def __init__(self, console: Console, interrupt_after: int | None = None, clock: Clock = SYSTEM) -> None:
         self.console = console
         self.interrupt_after = interrupt_after
+        self.interrupted_on_purpose = False
         self.clock = clock
         self.last_line = float("-inf")
         self.settling_said = False
@@ -35,6 +36,7 @@ class Renderer:
     def __call__(self, event: progress.Event) -> None:
         if self.interrupt_after is not None and isinstance(event, progress.Tick) and event.done >= self.interrupt_after:
             self.interrupt_after = None
+            self.interrupted_on_purpose = True
             raise KeyboardInterrupt
         try:
             with self._lock:
