@@ -13,6 +13,7 @@ import click
 
 from .. import iconik, rules
 from ..app import Credentials, Session
+from ..clock import SYSTEM
 from ..ledger import DEFAULT_LEDGER
 from ..types import DEFAULT_READ_TIMEOUT, DEFAULT_SETTLE, ExitStatus
 from .console import Console, Failure
@@ -33,8 +34,10 @@ def ledger_option(command: F, envvar: str | None = None) -> F:
 
 
 def session(ctx: click.Context, ledger_path: str | None, console: Console) -> Session:
-    """The command's session: its --ledger, else the group's (or REVERSESYNC_LEDGER)."""
-    return Session(ledger_path or (ctx.obj or {}).get("ledger_path"), notes=console.note)
+    """The command's session: its --ledger, else the group's (or REVERSESYNC_LEDGER). Its clock is the real one
+    unless a test hands the group another (`invoke(cli, args, obj={"clock": FakeClock()})`)."""
+    given = ctx.obj or {}
+    return Session(ledger_path or given.get("ledger_path"), clock=given.get("clock", SYSTEM), notes=console.note)
 
 
 def json_option(command: F) -> F:

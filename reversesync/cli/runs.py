@@ -91,7 +91,7 @@ def run_command(ctx: click.Context, live: bool, workers: int, rate: float, limit
         if missing:
             raise click.BadParameter(f"{', '.join(missing)} not in the ledger; load a sheet that has it first",
                                      param_hint="--asset")
-        report = app.run(where, credentials, options, Renderer(console), patch_checked)
+        report = app.run(where, credentials, options, Renderer(console, clock=where.clock), patch_checked)
     ctx.exit(show(console, report))
 
 
@@ -113,8 +113,9 @@ def resume_command(ctx: click.Context, patch_checked: bool, as_json: bool, crede
         reversesync resume
     """
     console = Console(as_json)
+    where = session(ctx, ledger_path, console)
     with reported(console):
-        report = app.resume(session(ctx, ledger_path, console), credentials, Renderer(console), patch_checked)
+        report = app.resume(where, credentials, Renderer(console, clock=where.clock), patch_checked)
     ctx.exit(show(console, report))
 
 
@@ -156,7 +157,8 @@ def undo_command(ctx: click.Context, run_id: int, live: bool, assets: Sequence[s
                          read_timeout=read_timeout)
     console = Console(as_json)
     with reported(console):
-        report = app.undo(session(ctx, ledger_path, console), credentials, options, Renderer(console), patch_checked)
+        where = session(ctx, ledger_path, console)
+        report = app.undo(where, credentials, options, Renderer(console, clock=where.clock), patch_checked)
     ctx.exit(show(console, report))
 
 

@@ -73,12 +73,12 @@ def verify_command(ctx: click.Context, workers: int, rate: float, csv_path: str 
             raise click.UsageError("--csv lists mismatches; give it in a verify without --repair.")
         options = RunOptions(live=live, workers=workers, rate=rate, settle=settle, read_timeout=read_timeout)
         with reported(console):
-            report = app.repair(where, credentials, options, Renderer(console), patch_checked)
+            report = app.repair(where, credentials, options, Renderer(console, clock=where.clock), patch_checked)
         ctx.exit(show(console, report))
     with reported(console):
         if csv_path:
             outputs.check_output_path(csv_path)  # before any read: a bad path must not cost a whole verify
-        found = app.verify(where, credentials, workers, rate, settle, Renderer(console))
+        found = app.verify(where, credentials, workers, rate, settle, Renderer(console, clock=where.clock))
         code = print_verified(console, found, csv_path)
     ctx.exit(code)
 

@@ -56,6 +56,7 @@ class IconikClient:
         self.per_page = per_page
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.clock = clock
         self._retrying = {False: self._retrying_for(False), True: self._retrying_for(True)}
         self.pacer = pacer or Pacer(rate, window_requests=int(rate * WINDOW_SECONDS), clock=clock.monotonic,
                                     sleep=clock.sleep)
@@ -169,7 +170,7 @@ class IconikClient:
     def _retrying_for(self, write: bool) -> Retrying:
         # Built once per client: tenacity keeps each call's state per thread, so workers can share them.
         return Retrying(retry=retry_if_exception(lambda exc: self._retryable(exc, write)), stop=self._stop,
-                        wait=self._wait, reraise=True)
+                        wait=self._wait, sleep=self.clock.sleep, reraise=True)
 
     @staticmethod
     def _retryable(exc: BaseException, write: bool) -> bool:
