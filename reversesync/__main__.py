@@ -2,4 +2,5 @@
 
 from .cli import main
 
-main()
+if __name__ == "__main__":  # importing it (the wheel test imports every module) runs nothing
+    main()

@@ -1,6 +1,8 @@
-"""The built wheel carries its migrations: `pip install .` (not only an editable install) makes a ledger."""
+"""The built wheel carries every module and migration: `pip install .` (not only an editable install, which hides a
+package missing from pyproject's list) makes a ledger and imports each module of the source tree."""
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -15,8 +17,13 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_wheel_installs_in_fresh_venv_and_creates_ledger(tmp_path):
     dist = tmp_path / "dist"
+    # Built from a copy without build/: setuptools would otherwise pack a stale build/lib, hiding a package that
+    # pyproject no longer lists.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        "build", "dist", ".venv", ".git", "*.egg-info", "__pycache__", ".pytest_cache", "cassettes", "tests"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir",
-                    str(dist), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+                    str(dist), str(source)], check=True, capture_output=True, cwd=tmp_path)
     [wheel] = list(dist.glob("reversesync-*.whl"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -42,4 +49,12 @@ def test_wheel_installs_in_fresh_venv_and_creates_ledger(tmp_path):
                             "r.files('reversesync.migrations').iterdir() if p.name.endswith('.sql')))"],
                            capture_output=True, text=True, cwd=ledger.parent, check=True).stdout
     assert str(env_dir) in where.splitlines()[0]
-    assert "001_initial.sql" in where
+    assert eval(where.splitlines()[1]) == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    modules = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     for path in (ROOT / "reversesync").rglob("*.py"))
+    imported = subprocess.run([str(python), "-c", "import importlib, sys\nfor name in sys.argv[1:]: "
+                               "print(name, importlib.import_module(name).__file__)", *modules],
+                              capture_output=True, text=True, cwd=ledger.parent)
+    assert imported.returncode == 0, imported.stderr
+    outside = [line for line in imported.stdout.splitlines() if str(env_dir) not in line]
+    assert len(imported.stdout.splitlines()) == len(modules) > 60 and outside == []
