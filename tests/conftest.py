@@ -20,7 +20,7 @@ CASSETTES = ROOT / "cassettes"
 EXAMPLE_SHEET = ROOT / "reversesync" / "examples" / "example_sheet.csv"
 OPENAPI_ASSETS = ROOT.parent / "shared" / "iconik-openapi" / "assets.json"
 
-_SECRET_HEADERS = ["Authorization", "App-ID", "Auth-Token", "Cookie", "Set-Cookie"]
+SECRET_HEADERS = ["Authorization", "App-ID", "Auth-Token", "Cookie", "Set-Cookie"]
 _TOKEN_IN_BODY = re.compile(rb'"(access_token|id_token|refresh_token)"\s*:\s*"[^"]*"')
 
 
@@ -28,7 +28,7 @@ def _scrub_response(response):
     body = response["body"].get("string")
     if isinstance(body, bytes):
         response["body"]["string"] = _TOKEN_IN_BODY.sub(rb'"\1": "REDACTED"', body)
-    for header in _SECRET_HEADERS:
+    for header in SECRET_HEADERS:
         response["headers"].pop(header, None)
     return response
 
@@ -41,7 +41,7 @@ def recorder():
     return vcr.VCR(
         cassette_library_dir=str(CASSETTES),
         record_mode=os.environ.get("REVERSESYNC_RECORD", "none"),
-        filter_headers=_SECRET_HEADERS,
+        filter_headers=SECRET_HEADERS,
         filter_post_data_parameters=["assertion", "client_secret", "refresh_token"],
         before_record_response=_scrub_response,
         decode_compressed_response=True,

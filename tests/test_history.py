@@ -127,18 +127,3 @@ def test_sync_log_needs_a_sheet(invoke):
     invoke("load", "--example")
     result = invoke("report", "--sync-log")
     assert result.exit_code == 2 and "--sync-log needs --sheet SPREADSHEET_ID." in result.output
-
-
-@pytest.mark.slow
-def test_demo_runs_the_whole_flow_and_exits_0(runner, tmp_path):
-    from reversesync.cli import cli
-
-    result = runner.invoke(cli, ["demo", "--keep", str(tmp_path / "demo")], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    for step in ("== 1/7 load", "== 2/7 dry run", "== 3/7 live run, interrupted", "== 4/7 resume",
-                 "== 5/7 live run again", "== 6/7 report", "== 7/7 verify"):
-        assert step in result.output
-    assert "Interrupted. Continue with: reversesync --ledger " in result.output
-    assert "Plan: would create" in result.output
-    assert " 0 do not " in result.output
-    assert (tmp_path / "demo" / "demo.db").exists() and (tmp_path / "demo" / "report.csv").exists()

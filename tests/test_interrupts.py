@@ -31,7 +31,7 @@ def finish(process, timeout=120):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(ledger_path, tmp_path):
-    from tests.conftest import write_sheet
+    from tests.conftest import wait_for, write_sheet
 
     keys = [f"9d1e0b20-0000-4000-8000-0000000002{n:02d}" for n in range(60)]
     catalogue = Catalogue()
@@ -41,7 +41,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(ledger_path, tmp_pat
         sheet = write_sheet(tmp_path / "s.csv", [(key, "t", 1000, 2000) for key in keys])
         assert finish(reversesync(ledger_path, sandbox, "load", "--csv", sheet))[0] == 0
         process = reversesync(ledger_path, sandbox, "run", "--live", "--workers", "2")
-        time.sleep(2.0)
+        wait_for(lambda: written_rows(ledger_path) >= 5, timeout=60)  # mid-run, however slowly it started
         process.send_signal(signal.SIGINT)
         code, out, err = finish(process)
         assert code == 130, err

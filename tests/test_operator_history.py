@@ -163,18 +163,3 @@ def _created(ledger_path):
 
 
 # --- demo -----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_demo_removes_its_temporary_folder(runner, tmp_path, monkeypatch):
-    import tempfile
-
-    from reversesync.cli import cli
-
-    folder = tmp_path / "reversesync-demo-x"
-    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(folder.mkdir() or folder))
-    result = runner.invoke(cli, ["demo"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    assert not folder.exists()
-    assert ("The ledger and report were in a temporary folder, now removed; keep them with --keep DIR."
-            in result.output.splitlines())

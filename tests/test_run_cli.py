@@ -4,13 +4,20 @@ that work as printed, and no traceback when Iconik goes away, stdout closes or t
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
+from reversesync.cli import cli as cli_group
+from reversesync.clock import FakeClock, SystemClock
 from reversesync.ledger import Ledger
 from reversesync.sandbox import Catalogue, Sandbox
-from tests.conftest import ROOT, state, write_sheet
+from tests.conftest import ROOT, state, wait_for, write_sheet
+
+
+class SleepsAtOnce(SystemClock):
+    def sleep(self, seconds):
+        pass
+
 
 A, B, C, D = (f"8c0d9a10-0000-4000-8000-00000000000{n}" for n in range(1, 5))
 PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
@@ -87,6 +94,9 @@ def test_the_exit_code_says_what_the_ledger_holds_not_what_this_run_touched(sand
 
 def test_iconik_going_away_mid_run_stops_with_exit_3_and_fails_no_row(
         loaded, invoke, ledger_path, monkeypatch):  # noqa: F811
+    """The retries' back-off returns at once (a clock whose sleeps take no time): the streak that stops the run is
+    the same, without waiting it out for real. A wholly fake clock would not do: its time races ahead while
+    requests are on the wire, so the silence rule, not the streak, would stop the run."""
     keys = [f"8c0d9a10-0000-4000-8000-0000000003{n:02d}" for n in range(40)]
     catalogue = Catalogue()
     for key in keys:
@@ -102,7 +112,7 @@ def test_iconik_going_away_mid_run_stops_with_exit_3_and_fails_no_row(
             server.force("GET", ".", action="drop_before", times=10_000)
 
     server.hooks.append(go_away_after_some_writes)
-    result = invoke("run", "--live", "--no-search", "--workers", "4")
+    result = invoke("run", "--live", "--no-search", "--workers", "4", obj={"clock": SleepsAtOnce()})
     assert result.exit_code == 3, result.output
     assert "Error: stopped: Iconik stopped answering: 10 connection failures in a row" in result.output
     ledger = Ledger(ledger_path)
@@ -110,7 +120,8 @@ def test_iconik_going_away_mid_run_stops_with_exit_3_and_fails_no_row(
     assert ledger.query("select status from runs")[0]["status"] == "aborted"
 
 
-def test_the_progress_line_says_how_long_iconik_has_kept_us_waiting(loaded, invoke, monkeypatch):  # noqa: F811
+def test_the_progress_line_says_how_long_iconik_has_kept_us_waiting(loaded, runner, ledger_path, monkeypatch):  # noqa: F811
+    clock = FakeClock()
     catalogue = Catalogue()
     catalogue.add_asset(A)
     with Sandbox(catalogue, index_lag=0) as server:
@@ -118,8 +129,15 @@ def test_the_progress_line_says_how_long_iconik_has_kept_us_waiting(loaded, invo
         monkeypatch.setenv("ICONIK_APP_ID", server.app_id)
         monkeypatch.setenv("ICONIK_AUTH_TOKEN", server.auth_token)
         loaded((A, 1000, 5000))
-        server.hooks.append(lambda method, path: time.sleep(12) if path.endswith(f"/assets/{A}/") else None)
-        result = invoke("run", "--no-search")
+
+        def keep_the_run_waiting_12_s(method, path):  # on the run's clock, which its own waits move on
+            if path.endswith(f"/assets/{A}/"):
+                answer_at = clock.monotonic() + 12
+                wait_for(lambda: clock.monotonic() >= answer_at)
+
+        server.hooks.append(keep_the_run_waiting_12_s)
+        result = runner.invoke(cli_group, ["--ledger", ledger_path, "run", "--no-search"], obj={"clock": clock},
+                               catch_exceptions=False)
     assert result.exit_code == 0
     assert "waiting on Iconik for 1" in result.output  # 10 s or 11 s, from the plain line every 10 s
 

@@ -87,9 +87,9 @@ def test_cassettes_hold_no_secrets():
     """Nothing that could authenticate is ever stored in a cassette."""
     import yaml
 
-    from tests.conftest import _SECRET_HEADERS, CASSETTES
+    from tests.conftest import CASSETTES, SECRET_HEADERS
 
-    secret = {h.lower() for h in _SECRET_HEADERS}
+    secret = {h.lower() for h in SECRET_HEADERS}
     for path in CASSETTES.glob("*.yaml"):
         text = path.read_text(encoding="utf-8")
         assert "ya29." not in text and "PRIVATE KEY" not in text and "sandbox-token" not in text, path.name

@@ -514,17 +514,6 @@ def test_repair_leaves_a_duplicate_changed_since_it_was_listed(sandbox, invoke, 
     assert sandbox.requests("DELETE") == []
 
 
-@pytest.mark.slow
-def test_demo_ends_with_an_undo_that_leaves_the_sandbox_as_seeded(runner, tmp_path):
-    from reversesync.cli import cli
-
-    result = runner.invoke(cli, ["demo", "--keep", str(tmp_path / "demo")], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    assert "== and back: undo the live runs" in result.output
-    assert "The sandbox is back as it was seeded" in result.output
-    assert "NOT as it was seeded" not in result.output
-
-
 # --- what an adversarial review of the write log found (issue #15) -----------------------------------------
 
 
