@@ -181,6 +181,32 @@ def test_a_02_ledger_keeps_its_before_images_and_open_intents_in_the_write_log(l
     assert ledger.last_unknown_outcome_at() == 1700000000.5
 
 
+def test_a_02_ledgers_free_text_events_get_a_kind_when_it_is_upgraded(ledger_path):
+    """Migration 008 classifies 0.2's events once by their wording; nothing later matches text."""
+    old = ledger_of_version_02(ledger_path, (ID, B))
+    old.executemany("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
+                    "(?, 1, ?, ?, 'x', ?)", [
+                        (ID, "pending", "checked", "would create"),
+                        (ID, "checked", "checked", "about to create a segment"),
+                        (ID, "checked", "checked", "outcome unknown: the connection dropped"),
+                        (ID, "checked", "checked", "re-checking after settle"),
+                        (ID, "checked", "created", "created segment s-a"),
+                        (B, "pending", "skipped", "in sync"),
+                        (B, "skipped", "failed", "Iconik answered 403"),
+                        (B, "failed", "checked", "write not applied (409)"),
+                        (B, "checked", "skipped", "undo of run 1: deleted")])
+    old.commit()
+    old.close()
+    ledger = Ledger(ledger_path)
+    kinds = [(e["detail"], e["kind"]) for e in ledger.query("select detail, kind from events order by id")]
+    assert kinds == [("loaded", "loaded"), ("loaded", "loaded"), ("would create", "planned"),
+                     ("about to create a segment", "intent"), ("outcome unknown: the connection dropped",
+                                                               "outcome_unknown"),
+                     ("re-checking after settle", "settling"), ("created segment s-a", "written"),
+                     ("in sync", "decided"), ("Iconik answered 403", "failed"),
+                     ("write not applied (409)", "not_applied"), ("undo of run 1: deleted", "undo")]
+
+
 def test_an_intent_and_its_result_commit_with_the_rows_moves(ledger_path):
     ledger = Ledger(ledger_path)
     ledger.load([AssetRecord(ID, ID, [2], "t", 1000, 5000)])
