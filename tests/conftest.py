@@ -206,6 +206,14 @@ def cli_process(ledger_path, sandbox, *args):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
+# `python -m reversesync` that a test can Ctrl-C however pytest was started: a process started in the background
+# of a non-interactive shell (nohup, `&`, some CI runners) inherits SIGINT ignored, and Python then never raises
+# KeyboardInterrupt. The child puts Python's handler back itself (a preexec_fn is unsafe with threads running).
+INTERRUPTIBLE = [sys.executable, "-c", "import runpy, signal; "
+                 "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "runpy.run_module('reversesync', run_name='__main__', alter_sys=True)"]
+
+
 def wait_for(condition, timeout=20.0):
     """Poll a condition another process or thread will make true; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout

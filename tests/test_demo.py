@@ -3,14 +3,13 @@
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 
 import pytest
 from click.testing import CliRunner
 
 from reversesync.cli import cli
-from tests.conftest import ROOT
+from tests.conftest import INTERRUPTIBLE, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,7 @@ def test_demo_runs_the_whole_flow_undoes_it_and_removes_its_temporary_folder(tmp
 
 def _demo_stopped_by_ctrl_c(args, env):
     """Start `reversesync demo args`, press Ctrl-C once the dry run has begun; (exit status, output)."""
-    demo = subprocess.Popen([sys.executable, "-m", "reversesync", "demo", *args], stdout=subprocess.PIPE,
+    demo = subprocess.Popen([*INTERRUPTIBLE, "demo", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
     output = []

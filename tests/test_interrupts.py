@@ -7,20 +7,19 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
 from reversesync.ledger import Ledger
 from reversesync.sandbox import Catalogue, Faults, Sandbox
-from tests.conftest import EXAMPLE_SHEET, ROOT
+from tests.conftest import EXAMPLE_SHEET, INTERRUPTIBLE, ROOT
 
 
 def reversesync(ledger_path, sandbox, *args):
     env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id,
                ICONIK_AUTH_TOKEN=sandbox.auth_token, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "reversesync", "--ledger", ledger_path, *args], env=env,
+    return subprocess.Popen([*INTERRUPTIBLE, "--ledger", ledger_path, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
