@@ -37,6 +37,7 @@ class Kind:
     FAILED = "failed"
     UNDO = "undo"                          # an undo's step
     REPAIR = "repair"                      # a repair's step
+    DRIFT = "drift"                        # a sync found a segment reversesync wrote deleted, moved or copied
     OTHER = "other"                        # 0.2's events the migration could not classify
 
 
@@ -119,6 +120,7 @@ DEFAULT_SETTLE = 90.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_RATE = 50.0      # Iconik's published pace per token (ICONIK-FACTS 5)
 DEFAULT_WORKERS = 8
+DEFAULT_RETRY_NIGHTS = 3  # syncs that retry a row failed for a passing cause before it needs a person
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ from ..types import (
     CREATED,
     DUPLICATED,
     FAILED,
+    FINAL_STATES,
     NOT_APPLIED,
     PENDING,
     SKIPPED,
@@ -64,6 +65,9 @@ class Sync(Machinery):
         self._no_more_writes: set[str] = set()
         self._read_ok = threading.Event()
         self._held_forbidden: dict[str, errors.Forbidden] = {}
+        # Finished rows a dry run was asked to look at (--asset, --recheck, --retry-failed): it stores its plan
+        # for them with the run and never moves them (issue #17).
+        self._plan_only: set[str] = set()
 
     # --- before the first row ----------------------------------------------------------------------
 
@@ -91,7 +95,8 @@ class Sync(Machinery):
         if options.limit:
             chosen = chosen[:options.limit]
         chosen_set = set(chosen)
-        self.ledger.select_rows(run_id, chosen, reopen=[key for key in reopen if key in chosen_set])
+        reopened = [key for key in reopen if key in chosen_set] if options.live else []
+        self.ledger.select_rows(run_id, chosen, reopen=reopened)
 
     def before_rows(self, keys: list[str]) -> None:
         unfinished = self.unfinished_writes()
@@ -118,6 +123,9 @@ class Sync(Machinery):
     def process(self, key: str, run_id: int) -> float | None:
         row = self.ledger.asset(key)
         assert row is not None, f"a selected row {key} is in the ledger"
+        if not self.options.live and row["state"] in FINAL_STATES:
+            with self._lock:
+                self._plan_only.add(key)
         reuse = None
         if row["intent"]:
             row, reuse = self._settle(row, run_id)
@@ -407,11 +415,17 @@ class Sync(Machinery):
     # --- finishing rows ---------------------------------------------------------------------------------
 
     def _plan(self, row: Row, run_id: int, decision: Decision) -> None:
+        if row["asset_key"] in self._plan_only:
+            self.ledger.record_plan(run_id, row["asset_key"], f"would {decision.action}", f"would {decision.text}")
+            return
         self.ledger.move(row["asset_key"], CHECKED, run_id=run_id, done=True, kind=Kind.PLANNED,
                          detail=f"would {decision.text}", action=decision.action, reason=None,
                          reason_text=f"would {decision.text}")
 
     def _finish(self, row: Row, run_id: int, decision: Decision) -> None:
+        if row["asset_key"] in self._plan_only:
+            self.ledger.record_plan(run_id, row["asset_key"], decision.reason or "", decision.text)
+            return
         self.ledger.move(row["asset_key"], decision.state or SKIPPED, run_id=run_id, done=True,
                          kind=Kind.FAILED if decision.state == FAILED else Kind.DECIDED, detail=decision.reason,
                          reason=decision.reason, reason_text=decision.text, intent=None,
@@ -430,6 +444,9 @@ class Sync(Machinery):
             if change is not None or write is not None:
                 writes = [change or WriteChange(write.intent_id if write else "", NOT_APPLIED)]
         message = getattr(exc, "message", "") or str(exc)
+        if key in self._plan_only:
+            self.ledger.record_plan(run_id, key, reason, rules.failure_text(reason, message))
+            return
         self.ledger.move(key, FAILED, run_id=run_id, done=True, kind=Kind.FAILED, detail=f"{reason}: {exc}",
                          reason=reason, reason_text=rules.failure_text(reason, message), last_error=str(exc)[:500],
                          http_status=getattr(exc, "status", None), writes=writes, **fields)

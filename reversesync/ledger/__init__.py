@@ -6,32 +6,37 @@
 - writelog.py: the write log (intents, sends, outcomes);
 - runs.py: runs and what each did;
 - lock.py: one process at a time;
-- queries.py: read-only questions for reports, verify, undo and repair.
+- queries.py: read-only questions for reports, verify, undo and repair;
+- syncs.py: the nightly `sync`: its records, retries across nights, rows needing a person, drift;
+- backups.py: copies of the ledger file made before each sync.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 
 from ..errors import LedgerError
 from ..types import CHECKED, CREATED, FAILED, FINAL_STATES, PENDING, SKIPPED, STATES, UPDATED
 from . import files
+from .backups import KEEP as BACKUPS_KEPT
+from .backups import Backups, backup_folder, backups
 from .base import Row, now_iso
 from .files import MIGRATION_NAMES, migrations
 from .lock import HEARTBEAT_EVERY, LOCK_STALE_AFTER, Lock, holder_alive
 from .queries import REPORT_COLUMNS, Queries
 from .states import TRANSITIONS, check_transition
+from .syncs import Pair, Syncs
 
 DEFAULT_LEDGER = "reversesync.db"
 
-__all__ = ["CHECKED", "CREATED", "DEFAULT_LEDGER", "FAILED", "FINAL_STATES", "HEARTBEAT_EVERY", "LOCK_STALE_AFTER",
-           "MIGRATION_NAMES", "PENDING", "REPORT_COLUMNS", "SKIPPED", "STATES", "TRANSITIONS", "UPDATED", "Ledger",
-           "Row", "check_transition", "holder_alive", "migrations", "now_iso"]
+__all__ = ["BACKUPS_KEPT", "CHECKED", "CREATED", "DEFAULT_LEDGER", "FAILED", "FINAL_STATES", "HEARTBEAT_EVERY",
+           "LOCK_STALE_AFTER", "MIGRATION_NAMES", "PENDING", "REPORT_COLUMNS", "SKIPPED", "STATES", "TRANSITIONS",
+           "UPDATED", "Ledger", "Pair", "Row", "backup_folder", "backups", "check_transition", "holder_alive",
+           "migrations", "now_iso"]
 
 
-class Ledger(Queries, Lock):
+class Ledger(Queries, Syncs, Backups, Lock):
     """One open ledger file. Every read and write goes through one connection guarded by one lock.
 
     create=False refuses a path with no ledger (LedgerMissing); readonly=True reads without writing
@@ -41,7 +46,7 @@ class Ledger(Queries, Lock):
     def __init__(self, path: str, *, upgrade: bool = True, stop_before: str | None = None, create: bool = True,
                  readonly: bool = False) -> None:
         self.path = os.path.abspath(path)
-        self._lock = threading.RLock()
+        self._init_base()
         self._init_lock()
         self.readonly = readonly
         self.notes: list[str] = []

@@ -9,13 +9,11 @@ from typing import Any, Protocol
 
 from ..errors import LedgerError
 from ..types import FINAL_STATES, PENDING, SKIPPED, STATES, Kind, WriteChange
-from .base import LedgerBase, Row, now_iso
+from .base import Event, LedgerBase, Row, now_iso
 from .states import check_transition
 
 # (asset key, state to move to, columns to set, kind, detail)
 Move = tuple[str, str, dict[str, Any], str, str | None]
-# (asset key, run id, from state, to state, at, kind, detail)
-Event = tuple[str, int | None, str | None, str, str, str, str | None]
 
 class SourceRecord(Protocol):
     """What `load` needs of one asset of the source (sheets.records.AssetRecord)."""
@@ -106,11 +104,6 @@ class Rows(LedgerBase):
             if done and run_id is not None:
                 self.db.execute("update run_rows set done = 1 where run_id = ? and asset_key = ?", [run_id, key])
         self._record_events(events)
-
-    def _record_events(self, events: Sequence[Event]) -> None:
-        self.db.conn.executemany(
-            "insert into events (asset_key, run_id, from_state, to_state, at, kind, detail) "
-            "values (?, ?, ?, ?, ?, ?, ?)", events)
 
     # --- loading the source -------------------------------------------------------------------------
 

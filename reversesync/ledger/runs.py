@@ -118,18 +118,40 @@ class Runs(WriteLog):
     # asset's history survives re-checks.
 
     def run_counts(self, run_id: int) -> Counts:
-        """Rows by (state, reason or action) over every row this run touched (across resumes)."""
+        """Rows by (state, reason or action) over every row this run touched (across resumes); a finished row a
+        dry run only planned for counts as (its state, the plan)."""
         rows = self.query(
             "select state, coalesce(reason, action, '') as why, count(*) as n from assets where asset_key in "
-            "(select asset_key from events where run_id = ?) group by state, why", [run_id])
-        return {(r["state"], r["why"]): r["n"] for r in rows}
+            "(select asset_key from events where run_id = ?) and asset_key not in "
+            "(select asset_key from plans where run_id = ?) group by state, why "
+            "union all select state, plan as why, count(*) as n from plans where run_id = ? group by state, why",
+            [run_id, run_id, run_id])
+        counts: dict[tuple[str, str], int] = {}
+        for r in rows:
+            counts[(r["state"], r["why"])] = counts.get((r["state"], r["why"]), 0) + r["n"]
+        return counts
 
     def rows_of_run(self, run_id: int) -> list[Row]:
-        """The rows a run touched, as they are now, in sheet order (for --json)."""
-        return self.query(
-            "select asset_id, row_numbers, state, reason, reason_text, action, segment_id from assets where "
-            "asset_key in (select asset_key from events where run_id = ?) order by cast(row_numbers as integer), "
-            "asset_key", [run_id])
+        """The rows a run touched, as they are now, in sheet order (for --json); a finished row a dry run only
+        planned for carries its plan."""
+        rows = self.query(
+            "select a.asset_id, a.row_numbers, a.state, a.reason, a.reason_text, a.action, a.segment_id, "
+            "p.plan, p.text as plan_text from assets a left join plans p on p.run_id = ? and "
+            "p.asset_key = a.asset_key where a.asset_key in (select asset_key from events where run_id = ? "
+            "union select asset_key from plans where run_id = ?) order by cast(a.row_numbers as integer), "
+            "a.asset_key", [run_id, run_id, run_id])
+        return [{name: value for name, value in row.items() if value is not None or name not in ("plan", "plan_text")}
+                for row in rows]
+
+    def record_plan(self, run_id: int, key: str, plan: str, text: str) -> None:
+        """What a dry run would do to a finished row, stored with the run; the row keeps its state and fields,
+        and the run counts it as done (a resume does not take it again)."""
+        with self._writing():
+            self._check_lock_held()
+            state = self.db.execute("select state from assets where asset_key = ?", [key]).fetchone()[0]
+            self.db.execute("insert or replace into plans (run_id, asset_key, state, plan, text, at) values "
+                            "(?, ?, ?, ?, ?, ?)", [run_id, key, state, plan, text, now_iso()])
+            self.db.execute("update run_rows set done = 1 where run_id = ? and asset_key = ?", [run_id, key])
 
     def asset_events(self, key: str) -> list[Row]:
         """Every event of one asset, oldest first: at, run_id, from_state, to_state, kind, detail."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 FINISHED_REASONS = ("in_sync", "subclip_mismatch", "subclip_linked", "ambiguous", "asset_deleted", "unsupported_type",
                     "unsupported_status", "segment_status", "not_found", "bad_request", "internal_error",
                     "unexpected_answer", "duplicated", "forbidden", "undone", "changed_since", "cannot_restore",
-                    "undo_failed", "repair_failed")
+                    "undo_failed", "repair_failed", "drift_deleted", "drift_moved", "drift_duplicated")
 
 # Failed rows whose cause may pass; --retry-failed sends them back to pending.
 RETRYABLE_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome", "forbidden")
@@ -21,6 +21,34 @@ UNDO_REASONS = ("undone", "changed_since", "cannot_restore", "undo_failed")
 # per-asset read, since the index can lag (ICONIK-FACTS 7.1).
 SEARCH_FINAL_REASONS = ("in_sync", "subclip_mismatch", "asset_deleted", "ambiguous", "unsupported_type",
                         "unsupported_status", "segment_status", "subclip_linked")
+
+# What a sync's drift check finds on a segment reversesync wrote (issue #17): a person deleted it, moved its times,
+# or it is there more than once. The row is set aside with one of these; `sync --repair-drift` (or
+# `run --live --recheck REASON`) lets the sheet win for the times.
+DRIFT_REASONS = ("drift_deleted", "drift_moved", "drift_duplicated")
+
+# Failed rows whose cause passes by itself: `sync` sends them back for another try, night after night, up to
+# --retry-nights times (the client's retryable set, a 409 and a lost answer included).
+SYNC_RETRY_REASONS = ("server_error", "connection_error", "rate_limited", "conflict", "unknown_outcome")
+
+# The reasons that leave a row needing a person: nothing reversesync can do by itself changes them. A row failed
+# for one of SYNC_RETRY_REASONS joins them once its retries are spent. in_sync, undone and changed_since (an
+# undo that left a person's edit in place) need nobody.
+NEEDS_PERSON_REASONS = ("not_found", "forbidden", "bad_request", "internal_error", "unexpected_answer", "duplicated",
+                        "undo_failed", "repair_failed", "cannot_restore", "subclip_mismatch", "subclip_linked",
+                        "ambiguous", "asset_deleted", "unsupported_type", "unsupported_status", "segment_status",
+                        *LOAD_REJECTIONS, *DRIFT_REASONS)
+
+
+def needs_person(state: str, reason: str | None, sync_retries: int, retry_nights: int) -> bool:
+    """Whether a row of the current sheet needs a person: its reason is one nothing automatic changes, or a
+    passing cause that `sync` has retried retry_nights times already."""
+    if state not in ("skipped", "failed") or not reason:
+        return False
+    if reason in SYNC_RETRY_REASONS:
+        return state == "failed" and sync_retries >= retry_nights
+    return reason in NEEDS_PERSON_REASONS
+
 
 _ADVICE = {
     "bad_request": "Iconik rejected the request; read its message, fix the row, then load and run again.",
