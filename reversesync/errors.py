@@ -139,8 +139,10 @@ class TerminalError(IconikError):
 
 
 class AuthError(IconikError):
-    """401, or a role the whole run needs is missing: the credentials cannot do the job; the run must stop."""
+    """401, or a role the whole run needs is missing: the credentials cannot do the job; the run must stop, and
+    only a person can fix it (exit 2: it never heals by itself)."""
 
+    exit_status = ExitStatus.INPUT
     remedy = "fix the token or its access in Iconik"
 
     def cause(self) -> str:
@@ -157,6 +159,10 @@ class Forbidden(TerminalError):
 
 class UnexpectedAnswer(TerminalError):
     """Iconik answered with a shape a decision cannot be taken from (a field missing, a stray segment)."""
+
+
+class NotJson(UnexpectedAnswer):
+    """A 2xx answer whose body is not JSON: on the preflight, the URL is some other web server (issue #17)."""
 
     reason = "unexpected_answer"
 
@@ -255,7 +261,8 @@ class Stopped(ReverseSyncError):
 
 
 class MustAct(ReverseSyncError):
-    """A command refused to write until a person acts: an unfinished undo to resume first, a hold to clear."""
+    """A command refused to go on until a person acts: an unfinished undo to resume first, a hold to clear, a token
+    Iconik refuses or whose user lacks a role, a URL that is not Iconik's API."""
 
 
 class Interrupted(ReverseSyncError):

@@ -93,8 +93,45 @@ class Note:
     text: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Connecting:
+    """The preflight's first requests are out and Iconik has not answered them for `waiting` seconds."""
+
+    url: str
+    waiting: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """A command that changes the ledger holds its lock from now on: the --log file is written from here."""
+
+    command: str
+    ledger: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RowMoved:
+    """A row's change, committed to the ledger: the --log file lists each one."""
+
+    asset_key: str
+    run_id: int | None
+    from_state: str | None
+    to_state: str
+    kind: str
+    detail: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Drifted:
+    """A sync's drift check found a segment reversesync wrote no longer as it left it."""
+
+    asset_key: str
+    reason: str
+    text: str
+
+
 Event = (RunStarted | Stopping | Tick | SearchUnavailable | UnfinishedWrites | Settling | AnswerLost | SettleWait
-         | Target | Resuming | Note)
+         | Target | Resuming | Note | Connecting | Started | RowMoved | Drifted)
 
 
 class Sink(Protocol):

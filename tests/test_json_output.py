@@ -41,7 +41,7 @@ def test_json_on_an_error_leaves_stdout_empty(sandbox, loaded, split, monkeypatc
     loaded((A, 1000, 5000))
     monkeypatch.setenv("ICONIK_AUTH_TOKEN", "expired")
     result = split("run", "--json")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert "Iconik refused the credentials (401)" in result.stderr
 

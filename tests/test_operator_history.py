@@ -26,7 +26,7 @@ def test_history_shows_every_event_and_the_row_now(sandbox, loaded, invoke, ledg
     loaded((A, 1000, 5000))
     assert invoke("run", "--live").exit_code == 0
     segment = Ledger(ledger_path).asset(A)["segment_id"]
-    assert invoke("run", "--asset", A).exit_code == 0  # a dry re-check: the row is now skipped/in_sync
+    assert invoke("run", "--asset", A).exit_code == 0  # a dry re-check: the row stays created (issue #17)
     result = invoke("history", A.upper())
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -37,10 +37,9 @@ def test_history_shows_every_event_and_the_row_now(sandbox, loaded, invoke, ledg
     assert [event[1:3] for event in events[:2]] == [["-", "- -> pending"], ["1", "pending -> checked"]]
     assert events[1][3].startswith("about to create")
     assert events[2][1:] == ["1", "checked -> created", f"created segment {segment}"]
-    assert [event[1] for event in events[3:]] == ["2"] * len(events[3:])
-    assert events[-1][2].endswith(" -> skipped") and events[-1][3] == "in_sync"  # the re-check's outcome
+    assert len(events) == 3  # the dry re-check stored its plan with run 2, not on the row
     now = lines[lines.index("", 3) + 1]
-    assert now == f"Now: skipped; reason in_sync; action -; segment {segment}"
+    assert now == f"Now: created; reason -; action create; segment {segment}"
 
 
 def test_history_of_an_unknown_id_exits_2_naming_it(invoke, ledger_path):

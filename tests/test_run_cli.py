@@ -74,8 +74,8 @@ def test_resume_after_a_refused_preflight_continues_the_refused_run(
     loaded((A, 1000, 5000))
     monkeypatch.setenv("ICONIK_AUTH_TOKEN", "expired")
     refused = invoke("run", "--live")
-    assert refused.exit_code == 3
-    assert f"continue with: reversesync --ledger {ledger_path} resume" in refused.output
+    assert refused.exit_code == 2  # a person must act: a refused token never heals by itself (issue #17)
+    assert f"then: reversesync --ledger {ledger_path} resume" in refused.output
     monkeypatch.setenv("ICONIK_AUTH_TOKEN", sandbox.auth_token)
     resumed = invoke("resume")
     assert resumed.exit_code == 0, resumed.output

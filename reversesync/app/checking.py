@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import errors, progress
-from ..engine import Mismatch
+from ..engine import Mismatch, check_roles
 from ..engine import verify as verify_rows
-from ..iconik import IconikClient
+from ..iconik import READ_ROLES, IconikClient
 from ..ledger import Ledger
 from ..report import status_rows
 from ..sheets import append_sync_log, write_status_tab
+from . import preflight
 from .session import Credentials, Session
 
 
@@ -25,23 +26,61 @@ class Verified:
     put_updates: list[tuple[str, str, str, int]]   # segments 0.1/0.2 updated by PUT
     requests: int
     repair_hint: str | None                         # the command that removes the duplicates found
+    next_steps: list[str] = dataclasses.field(default_factory=list)   # what fixes the rest
+
+
+# Mismatches a run of the row fixes: the sheet wins for the times (a segment gone, moved or never there).
+RESYNCED_KINDS = ("missing", "different", "gone")
+# Assets named one by one in the command that fixes them; more, and the command names the sync that does it.
+NAMED_ASSETS = 10
 
 
 def verify(session: Session, credentials: Credentials, workers: int, rate: float, settle: float,
            sink: progress.Sink) -> Verified:
-    """Read Iconik again for every row reversesync wrote, found in sync or undid."""
+    """Read Iconik again for every row reversesync wrote, found in sync or undid, after the same preflight as a
+    run (issue #17): a token Iconik refuses or a URL that is not its API ends it with exit 2, an Iconik that does
+    not answer with exit 3, never with a list of unreadable rows."""
     ledger = session.open_ledger()
+    again = session.hint("verify", here=True)
     try:
         client = IconikClient(credentials.url, credentials.app_id, credentials.auth_token, rate=rate,
                               workers=workers, clock=session.clock)
-        checked, mismatches = verify_rows(ledger, client, workers, sink, settle, session.clock)
+        user = preflight.checked(lambda: check_roles(client, READ_ROLES)[0], client.url, sink, session.clock, again)
+        sink(progress.Target(client.url, preflight.who(user), ledger.path))
+        try:
+            checked, mismatches = verify_rows(ledger, client, workers, sink, settle, session.clock)
+        except errors.AuthError as exc:
+            raise errors.MustAct(f"Iconik refused the credentials mid-verify ({exc.status}): {exc.message}. Fix the "
+                                 f"token, then: {again}") from None
+        except errors.IconikUnreachable as exc:
+            raise errors.Stopped(f"stopped: {exc.cause()} Nothing was changed; when Iconik answers again: "
+                                 f"{again}") from None
         duplicates = any(found.kind == "duplicate" for found in mismatches)
         return Verified(checked, mismatches, ledger.put_updates(), client.stats.requests,
-                        session.hint("verify", "--repair", "--live", here=True) if duplicates else None)
+                        session.hint("verify", "--repair", "--live", here=True) if duplicates else None,
+                        fix_lines(session, mismatches))
     except KeyboardInterrupt:
         raise errors.Interrupted("Interrupted; verify changed nothing.") from None
     finally:
         ledger.close()
+
+
+def fix_lines(session: Session, mismatches: list[Mismatch]) -> list[str]:
+    """The commands that fix what verify found, beside the duplicates' repair (issue #17)."""
+    lines = []
+    resynced = sorted({found.asset_id for found in mismatches if found.kind in RESYNCED_KINDS})
+    if 0 < len(resynced) <= NAMED_ASSETS:
+        words = ["run", "--live", *[word for key in resynced for word in ("--asset", key)]]
+        lines.append(f"Let the sheet win for the times of {len(resynced)} asset(s) (every other field stays as a "
+                     f"person left it): {session.hint(*words, here=True)}")
+    elif resynced:
+        lines.append(f"Let the sheet win for the times of {len(resynced)} assets (every other field stays as a "
+                     "person left it): reversesync sync --repair-drift with the sync's source options")
+    if any(found.kind == "extra" for found in mismatches):
+        lines.append("Extra GENERIC segments are someone's work: reversesync leaves them; check them in Iconik.")
+    if any(found.kind == "unreadable" for found in mismatches):
+        lines.append(f"Some assets could not be read; run verify again later: {session.hint('verify', here=True)}")
+    return lines
 
 
 def sync_log(session: Session, spreadsheet_id: str, credentials: str | None) -> tuple[list[str], list[str]]:

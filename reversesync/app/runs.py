@@ -14,6 +14,7 @@ from ..engine import Machinery, Outcome, Repair, Reverting, Sync, Undo, settle_w
 from ..ledger import Ledger, Row
 from ..report import run_document
 from ..types import ExitStatus, Json, RunOptions, RunResult
+from . import preflight
 from .session import Credentials, Session
 
 PATCH_REPLACED = "patch_replaced"
@@ -175,26 +176,12 @@ def _exit_status(ledger: Ledger, stop: errors.ReverseSyncError | None, outcomes:
 
 
 def _preflight(session: Session, runner: Machinery, ledger: Ledger, run_id: int, sink: progress.Sink) -> None:
-    """The recorded run's preflight; a refusal closes the run as aborted, so `resume` continues it (exit 3).
-    Then the line that says where the run goes (issue #11)."""
-    hint = session.hint("resume", here=True)
-    try:
-        user = runner.preflight()
-    except (errors.AuthError, errors.Forbidden) as exc:
-        ledger.finish_run(run_id, "aborted", {})
-        fix = ("set ICONIK_APP_ID and ICONIK_AUTH_TOKEN to a valid application token" if exc.status == 401
-               else "grant the role(s) in Iconik (Admin > Roles)")
-        raise errors.Stopped(f"Iconik refused the credentials ({exc.status}): {exc.message}. Nothing was written. "
-                             f"Then {fix}, then continue with: {hint}") from None
-    except errors.ConfigError:
-        ledger.finish_run(run_id, "aborted", {})
-        raise
-    except errors.IconikError as exc:
-        ledger.finish_run(run_id, "aborted", {})
-        raise errors.Stopped(f"Iconik is unreachable at {runner.client.url}: {exc}. Nothing was written. When it "
-                             f"answers, continue with: {hint}") from None
-    who = user.get("email") or " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "?"
-    sink(progress.Target(runner.client.url, who, ledger.path))
+    """The recorded run's preflight; a refusal closes the run as aborted, so `resume` continues it once the cause
+    is fixed (exit 2) or has passed (exit 3). Then the line that says where the run goes (issue #11)."""
+    user = preflight.checked(runner.preflight, runner.client.url, sink, session.clock,
+                             session.hint("resume", here=True),
+                             on_refusal=lambda: ledger.finish_run(run_id, "aborted", {}))
+    sink(progress.Target(runner.client.url, preflight.who(user), ledger.path))
 
 
 def _stop_of(session: Session, ledger: Ledger, result: RunResult) -> errors.ReverseSyncError | None:
@@ -209,8 +196,10 @@ def _stop_of(session: Session, ledger: Ledger, result: RunResult) -> errors.Reve
                               "changes only the fields it carries again, run the command again with --patch-checked.")
     if result.status == "aborted":
         cause, remedy = errors.stopped_cause(result.error)
-        return errors.Stopped(f"stopped: {cause} Rows in flight were left unfinished, not failed; {remedy}, then "
-                              f"continue with: {hint}")
+        text = f"stopped: {cause} Rows in flight were left unfinished, not failed; {remedy}, then continue with: {hint}"
+        # A revoked token or a user that can read nothing never heals by itself: a person must act (exit 2).
+        needs_person = result.error is not None and errors.exit_status(result.error) == ExitStatus.INPUT
+        return errors.MustAct(text) if needs_person else errors.Stopped(text)
     if result.status == "interrupted":
         return errors.Interrupted(f"Interrupted. Continue with: {hint}")
     return None

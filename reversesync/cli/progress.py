@@ -80,6 +80,16 @@ class Renderer:
             say(f"Resuming run {event.run_id} ({event.mode}, started {event.started_at})")
         elif isinstance(event, progress.Note):
             say(event.text)
+        elif isinstance(event, progress.Connecting):
+            self._connecting(event)
+
+    def _connecting(self, event: progress.Connecting) -> None:
+        """The preflight waits: said once it has waited 5 s, then every 10 s (issue #17)."""
+        now = self.clock.monotonic()
+        if event.waiting < 5 or now - self.last_line < 10:
+            return
+        self.last_line = now
+        self._say(f"Connecting to Iconik at {event.url}: waiting on Iconik for {event.waiting:.0f} s")
 
     def _say(self, line: str, nl: bool = True) -> None:
         click.echo(line, nl=nl, file=self.stream)

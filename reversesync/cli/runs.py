@@ -188,10 +188,12 @@ def summary_lines(report: RunReport) -> list[str]:
         by_state.setdefault(state, []).append((why, n))
     lines = []
     if result.mode == "dry":
-        checked = dict(by_state.get("checked", []))
-        in_sync = dict(by_state.get("skipped", [])).get("in_sync", 0)
-        lines.append(f"Plan: would create {checked.get('create', 0)}, would update {checked.get('update', 0)}, "
-                     f"in sync {in_sync}")
+        # Rows it moved to checked, and finished rows it only planned for (they keep their state, issue #17).
+        plan = {action: sum(n for (state, why), n in result.counts.items()
+                            if (state, why) == ("checked", action) or why == f"would {action}")
+                for action in ("create", "update")}
+        in_sync = sum(n for (state, why), n in result.counts.items() if why == "in_sync")
+        lines.append(f"Plan: would create {plan['create']}, would update {plan['update']}, in sync {in_sync}")
     lines.append(f"This run ({result.run_id}):")
     for state in STATES:
         for why, n in by_state.get(state, []):

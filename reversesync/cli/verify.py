@@ -88,8 +88,6 @@ def print_verified(console: Console, found: app.Verified, csv_path: str | None =
     for mismatch in found.mismatches:
         console.say(f"MISMATCH {mismatch.asset_id} (row {mismatch.row_numbers}, {mismatch.state}, "
                     f"{mismatch.kind}): expected {mismatch.expected}; found {mismatch.found}")
-    if found.repair_hint:
-        console.say(f"Remove the duplicates with: {found.repair_hint} (plain --repair shows the plan first)")
     for asset_id, row_numbers, segment_id, run_id in found.put_updates:
         console.say(f"PUT-UPDATED {asset_id} (row {row_numbers}): segment {segment_id}, run {run_id}")
     if found.put_updates:
@@ -107,6 +105,10 @@ def print_verified(console: Console, found: app.Verified, csv_path: str | None =
     matched = found.checked - len(found.mismatches)
     console.say(f"Verified {found.checked} assets: {matched} match, {len(found.mismatches)} do not "
                 f"({found.requests} requests).")
+    if found.repair_hint:
+        console.say(f"Remove the duplicates with: {found.repair_hint} (plain --repair shows the plan first)")
+    for line in found.next_steps:
+        console.say(line)
     console.record(command="verify", verified=found.checked, matched=matched,
                    counts=dict(collections.Counter(mismatch.kind for mismatch in found.mismatches)),
                    mismatches=[dataclasses.asdict(mismatch) for mismatch in found.mismatches],

@@ -97,6 +97,18 @@ class Schedule:
             return len(self._parked), max(0.0, self._parked[0][0] - self._clock.time())
 
 
+def check_roles(client: IconikClient, needed: Iterable[str]) -> tuple[Json, set[str]]:
+    """(the token's user, its roles), once its roles are checked: AuthError names the missing ones. Every command
+    that reads Iconik starts with it (the preflight)."""
+    user = client.current_user()
+    roles = client.current_roles()
+    missing = [role for role in needed if role not in roles]
+    if missing:
+        raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
+                               f"the token's user lacks the role{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    return user, roles
+
+
 class Machinery:
     """A run of some kind over its rows. Subclasses say which rows (select) and what one row needs (process)."""
 
@@ -159,13 +171,7 @@ class Machinery:
 
     def check_roles(self, needed: Iterable[str]) -> Json:
         """The token's user, after checking its roles: AuthError names the missing ones."""
-        user = self.client.current_user()
-        self.roles = self.client.current_roles()
-        missing = [role for role in needed if role not in self.roles]
-        if missing:
-            raise errors.AuthError("GET", "/API/users/v1/users/current/roles/", 403,
-                                   f"the token's user lacks the role{'s' if len(missing) > 1 else ''} "
-                                   f"{', '.join(missing)}")
+        user, self.roles = check_roles(self.client, needed)
         return user
 
     def read(self, call: Callable[..., T], *args: Any) -> T:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import errors, progress, rules
 from ..clock import SYSTEM, Clock
@@ -17,6 +17,7 @@ from ..iconik import IconikClient
 from ..ledger import Ledger, Row
 from ..rules import ms, span
 from ..types import CREATE, CREATED, UPDATED, Json, Write
+from .machinery import CONNECTION_STREAK_STOP
 
 
 @dataclasses.dataclass
@@ -70,7 +71,7 @@ def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] =
         listed = rules.generic_only(client.list_segments(key, "GENERIC"))
     except errors.NotFound:
         return mismatch("gone", "the asset is gone (404)")
-    except (errors.TransientError, errors.TerminalError, errors.UnknownOutcome) as exc:
+    except (errors.TerminalError, errors.UnknownOutcome) as exc:
         return mismatch("unreadable", f"could not be read: {exc}")
     others = [s for s in listed if s.get("id") != segment_id]
     marked = [s for s in listed if rules.is_ours(s)]
@@ -104,7 +105,7 @@ def _verify_undone(client: IconikClient, row: Row, undone_creates: Sequence[Writ
                     left.append(recorded)
     except errors.NotFound:
         return None  # the asset is gone, and its segments with it
-    except (errors.TransientError, errors.TerminalError, errors.UnknownOutcome) as exc:
+    except (errors.TerminalError, errors.UnknownOutcome) as exc:
         return Mismatch(key, row["row_numbers"], "skipped/undone", "unreadable", "", f"could not be read: {exc}")
     if not left:
         return None
@@ -128,7 +129,8 @@ def settle_wait(ledger: Ledger, settle: float, now: float) -> float:
 def verify(ledger: Ledger, client: IconikClient, workers: int = 8, sink: progress.Sink = progress.ignore,
            settle: float = 0.0, clock: Clock = SYSTEM) -> tuple[int, list[Mismatch]]:
     """Read Iconik again for every asset the ledger says is created, updated or in sync, and every row an undo
-    reverted; returns (rows verified, [Mismatch])."""
+    reverted; returns (rows verified, [Mismatch]). Raises IconikUnreachable when CONNECTION_STREAK_STOP rows in a
+    row could not be read (Iconik is down: that is no mismatch of the data), AuthError on a 401."""
     wait = settle_wait(ledger, settle, clock.time())
     if wait > 0:
         # A write answered lost may still land, and the lists trail writes: wait out the settle time.
@@ -139,14 +141,73 @@ def verify(ledger: Ledger, client: IconikClient, workers: int = 8, sink: progres
                                  if w.action == CREATE and w.undone_by is not None]
               for row in rows if row["state"] == "skipped" and row["reason"] == "undone"}
     rows = [row for row in rows if row["state"] != "skipped" or row["reason"] == "in_sync" or undone[row["asset_key"]]]
+
+    def one(row: Row) -> Mismatch | errors.TransientError | None:
+        try:
+            return verify_row(client, row, undone.get(row["asset_key"], ()))
+        except errors.TransientError as exc:
+            return exc
+
+    return len(rows), _read_all(rows, one, client, workers, sink, clock)
+
+
+def drift_check(ledger: Ledger, client: IconikClient, workers: int = 8, sink: progress.Sink = progress.ignore,
+                clock: Clock = SYSTEM) -> tuple[int, list[tuple[Row, rules.Drift]]]:
+    """Read again, fresh by id, every segment reversesync created or updated for the current sheet, and list its
+    copies (issue #17): (rows read, [(row, Drift)]). A row that cannot be read is left for the next check; the same
+    stop rules as verify's."""
+    rows = ledger.rows_written()
+    found: list[tuple[Row, rules.Drift]] = []
+
+    def one(row: Row) -> Mismatch | errors.TransientError | None:
+        segment_id = row["done_segment_id"] or row["segment_id"]
+        start = row["done_start_ms"] if row["done_start_ms"] is not None else row["time_start_ms"]
+        end = row["done_end_ms"] if row["done_end_ms"] is not None else row["time_end_ms"]
+        try:
+            try:
+                read: Json | None = client.get_segment(row["asset_key"], segment_id)
+            except errors.NotFound:
+                read = None
+            listed = [] if rules.is_absent(read) else client.list_segments(row["asset_key"], "GENERIC")
+        except errors.TransientError as exc:
+            return exc
+        except (errors.TerminalError, errors.UnknownOutcome):
+            return None  # this asset cannot be read now (a 403, an odd answer): the next check tries again
+        drifted = rules.drift(segment_id, start, end, read, listed)
+        if drifted:
+            found.append((row, drifted))
+            sink(progress.Drifted(row["asset_key"], drifted.reason, drifted.text))
+        return None
+
+    _read_all(rows, one, client, workers, sink, clock)
+    return len(rows), found
+
+
+def _read_all(rows: Sequence[Row], one: Callable[[Row], Mismatch | errors.TransientError | None],
+              client: IconikClient, workers: int, sink: progress.Sink, clock: Clock) -> list[Mismatch]:
+    """one(row) for every row on a pool of workers, with progress; the mismatches found. A row that could not be
+    read is a mismatch of kind unreadable, unless CONNECTION_STREAK_STOP rows in a row could not: then Iconik is
+    down, the rest is cancelled and IconikUnreachable raised."""
     began = clock.monotonic()
-    mismatches = []
-    done = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for found in pool.map(lambda row: verify_row(client, row, undone.get(row["asset_key"], ())), rows):
+    mismatches: list[Mismatch] = []
+    done = streak = 0
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        for row, found in zip(rows, pool.map(one, rows), strict=True):
             done += 1
-            if found:
-                mismatches.append(found)
+            if isinstance(found, errors.TransientError):
+                streak += 1
+                if streak >= CONNECTION_STREAK_STOP:
+                    raise errors.IconikUnreachable(found.method, found.path, None,
+                                                   f"{streak} assets in a row could not be read ({found})")
+                mismatches.append(Mismatch(row["asset_key"], row["row_numbers"], row["state"], "unreadable", "",
+                                           f"could not be read: {found}"))
+            else:
+                streak = 0
+                if found:
+                    mismatches.append(found)
             sink(progress.Tick(done, len(rows), client.stats.requests, clock.monotonic() - began,
-                               final=done == len(rows)))
-    return len(rows), mismatches
+                               waiting=client.stats.waiting_for(), final=done == len(rows)))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return mismatches

@@ -15,10 +15,16 @@ from ..clock import SYSTEM, Clock
 from ..rules import canonical_uuid
 from ..types import DEFAULT_RATE, Json
 from .pacing import WINDOW_SECONDS, Pacer, Stats, parse_retry_after
-from .transport import checked_base_url, error_message, never_sent, tls_cause
+from .transport import checked_base_url, error_message, never_sent, not_json, tls_cause
 
 # Called as each attempt of a write goes on the wire (the ledger records the send time).
 OnSend = Callable[[], None] | None
+
+# The preflight's first request: a server that accepts connections but never answers must not hold a command for
+# minutes (issue #17). Read timeout per try, and tries.
+PREFLIGHT_READ_TIMEOUT = 10.0
+PREFLIGHT_TRIES = 2
+CURRENT_USER = "/API/users/v1/users/current/"
 
 DEFAULT_URL = "https://app.iconik.io"
 ENV_URL, ENV_APP_ID, ENV_AUTH_TOKEN = "ICONIK_URL", "ICONIK_APP_ID", "ICONIK_AUTH_TOKEN"
@@ -58,6 +64,9 @@ class IconikClient:
         self.max_backoff = max_backoff
         self.clock = clock
         self._retrying = {False: self._retrying_for(False), True: self._retrying_for(True)}
+        self._preflight_retrying = Retrying(retry=retry_if_exception(lambda exc: self._retryable(exc, False)),
+                                            stop=lambda state: state.attempt_number >= PREFLIGHT_TRIES,
+                                            wait=self._wait, sleep=self.clock.sleep, reraise=True)
         self.pacer = pacer or Pacer(rate, window_requests=int(rate * WINDOW_SECONDS), clock=clock.monotonic,
                                     sleep=clock.sleep)
         self.stats = Stats(clock=clock.monotonic)
@@ -145,7 +154,18 @@ class IconikClient:
             params["page"] += 1
 
     def current_user(self) -> Json:
-        return self._call("GET", "/API/users/v1/users/current/")
+        """The token's user: every command's first request. A 404 or an answer that is not JSON means the URL
+        reaches some other web server, not Iconik's API (EndpointError, exit 2); a server that does not answer
+        gives up after PREFLIGHT_TRIES tries of PREFLIGHT_READ_TIMEOUT seconds."""
+        timeout = (self.timeout[0], min(self.timeout[1], PREFLIGHT_READ_TIMEOUT))
+        try:
+            answer: Json = self._preflight_retrying(self._once, "GET", CURRENT_USER, None, None, False, None, timeout)
+        except (errors.NotFound, errors.NotJson) as exc:
+            raise errors.EndpointError(
+                f"{self.url} is not an Iconik API: GET {CURRENT_USER} answered {exc.status}, {exc.message}. Set "
+                "ICONIK_URL to your Iconik's address (https://app.iconik.io or your own domain, without /API)."
+            ) from None
+        return answer
 
     def current_roles(self) -> set[str]:
         return set(self._call("GET", "/API/users/v1/users/current/roles/").get("objects") or [])
@@ -193,7 +213,7 @@ class IconikClient:
         return min(self.max_backoff, self.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random())
 
     def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Json | None, write: bool,
-              on_send: OnSend) -> Json:
+              on_send: OnSend, timeout: tuple[float, float] | None = None) -> Json:
         prepared = requests.Request(method, self.url + path, params=params, json=body,
                                     headers=self._headers).prepare()
         sent_at = self.pacer.wait()
@@ -201,7 +221,8 @@ class IconikClient:
             on_send()  # the caller records the real send time of this attempt (a write settles from it)
         self.stats.sent()
         try:
-            response = self._adapter.send(prepared, timeout=self.timeout, verify=self._verify, proxies=self._proxies)
+            response = self._adapter.send(prepared, timeout=timeout or self.timeout, verify=self._verify,
+                                          proxies=self._proxies)
         except requests.exceptions.RequestException as exc:
             self.stats.count(method, None, write)
             raise self._transport_error(exc, method, path, write) from None
@@ -210,7 +231,10 @@ class IconikClient:
             raise self._throttled(response, method, path, sent_at)
         self.pacer.answered(sent_at, _remaining(response))
         if response.status_code < 300:
-            answer: Json = response.json() if response.content else {}
+            try:
+                answer: Json = response.json() if response.content else {}
+            except ValueError:
+                raise errors.NotJson(method, path, response.status_code, not_json(response)) from None
             return answer
         raise self._status_error(response, method, path, write)
 

@@ -19,13 +19,22 @@ def error_message(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200].strip()
+        return not_json(response)
     found = body.get("errors") if isinstance(body, dict) else None
     if isinstance(found, list):
         return "; ".join(map(str, found))
     if isinstance(found, dict):
         return "; ".join(f"{field}: {message}" for field, message in found.items())
     return str(body)[:200]
+
+
+def not_json(response: requests.Response) -> str:
+    """A body that is not JSON, in a few words: a web page is named, never pasted (issue #17)."""
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip() or "no content type"
+    if "html" in kind:
+        return f"a web page ({kind}), not Iconik's JSON"
+    text = " ".join(response.text[:120].split())
+    return f"not JSON ({kind}): {text}" if text else f"an empty {kind} answer, not JSON"
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

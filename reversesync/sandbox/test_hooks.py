@@ -102,6 +102,11 @@ class TestHooks:
             self._forced.append(ForcedAnswer(method, re.compile(path_pattern), status, body, headers or {}, action,
                                              times, delay_ms, on_answer))
 
+    def unforce(self) -> None:
+        """Drop every scripted answer not used up yet."""
+        with self.log_lock:
+            self._forced.clear()
+
     def take_forced(self, method: str, path: str) -> ForcedAnswer | None:
         """The scripted answer for this request, used up by one (the server asks as each request arrives)."""
         with self.log_lock:
