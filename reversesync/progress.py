@@ -35,6 +35,7 @@ class Tick:
     next_due: float = 0.0   # seconds until the next of them is due
     waiting: float = 0.0    # seconds Iconik has kept every request in flight waiting for an answer
     final: bool = False
+    last_due: float = 0.0   # seconds until the last parked row is due (the run cannot end before)
 
 
 @dataclasses.dataclass(frozen=True)

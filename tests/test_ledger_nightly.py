@@ -37,7 +37,7 @@ def retry(ledger, nights=3):
 def test_a_row_failed_for_a_passing_cause_is_sent_back_by_each_sync_until_its_nights_are_spent(ledger):
     for night in (1, 2, 3):
         fail(ledger, ID_A, "server_error")
-        assert retry(ledger) == [ID_A]
+        assert retry(ledger) == [(ID_A, "server_error")]
         row = ledger.asset(ID_A)
         assert (row["state"], row["sync_retries"]) == (PENDING, night)
     fail(ledger, ID_A, "server_error")

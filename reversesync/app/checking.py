@@ -87,24 +87,30 @@ def sync_log(session: Session, spreadsheet_id: str, credentials: str | None) -> 
     """Append every finished live run to the spreadsheet's Sync_Log tab, once: (appended ids, ids already there)."""
     ledger = session.open_ledger()
     try:
-        entries: list[dict[str, Any]] = []
-        for run, counts in ledger.finished_live_runs():
-            failed = sum(n for (state, _), n in counts.items() if state == "failed")
-            entries.append({
-                "Sync_ID": f"rs-{run['started_at'][:19].replace('-', '').replace(':', '')}-{run['id']}",
-                "Sync_Type": "reverse_timecode", "Started_At": run["started_at"], "Completed_At": run["finished_at"],
-                "Assets_New": counts.get(("created", "create"), 0),
-                "Assets_Updated": counts.get(("updated", "update"), 0),
-                "Status": f"finished, {failed} failed" if failed else "finished",
-            })
-        if not entries:
-            raise errors.InputError(f"no finished live run to log; run '{session.hint('run', '--live')}' first.")
-        appended, present = append_sync_log(spreadsheet_id, entries, credentials)
-        ledger.mark_sync_logged({e["Sync_ID"]: int(e["Sync_ID"].rsplit("-", 1)[1]) for e in entries
-                                 if e["Sync_ID"] in appended + present})
-        return appended, present
+        return append_runs_to_sync_log(session, ledger, spreadsheet_id, credentials)
     finally:
         ledger.close()
+
+
+def append_runs_to_sync_log(session: Session, ledger: Ledger, spreadsheet_id: str,
+                            credentials: str | None) -> tuple[list[str], list[str]]:
+    """sync_log() on a ledger already open (a sync holds it locked)."""
+    entries: list[dict[str, Any]] = []
+    for run, counts in ledger.finished_live_runs():
+        failed = sum(n for (state, _), n in counts.items() if state == "failed")
+        entries.append({
+            "Sync_ID": f"rs-{run['started_at'][:19].replace('-', '').replace(':', '')}-{run['id']}",
+            "Sync_Type": "reverse_timecode", "Started_At": run["started_at"], "Completed_At": run["finished_at"],
+            "Assets_New": counts.get(("created", "create"), 0),
+            "Assets_Updated": counts.get(("updated", "update"), 0),
+            "Status": f"finished, {failed} failed" if failed else "finished",
+        })
+    if not entries:
+        raise errors.InputError(f"no finished live run to log; run '{session.hint('run', '--live')}' first.")
+    appended, present = append_sync_log(spreadsheet_id, entries, credentials)
+    ledger.mark_sync_logged({e["Sync_ID"]: int(e["Sync_ID"].rsplit("-", 1)[1]) for e in entries
+                             if e["Sync_ID"] in appended + present})
+    return appended, present
 
 
 def status_tab(session: Session, spreadsheet_id: str, tab: str, credentials: str | None) -> tuple[int, dict[str, Any]]:
@@ -112,9 +118,15 @@ def status_tab(session: Session, spreadsheet_id: str, tab: str, credentials: str
     rows written and the tab's properties (title, sheetId)."""
     ledger = session.open_ledger(readonly=True)
     try:
-        values = status_rows(ledger)
+        return write_status(session, ledger, spreadsheet_id, tab, credentials)
     finally:
         ledger.close()
+
+
+def write_status(session: Session, ledger: Ledger, spreadsheet_id: str, tab: str,
+                 credentials: str | None) -> tuple[int, dict[str, Any]]:
+    """status_tab() from a ledger already open."""
+    values = status_rows(ledger)
     if len(values) == 1:
         raise errors.InputError(f"the ledger holds no asset of the sheet; run '{session.hint('load')}' first.")
     return len(values) - 1, write_status_tab(spreadsheet_id, tab, values, credentials)

@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Any
 
 from .. import errors
+from ..ledger import Ledger
 from ..sheets import AssetRecord, read_csv, read_google_sheet, records_from_table
 from .session import Session
 
@@ -59,12 +60,26 @@ def load(session: Session, source: Source, allow_shrink: bool) -> Loaded:
     ledger = session.open_ledger(create=True)
     try:
         ledger.acquire("load")
-        _refuse_a_shrink(session, ledger.keys_in_source(), records, where, allow_shrink,
-                         [*source.words, "--allow-shrink"])
-        counts = ledger.load(records)
+        return _load_records(session, ledger, source, records, allow_shrink)
     finally:
         ledger.release()
         ledger.close()
+
+
+def load_into(session: Session, ledger: Ledger, source: Source, allow_shrink: bool) -> Loaded:
+    """load() into a ledger already open and locked (a sync's): refuses before changing anything."""
+    records = read_source(source)
+    if not records:
+        raise errors.InputError(f"{source.describe()} has a header but no data rows; nothing was loaded. Check that "
+                                "it is the right tab or file.")
+    return _load_records(session, ledger, source, records, allow_shrink)
+
+
+def _load_records(session: Session, ledger: Ledger, source: Source, records: list[AssetRecord],
+                  allow_shrink: bool) -> Loaded:
+    where = source.describe()
+    _refuse_a_shrink(session, ledger.keys_in_source(), records, where, allow_shrink, [*source.words, "--allow-shrink"])
+    counts = ledger.load(records)
     return Loaded(where, ledger.path, sum(len(record.row_numbers) for record in records), counts)
 
 

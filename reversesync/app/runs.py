@@ -96,12 +96,12 @@ def _sync(session: Session, ledger: Ledger, credentials: Credentials, options: R
           patch_checked: bool) -> RunReport:
     ledger.acquire("run")
     if options.live:
-        _refuse_to_write(session, ledger, patch_checked)
+        refuse_to_write(session, ledger, patch_checked)
     # Recorded before the first request, so a kill or a refusal at preflight leaves it to resume (issue #10).
     run_id = ledger.start_run("live" if options.live else "dry", options.to_json())
     if options.live:  # a dry command never changes another run's status (issue #15)
         ledger.supersede_unfinished_runs(but=run_id)
-    return _work(session, ledger, credentials, Sync, "run", run_id, options, sink)
+    return work(session, ledger, credentials, Sync, "run", run_id, options, sink)
 
 
 def _resume(session: Session, ledger: Ledger, credentials: Credentials, sink: progress.Sink,
@@ -113,12 +113,12 @@ def _resume(session: Session, ledger: Ledger, credentials: Credentials, sink: pr
         return NothingToResume(ExitStatus.FAILED_ROWS if ledger.failed_in_source() else ExitStatus.OK)
     options = RunOptions.from_json(_json(unfinished["options"]))
     if options.live:
-        _refuse_to_write(session, ledger, patch_checked, resuming=unfinished)
+        refuse_to_write(session, ledger, patch_checked, resuming=unfinished)
     sink(progress.Resuming(unfinished["id"], unfinished["mode"], unfinished["started_at"]))
     ledger.reopen_run(unfinished["id"])
     kind: type[Machinery] = {"undo": Undo, "repair": Repair}.get(unfinished["mode"], Sync)
     command = unfinished["mode"] if unfinished["mode"] in ("undo", "repair") else "resume"
-    return _work(session, ledger, credentials, kind, command, unfinished["id"], options, sink)
+    return work(session, ledger, credentials, kind, command, unfinished["id"], options, sink)
 
 
 def _start_reverting(session: Session, ledger: Ledger, credentials: Credentials, mode: str, options: RunOptions,
@@ -127,7 +127,7 @@ def _start_reverting(session: Session, ledger: Ledger, credentials: Credentials,
     if mode == "undo":
         _check_undo_target(session, ledger, options)
     if options.live:
-        _refuse_to_write(session, ledger, patch_checked)
+        refuse_to_write(session, ledger, patch_checked)
     if mode == "repair":
         # A write answered lost may still land and the lists trail writes: a repair looks once it has settled.
         wait = settle_wait(ledger, options.settle, session.clock.time())
@@ -139,15 +139,18 @@ def _start_reverting(session: Session, ledger: Ledger, credentials: Credentials,
         if mode == "undo" and options.undo is not None:
             ledger.close_undone_run(options.undo, options.assets)  # a resume must never redo what it removes
         ledger.supersede_unfinished_runs(but=run_id)
-    return _work(session, ledger, credentials, Undo if mode == "undo" else Repair, mode, run_id, options, sink)
+    return work(session, ledger, credentials, Undo if mode == "undo" else Repair, mode, run_id, options, sink)
 
 
-def _work(session: Session, ledger: Ledger, credentials: Credentials, kind: type[Machinery], command: str,
-          run_id: int, options: RunOptions, sink: progress.Sink) -> RunReport:
-    """Preflight the recorded run, work it, and say how it ended."""
+def work(session: Session, ledger: Ledger, credentials: Credentials, kind: type[Machinery], command: str,
+         run_id: int, options: RunOptions, sink: progress.Sink,
+         before_rows: Callable[[Machinery], None] = lambda runner: None) -> RunReport:
+    """Preflight the recorded run, work it, and say how it ended. before_rows(runner) runs between the preflight
+    and the rows (a sync's drift check and retries)."""
     client = session.client(credentials, options)
     runner = kind(ledger, client, options, sink, session.clock)
     _preflight(session, runner, ledger, run_id, sink)
+    before_rows(runner)
     result = runner.run(run_id)
     stop = _stop_of(session, ledger, result)
     outcomes = runner.outcomes if isinstance(runner, Reverting) else []
@@ -155,6 +158,8 @@ def _work(session: Session, ledger: Ledger, credentials: Credentials, kind: type
                        stop, outcomes=outcomes)
     if stop is None:
         report.document = run_document(ledger, result, command)
+        if isinstance(runner, Reverting):  # an undo's or a repair's rows, planned (dry) or done (issue #17)
+            report.document["outcomes"] = [dataclasses.asdict(outcome) for outcome in outcomes]
         if result.mode == "dry" and result.unfinished_writes:
             report.next_steps.append("Before writing, re-check the unfinished writes with: "
                                      f"{session.hint('run', '--live', here=True)}")
@@ -205,7 +210,7 @@ def _stop_of(session: Session, ledger: Ledger, result: RunResult) -> errors.Reve
     return None
 
 
-def _refuse_to_write(session: Session, ledger: Ledger, patch_checked: bool, resuming: Row | None = None) -> None:
+def refuse_to_write(session: Session, ledger: Ledger, patch_checked: bool, resuming: Row | None = None) -> None:
     """A writing command refuses while a hold stands (unless the person cleared it) or while a live undo or
     repair is unfinished (issue #15): a new write could undo its work, or it ours."""
     hold = ledger.active_hold()

@@ -1,7 +1,7 @@
 """The reversesync command line: each module parses a command group's options, calls the application layer
 (reversesync/app) and prints what it reports. Nothing below this package prints or imports click."""
 
-from . import demo, load, report, runs, sandbox, verify
+from . import demo, load, report, runs, sandbox, sync, verify
 from .group import cli
 
 
@@ -9,4 +9,4 @@ def main() -> None:
     cli(prog_name="reversesync")
 
 
-__all__ = ["cli", "demo", "load", "main", "report", "runs", "sandbox", "verify"]
+__all__ = ["cli", "demo", "load", "main", "report", "runs", "sandbox", "sync", "verify"]

@@ -11,7 +11,23 @@ from .. import __version__
 from .options import ledger_option
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Group(click.Group):
+    """The command group; an option of a command typed before it (`reversesync --live run`) is named as such."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            name = next((arg for arg in args if arg in self.commands), None)
+            command = self.commands.get(name or "")
+            if command is None or exc.option_name not in {opt for param in command.params
+                                                          for opt in (*param.opts, *param.secondary_opts)}:
+                raise
+            raise click.UsageError(f"{exc.option_name} is an option of '{name}': put it after the command, as in "
+                                   f"'reversesync {name} {exc.option_name}'.", ctx) from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reversesync")
 @ledger_option
 @click.pass_context

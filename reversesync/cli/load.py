@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -13,16 +15,28 @@ from .console import Console, reported
 from .group import cli
 from .options import ledger_option, session
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def source_options(command: F) -> F:
+    """Where the sheet comes from, for `load` and `sync`: --sheet/--worksheet/--credentials, --csv or --example,
+    and --allow-shrink."""
+    for option in reversed([
+        click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Google spreadsheet id to read."),
+        click.option("--worksheet", default=DEFAULT_WORKSHEET, show_default=True, help="Tab to read (with --sheet)."),
+        click.option("--credentials", type=click.Path(dir_okay=False), default=None,
+                     help="Service-account key (JSON), with --sheet. Default: env GOOGLE_APPLICATION_CREDENTIALS."),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="A CSV export of the tab instead."),
+        click.option("--example", is_flag=True, help="Load the bundled example sheet (about 300 rows)."),
+        click.option("--allow-shrink", is_flag=True,
+                     help="Load even if more than half of the ledger's assets would leave the source."),
+    ]):
+        command = option(command)
+    return command
+
 
 @cli.command()
-@click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Google spreadsheet id to read.")
-@click.option("--worksheet", default=DEFAULT_WORKSHEET, show_default=True, help="Tab to read (with --sheet).")
-@click.option("--credentials", type=click.Path(dir_okay=False), default=None,
-              help="Service-account key (JSON), with --sheet. Default: env GOOGLE_APPLICATION_CREDENTIALS.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="A CSV export of the tab instead.")
-@click.option("--example", is_flag=True, help="Load the bundled example sheet (about 300 rows).")
-@click.option("--allow-shrink", is_flag=True,
-              help="Load even if more than half of the ledger's assets would leave the source.")
+@source_options
 @ledger_option
 @click.pass_context
 def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
@@ -39,19 +53,26 @@ def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credent
         reversesync load --csv GGmetadata_and_timestamps.csv
     """
     console = Console()
-    source = _source(ctx, spreadsheet_id, worksheet, credentials, csv_path, example)
+    source = source_from(ctx, spreadsheet_id, worksheet, credentials, csv_path, example)
     where = session(ctx, ledger_path, console)
     with reported(console):
         loaded = app.load(where, source, allow_shrink)
+    for line in loaded_lines(where, loaded):
+        console.say(line)
+
+
+def loaded_lines(where: app.Session, loaded: app.Loaded) -> list[str]:
+    """What a load did, as `load` (and `sync`) print it."""
     counts = loaded.counts
-    console.say(f"Loaded {loaded.rows_read} rows from {loaded.where} into {loaded.ledger}")
-    console.say(f"  assets: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged, "
-                f"{counts['removed']} removed from the source")
+    lines = [f"Loaded {loaded.rows_read} rows from {loaded.where} into {loaded.ledger}",
+             f"  assets: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged, "
+             f"{counts['removed']} removed from the source"]
     rejected = counts["rejected"]
     if rejected:
         detail = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
-        console.say(f"  rejected (skipped): {sum(rejected.values())} ({detail}); see: "
-                    f"{where.hint('report', '--state', 'skipped', '--csv', '-')}")
+        lines.append(f"  rejected (skipped): {sum(rejected.values())} ({detail}); see: "
+                     f"{where.hint('report', '--state', 'skipped', '--csv', '-')}")
+    return lines
 
 
 def given(ctx: click.Context, name: str) -> bool:
@@ -59,7 +80,7 @@ def given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def _source(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
+def source_from(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
             csv_path: str | None, example: bool) -> app.Source:
     """The source to read, with the load command as typed (to repeat in a hint); usage errors for options the
     source would ignore."""

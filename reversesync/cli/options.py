@@ -53,8 +53,9 @@ def patch_checked_option(command: F) -> F:
                              "PATCH changes only what it carries again).")(command)
 
 
-def iconik_options(command: F) -> F:
-    """--iconik-url, --app-id and --auth-token-file; the command receives `credentials`.
+def iconik_options(command: F, into: str = "credentials") -> F:
+    """--iconik-url, --app-id and --auth-token-file; the command receives them as one Credentials, in the argument
+    `into` (`sync` takes its Google key as `credentials`).
 
     There is no --auth-token (issue #11): a command line is in every local user's `ps` listing. The token comes
     from --auth-token-file, ICONIK_AUTH_TOKEN or a hidden prompt on a terminal, and both credentials are checked
@@ -66,7 +67,7 @@ def iconik_options(command: F) -> F:
         if not app_id:
             token_known = bool(auth_token_file or os.environ.get(iconik.ENV_AUTH_TOKEN))
             raise input_error(_missing_app_id(token_known))
-        kwargs["credentials"] = Credentials(iconik_url, app_id, resolve_auth_token(auth_token_file))
+        kwargs[into] = Credentials(iconik_url, app_id, resolve_auth_token(auth_token_file))
         return command(*args, **kwargs)
 
     for option in (

@@ -97,14 +97,18 @@ class Renderer:
     def _tick(self, tick: progress.Tick) -> None:
         now = self.clock.monotonic()
         tty = _isatty(self.stream)
+        if tick.total == 0:
+            return  # "0 rows to check" was said; a bar of nothing, at a rate of nothing, says nothing more
         if not tick.final and (now - self.last_line < (0.2 if tty else 10)):
             return
         self.last_line = now
-        rate = tick.requests / tick.elapsed if tick.elapsed > 0 else 0.0
+        # A rate over less than a second is noise (issue #17: "0/0 rows 958.8 req/s").
+        rate = f"{tick.requests / tick.elapsed:5.1f} req/s" if tick.elapsed >= 1 else "   -- req/s"
         eta = (tick.elapsed / tick.done * (tick.total - tick.done)) if tick.done else 0.0
+        eta = max(eta, tick.last_due) if tick.parked else eta  # parked rows wait out their settle time
         width = 30
-        filled = int(width * tick.done / tick.total) if tick.total else width
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {tick.done}/{tick.total} rows  {rate:5.1f} req/s  "
+        filled = int(width * tick.done / tick.total)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {tick.done}/{tick.total} rows  {rate}  "
                 f"elapsed {_minutes(tick.elapsed)}  eta {_minutes(eta)}")
         if tick.parked:
             line += f"  {tick.parked} settling ({tick.next_due:.0f} s)"

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import app, errors
+from .. import app, errors, rules
 from ..app import Credentials, NothingToResume, RunReport
 from ..types import DEFAULT_RATE, STATES, ExitStatus, RunOptions
 from .console import Console, Failure, reported
@@ -75,6 +75,12 @@ def run_command(ctx: click.Context, live: bool, workers: int, rate: float, limit
         reversesync run --live --workers 8 --rate 50
     """
     canonical = asset_ids(assets)
+    from_sheet = [reason for reason in recheck if reason in rules.LOAD_REJECTIONS]
+    if from_sheet:
+        load = session(ctx, ledger_path, Console()).hint("load", "--csv", "FILE")
+        raise click.BadParameter(f"{', '.join(from_sheet)} rows are rejected by the sheet itself, so no run re-checks "
+                                 f"them: correct the rows in the sheet, then load it again ({load} or --sheet), and "
+                                 "they come back as pending", param_hint="--recheck")
     unknown = sorted(set(recheck) - set(known_reasons()))
     if unknown:
         raise click.BadParameter(f"unknown reason {', '.join(unknown)}; one of: {', '.join(known_reasons())}",

@@ -89,12 +89,14 @@ class Schedule:
         with self.changed:
             self.changed.notify_all()
 
-    def parked(self) -> tuple[int, float]:
-        """(rows parked, seconds until the next is due)."""
+    def parked(self) -> tuple[int, float, float]:
+        """(rows parked, seconds until the next is due, seconds until the last is due)."""
         with self.changed:
             if not self._parked:
-                return 0, 0.0
-            return len(self._parked), max(0.0, self._parked[0][0] - self._clock.time())
+                return 0, 0.0, 0.0
+            now = self._clock.time()
+            return (len(self._parked), max(0.0, self._parked[0][0] - now),
+                    max(0.0, max(due for due, *_ in self._parked) - now))
 
 
 def check_roles(client: IconikClient, needed: Iterable[str]) -> tuple[Json, set[str]]:
@@ -385,10 +387,10 @@ class Machinery:
         return result
 
     def _progress(self, schedule: Schedule, total: int, began: float, final: bool = False) -> None:
-        parked, next_due = schedule.parked()
+        parked, next_due, last_due = schedule.parked()
         stats = self.client.stats
         self.sink(progress.Tick(self._done, total, stats.requests, self.clock.monotonic() - began, parked, next_due,
-                                stats.waiting_for(), final))
+                                stats.waiting_for(), final, last_due))
 
     def _watch(self, schedule: Schedule) -> None:
         """Stop the run when its lock is gone or Iconik has stopped answering altogether."""

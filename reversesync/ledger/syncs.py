@@ -54,10 +54,11 @@ class Syncs(Runs):
 
     # --- retries across nights ------------------------------------------------------------------------
 
-    def send_back_for_retry(self, reasons: Sequence[str], retry_nights: int) -> list[str]:
+    def send_back_for_retry(self, reasons: Sequence[str], retry_nights: int) -> list[Pair]:
         """Rows of the current sheet failed for a passing cause, tried by fewer than retry_nights syncs: count
         this sync's try and send them back to pending (a row still holding an unsettled write stays as it is:
-        any live run re-checks it first). Rows no longer failed for such a cause start counting afresh."""
+        any live run re-checks it first). Rows no longer failed for such a cause start counting afresh. Returns
+        [(asset key, the reason it had failed with)]."""
         if not reasons:
             return []
         marks = self._in(reasons)
@@ -76,7 +77,7 @@ class Syncs(Runs):
                  f"sync retry {tries + 1} of {retry_nights} ({reason})")
                 for key, intent, tries, reason in due if intent is None]
             self._move_in_transaction(moves, None, False, stamp)
-        return [key for key, _, _, _ in due]
+        return [(key, reason) for key, _, _, reason in due]
 
     # --- needing a person ------------------------------------------------------------------------------
 

@@ -1,0 +1,175 @@
+"""`reversesync sync`, the nightly job (issue #17): played night after night from a script with no terminal, as a
+scheduler runs it, and its steps one by one."""
+
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from reversesync.clock import FakeClock
+from reversesync.ledger import Ledger, backups
+from reversesync.sandbox import Catalogue, Sandbox
+from tests.conftest import ROOT, state, write_sheet
+
+KNOWN = [f"5e1a0c30-0000-4000-8000-0000000000{n:02d}" for n in range(1, 11)]   # in Iconik
+UNKNOWN = [f"5e1a0c30-0000-4000-8000-0000000009{n:02d}" for n in range(1, 3)]  # not: not_found
+FAST = ("--settle", "2", "--read-timeout", "0.5")
+
+NIGHTLY = """#!/bin/sh
+# The nightly job as a scheduler runs it: no terminal, the token from the environment, the exit status passed on.
+python -m reversesync --ledger "$LEDGER" sync --csv "$1" --settle 2 --read-timeout 0.5 --workers 4 $2
+"""
+
+
+def sheet(path, rows):
+    return write_sheet(path, [(key, f"clip {key[-2:]}", start, end) for key, start, end in rows])
+
+
+def full_sheet(tmp_path, name="night.csv", moved=()):
+    rows = [(key, 1000 * n, 1000 * n + 4000) for n, key in enumerate(KNOWN + UNKNOWN, start=1)]
+    rows = [(key, start + 500, end + 500) if key in moved else (key, start, end) for key, start, end in rows]
+    return sheet(tmp_path / name, rows)
+
+
+def night(tmp_path, sandbox, ledger_path, csv, *extra):
+    """One night: the script run by a scheduler, stdin closed, no terminal; (exit status, last line, stderr)."""
+    script = tmp_path / "nightly.sh"
+    script.write_text(NIGHTLY)
+    env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id, ICONIK_AUTH_TOKEN=sandbox.auth_token,
+               PYTHONPATH=str(ROOT), LEDGER=ledger_path)
+    done = subprocess.run(["sh", str(script), csv, " ".join(extra)], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, lines[-1], done.stdout + done.stderr
+
+
+def rows_of(ledger_path):
+    with sqlite3.connect(ledger_path) as db:
+        return db.execute("select asset_key, state, reason, time_start_ms, time_end_ms, segment_id, done_segment_id "
+                          "from assets order by asset_key").fetchall()
+
+
+@pytest.mark.slow
+def test_three_nights_of_sync_heal_what_passes_report_drift_and_refuse_a_truncated_export(tmp_path, ledger_path):
+    catalogue = Catalogue()
+    for key in KNOWN:
+        catalogue.add_asset(key)
+    with Sandbox(catalogue, index_lag=0.2) as sandbox:
+        needs = f"— reversesync --ledger {ledger_path} report --needs-person"
+
+        # Night 1: the first sync. Iconik answers 503 for one asset all night: it fails, for a passing cause.
+        sandbox.force("GET", f"/assets/{KNOWN[9]}/", 503, {"errors": ["upstream unavailable"]}, times=10_000)
+        code, last, said = night(tmp_path, sandbox, ledger_path, full_sheet(tmp_path))
+        assert (code, last) == (1, f"2 rows need a person: not_found 2 {needs}"), said
+        assert state(ledger_path, KNOWN[9]) == ("failed", "server_error")
+        assert all(len(sandbox.generic_segments(key)) == 1 for key in KNOWN[:9])
+
+        # Day 2: the 503s are over; the sheet's owners change two rows; a person deletes one segment reversesync
+        # wrote and moves another (and writes a note on it).
+        sandbox.unforce()
+        [deleted] = sandbox.generic_segments(KNOWN[0])
+        sandbox.person_deletes(deleted["id"])
+        [moved] = sandbox.generic_segments(KNOWN[1])
+        sandbox.person_edits(moved["id"], time_start_milliseconds=2100, segment_text="checked by hand")
+        sandbox.settle()
+        code, last, said = night(tmp_path, sandbox, ledger_path, full_sheet(tmp_path, moved=KNOWN[2:4]))
+        assert (code, last) == (1, f"4 rows need a person: not_found 2, drift_deleted 1, drift_moved 1 {needs}"), said
+        assert "Retrying 1 row failed for a passing cause (server_error 1)." in said
+        assert "New since the last sync: drift_deleted 1, drift_moved 1" in said
+        assert state(ledger_path, KNOWN[9]) == ("created", "create")  # healed without a flag
+        assert [state(ledger_path, key) for key in KNOWN[2:4]] == [("updated", "update")] * 2
+        assert [state(ledger_path, key) for key in KNOWN[:2]] == [("skipped", "drift_deleted"),
+                                                                   ("skipped", "drift_moved")]
+        assert sandbox.generic_segments(KNOWN[0]) == []  # reported, not repaired: a person's work is left
+
+        # Night 3: a truncated export (5 of 12 rows): refused, nothing lost.
+        before = rows_of(ledger_path)
+        truncated = sheet(tmp_path / "truncated.csv", [(key, 1000, 5000) for key in KNOWN[:5]])
+        code, last, said = night(tmp_path, sandbox, ledger_path, truncated)
+        assert code == 2, said
+        assert last.startswith(f"Error: {truncated} would take 7 of the ledger's 12 assets out of the source")
+        assert last.endswith("--allow-shrink")
+        assert rows_of(ledger_path) == before
+
+        # The morning after: the person lets the sheet win for the drifted segments.
+        code, last, said = night(tmp_path, sandbox, ledger_path, full_sheet(tmp_path, moved=KNOWN[2:4]),
+                                 "--repair-drift")
+        assert (code, last) == (0, f"2 rows need a person: not_found 2 {needs}"), said
+        sandbox.settle()
+        [recreated] = sandbox.generic_segments(KNOWN[0])
+        [set_back] = sandbox.generic_segments(KNOWN[1])
+        assert (recreated["time_start_milliseconds"], recreated["time_end_milliseconds"]) == (1000, 5000)
+        assert (set_back["id"], set_back["time_start_milliseconds"]) == (moved["id"], 2000)
+        assert set_back["segment_text"] == "checked by hand"  # every other field as the person left it
+        assert len(backups(ledger_path)) == 4
+
+
+@pytest.fixture
+def catalogue_of_known():
+    catalogue = Catalogue()
+    for key in KNOWN:
+        catalogue.add_asset(key)
+    return catalogue
+
+
+def test_a_sync_with_nothing_new_exits_0_and_still_says_who_needs_a_person(tmp_path, invoke, ledger_path,
+                                                                            monkeypatch, catalogue_of_known):
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        csv = full_sheet(tmp_path)
+        assert invoke("sync", "--csv", csv, *FAST).exit_code == 1
+        again = invoke("sync", "--csv", csv, *FAST)
+    assert again.exit_code == 0, again.output
+    lines = again.output.splitlines()
+    assert lines[-1] == f"2 rows need a person: not_found 2 — reversesync --ledger {ledger_path} report --needs-person"
+    assert "Drift: none among the 10 segments reversesync wrote." in lines
+    assert not any("0/0 rows" in line for line in lines)
+
+
+def test_a_dry_sync_writes_nothing_and_moves_no_finished_row(tmp_path, invoke, ledger_path, monkeypatch,
+                                                            catalogue_of_known):
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        assert invoke("sync", "--csv", full_sheet(tmp_path), *FAST).exit_code == 1
+        [ours] = sandbox.generic_segments(KNOWN[0])
+        sandbox.person_deletes(ours["id"])
+        before = rows_of(ledger_path)
+        posts = len(sandbox.requests("POST")) + len(sandbox.requests("PATCH"))
+        dry = invoke("sync", "--csv", full_sheet(tmp_path), "--dry-run", "--repair-drift")
+        assert len(sandbox.requests("POST")) + len(sandbox.requests("PATCH")) == posts
+    assert dry.exit_code == 0, dry.output
+    assert rows_of(ledger_path) == before
+    assert f"  drift_deleted    {KNOWN[0]} (row 2): segment {ours['id']} that reversesync wrote (1000-5000 ms) " \
+           "was deleted in Iconik; `sync --repair-drift` creates it again from the sheet." in dry.output.splitlines()
+
+
+def test_a_sync_refused_by_iconik_exits_2_and_records_the_stop(tmp_path, invoke, ledger_path, monkeypatch,
+                                                              catalogue_of_known):
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        monkeypatch.setenv("ICONIK_URL", sandbox.url)
+        monkeypatch.setenv("ICONIK_APP_ID", sandbox.app_id)
+        monkeypatch.setenv("ICONIK_AUTH_TOKEN", "revoked")
+        result = invoke("sync", "--csv", full_sheet(tmp_path), *FAST)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[-2].startswith("Error: Iconik refused the credentials (401)")
+    assert lines[-1] == "No row needs a person."  # nothing was checked yet; the sheet's own rejections aside
+    [record] = Ledger(ledger_path).syncs()
+    assert (record["status"], record["exit_status"]) == ("stopped", 2)
+
+
+def test_a_sync_while_another_holds_the_ledger_exits_3(tmp_path, invoke, ledger_path, monkeypatch):
+    assert invoke("load", "--csv", full_sheet(tmp_path)).exit_code == 0
+    holder = Ledger(ledger_path)
+    holder.acquire("run")
+    monkeypatch.setenv("ICONIK_APP_ID", "app")
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "token")
+    result = invoke("sync", "--csv", full_sheet(tmp_path), *FAST, obj={"clock": FakeClock()})
+    holder.release()
+    assert result.exit_code == 3, result.output
+    assert backups(ledger_path) == []
