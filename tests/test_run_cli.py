@@ -242,3 +242,58 @@ def test_ctrl_c_in_verify_exits_130_not_1(sandbox, loaded, invoke, monkeypatch):
     result = invoke("verify")
     assert result.exit_code == 130
     assert "Interrupted; verify changed nothing." in result.output
+
+
+# --- small things a nightly operator meets (issue #17) -------------------------------------------------------
+
+
+def test_version_is_the_package_version(invoke):
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.output == f"reversesync, version {version('reversesync')}\n" == "reversesync, version 0.3.0\n"
+
+
+def test_recheck_of_invalid_rows_explains_they_come_back_by_load(sandbox, loaded, invoke, ledger_path):  # noqa: F811
+    loaded((A, 1000, 5000))
+    result = invoke("run", "--recheck", "invalid")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: Invalid value for --recheck: invalid rows are rejected by the sheet itself, so no run re-checks "
+        f"them: correct the rows in the sheet, then load it again (reversesync --ledger {ledger_path} load --csv "
+        "FILE or --sheet), and they come back as pending")
+
+
+def test_an_option_of_a_command_typed_before_it_names_where_it_goes(runner):
+    result = runner.invoke(cli_group, ["--live", "run"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        "Error: --live is an option of 'run': put it after the command, as in 'reversesync run --live'.")
+
+
+def test_undo_json_lists_the_rows_of_its_plan(sandbox, loaded, runner, ledger_path):  # noqa: F811
+    import json
+
+    sandbox.catalogue.add_asset(A)
+    loaded((A, 1000, 5000))
+    assert runner.invoke(cli_group, ["--ledger", ledger_path, "run", "--live"]).exit_code == 0
+    result = runner.invoke(cli_group, ["--ledger", ledger_path, "undo", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    [outcome] = document["outcomes"]
+    assert (outcome["asset_id"], outcome["row_numbers"], outcome["what"]) == (A, "2", "would delete")
+
+
+def test_the_eta_counts_rows_waiting_out_their_settle_time():
+    import io
+
+    from reversesync import progress
+    from reversesync.cli.console import Console
+    from reversesync.cli.progress import Renderer
+
+    out = io.StringIO()
+    render = Renderer(Console(stdout=out, stderr=out), clock=FakeClock())
+    render(progress.Tick(done=9, total=10, requests=30, elapsed=3.0, parked=1, next_due=80.0, last_due=85.0))
+    render(progress.Tick(done=0, total=0, requests=2, elapsed=0.01, final=True))
+    assert out.getvalue() == ("[###########################...] 9/10 rows   10.0 req/s  elapsed 0:03  eta 1:25  "
+                              "1 settling (80 s)\n")
