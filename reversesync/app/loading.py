@@ -6,10 +6,10 @@ import dataclasses
 from importlib import resources
 from typing import Any
 
-from .. import errors
+from .. import errors, progress
 from ..ledger import Ledger
 from ..sheets import AssetRecord, read_csv, read_google_sheet, records_from_table
-from .session import Session
+from .session import Session, holding
 
 
 def example_sheet_path() -> str:
@@ -50,7 +50,7 @@ def read_source(source: Source) -> list[AssetRecord]:
     return records_from_table(header, reader)
 
 
-def load(session: Session, source: Source, allow_shrink: bool) -> Loaded:
+def load(session: Session, source: Source, allow_shrink: bool, sink: progress.Sink = progress.ignore) -> Loaded:
     """Read the source and make the ledger (created if need be) match it, in one locked transaction."""
     records = read_source(source)
     where = source.describe()
@@ -60,6 +60,7 @@ def load(session: Session, source: Source, allow_shrink: bool) -> Loaded:
     ledger = session.open_ledger(create=True)
     try:
         ledger.acquire("load")
+        holding(ledger, "load", sink)
         return _load_records(session, ledger, source, records, allow_shrink)
     finally:
         ledger.release()

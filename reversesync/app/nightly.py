@@ -27,7 +27,7 @@ from ..types import DEFAULT_RETRY_NIGHTS, ExitStatus, RunOptions
 from .checking import append_runs_to_sync_log, write_status
 from .loading import Loaded, Source, load_into
 from .runs import RunReport, refuse_to_write, work
-from .session import Credentials, Session
+from .session import Credentials, Session, holding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +85,7 @@ def sync(session: Session, credentials: Credentials, options: SyncOptions, sink:
     ledger = session.open_ledger(create=True)
     try:
         ledger.acquire("sync")
-        sink(progress.Started("sync", ledger.path))
+        holding(ledger, "sync", sink)
         if options.run.live:
             refuse_to_write(session, ledger, options.patch_checked)
         backup = ledger.back_up()

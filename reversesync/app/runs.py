@@ -15,7 +15,7 @@ from ..ledger import Ledger, Row
 from ..report import run_document
 from ..types import ExitStatus, Json, RunOptions, RunResult
 from . import preflight
-from .session import Credentials, Session
+from .session import Credentials, Session, holding
 
 PATCH_REPLACED = "patch_replaced"
 
@@ -95,6 +95,7 @@ def _locked(session: Session, work: Callable[[Ledger], Any]) -> Any:
 def _sync(session: Session, ledger: Ledger, credentials: Credentials, options: RunOptions, sink: progress.Sink,
           patch_checked: bool) -> RunReport:
     ledger.acquire("run")
+    holding(ledger, "run", sink)
     if options.live:
         refuse_to_write(session, ledger, patch_checked)
     # Recorded before the first request, so a kill or a refusal at preflight leaves it to resume (issue #10).
@@ -107,6 +108,7 @@ def _sync(session: Session, ledger: Ledger, credentials: Credentials, options: R
 def _resume(session: Session, ledger: Ledger, credentials: Credentials, sink: progress.Sink,
             patch_checked: bool) -> RunReport | NothingToResume:
     ledger.acquire("resume")
+    holding(ledger, "resume", sink)
     unfinished = ledger.unfinished_run()
     if unfinished is None:
         sink(progress.Note("Nothing to resume: the last run finished."))
@@ -124,6 +126,7 @@ def _resume(session: Session, ledger: Ledger, credentials: Credentials, sink: pr
 def _start_reverting(session: Session, ledger: Ledger, credentials: Credentials, mode: str, options: RunOptions,
                      sink: progress.Sink, patch_checked: bool) -> RunReport:
     ledger.acquire(mode)
+    holding(ledger, mode, sink)
     if mode == "undo":
         _check_undo_target(session, ledger, options)
     if options.live:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from .. import errors
+from .. import errors, progress
 from ..clock import SYSTEM, Clock
 from ..iconik import IconikClient
-from ..ledger import DEFAULT_LEDGER, Ledger
+from ..ledger import DEFAULT_LEDGER, Event, Ledger
 from ..types import RunOptions
 
 
@@ -65,6 +65,18 @@ class Session:
     def client(self, credentials: Credentials, options: RunOptions) -> IconikClient:
         return IconikClient(credentials.url, credentials.app_id, credentials.auth_token, rate=options.rate,
                             workers=options.workers, timeout=(5.0, options.read_timeout), clock=self.clock)
+
+
+def holding(ledger: Ledger, command: str, sink: progress.Sink) -> None:
+    """The command now holds the ledger's lock: say so (the --log journal opens only now, issue #17), and tell the
+    sink of every row change the ledger commits from here on."""
+    sink(progress.Started(command, ledger.path))
+
+    def told(events: Sequence[Event]) -> None:
+        for key, run_id, before, after, _, kind, detail in events:
+            sink(progress.RowMoved(key, run_id, before, after, kind, detail))
+
+    ledger.observe(told)
 
 
 def quoted(word: str) -> str:

@@ -1,8 +1,11 @@
 """Where a command's output goes, and how it ends: one Console per command, and one place that turns any of
 reversesync's errors into its exit status and one line (issue #16).
 
-Human lines go to stdout, or to stderr with --json so that stdout holds the JSON document alone; notes and
-errors go to stderr. Tests and callers swap the streams by giving a Console others, never by swapping sys.stdout.
+Streams (issue #17, a change from 0.2): what a command says about its work (progress, summaries, next steps, notes,
+errors) goes to stderr; what a command was asked to output goes to stdout: CSV and JSON, and the tables of the
+commands that only read (report, runs, history). A scheduler can then keep the data and log the rest. Every line
+said also goes to the --log journal once the command holds the ledger's lock. Tests and callers swap the streams
+by giving a Console others, never by swapping sys.stdout.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import click
 
 from .. import errors
 from ..types import ExitStatus, Json
+from .journal import Journal
 
 JSON_VERSION = 1
 
@@ -32,22 +36,30 @@ class Failure(click.ClickException):
 
 
 class Console:
-    """A command's streams: human lines, the data it outputs, notes and errors."""
+    """A command's streams: human lines, the data it outputs, notes and errors, and its --log journal."""
 
-    def __init__(self, as_json: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
+    def __init__(self, as_json: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
+                 journal: Journal | None = None) -> None:
         self.as_json = as_json
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
-        self.human = self.stderr if as_json else self.stdout
+        self.human = self.stderr
         self.document: Json = {}
+        self.journal = journal or _journal_of_this_command()
 
     def say(self, line: str = "") -> None:
-        """A line for the person running the command."""
+        """A line for the person running the command (stderr)."""
         click.echo(line, file=self.human)
+        self.journal.line(line)
+
+    def out(self, line: str = "") -> None:
+        """A line of what the command was asked to output (stdout): a read command's table."""
+        click.echo(line, file=self.stdout)
 
     def note(self, line: str) -> None:
         """A line about the command's circumstances (a ledger made private), on stderr."""
         _quietly(lambda: click.echo(line, file=self.stderr))
+        self.journal.line(line)
 
     def record(self, **fields: Any) -> None:
         """What a --json command prints at its end; a no-op without --json."""
@@ -60,20 +72,21 @@ class Console:
             click.echo(json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=False),
                        file=self.stdout)
 
-    def silence_stdout(self) -> None:
-        """The reader of stdout has gone away (`run --live | head -2`): what is printed from now on goes nowhere,
-        and the interpreter's last flush at exit does not complain either."""
+    def silence_human(self) -> None:
+        """The reader of the human lines has gone away (`run --live 2>&1 | head -2`): what is said from now on goes
+        nowhere, and the interpreter's last flush at exit does not complain either."""
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stdout.fileno())
+            os.dup2(devnull, self.human.fileno())
             os.close(devnull)
         except (OSError, ValueError, AttributeError):
             pass
-        quiet = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (stands in for stdout until exit)
-        if self.human is self.stdout:
-            self.human = quiet
-        self.stdout = quiet
-        sys.stdout = quiet
+        quiet = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (stands in for the stream until exit)
+        if self.human is sys.stderr:
+            sys.stderr = quiet
+        if self.stderr is self.human:
+            self.stderr = quiet
+        self.human = quiet
 
 
 @contextlib.contextmanager
@@ -89,6 +102,13 @@ def reported(console: Console) -> Iterator[None]:
         raise Failure(str(exc), int(errors.exit_status(exc))) from None
     except (KeyboardInterrupt, BrokenPipeError):
         raise click.exceptions.Exit(int(ExitStatus.INTERRUPTED)) from None
+
+
+def _journal_of_this_command() -> Journal:
+    """The journal the group opened for this command (--log), or one that writes nothing."""
+    context = click.get_current_context(silent=True)
+    found = (context.find_object(dict) or {}).get("journal") if context is not None else None
+    return found if isinstance(found, Journal) else Journal(None)
 
 
 def _quietly(write: Any) -> None:

@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import codecs
 import sys
+from typing import Any
 
 import click
 
 from .. import __version__
+from .journal import Journal
 from .options import ledger_option
 
 
 class Group(click.Group):
-    """The command group; an option of a command typed before it (`reversesync --live run`) is named as such."""
+    """The command group; an option of a command typed before it (`reversesync --live run`) is named as such, and
+    the --log journal hears how the command ended."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+        except click.exceptions.Exit as ended:
+            _finish_journal(ctx, ended.exit_code)
+            raise
+        except click.ClickException as failed:
+            _finish_journal(ctx, failed.exit_code, failed.format_message())
+            raise
+        except BaseException:
+            _finish_journal(ctx, 1, "stopped by an unexpected error")
+            raise
+        _finish_journal(ctx, 0)
+        return result
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
@@ -30,8 +48,11 @@ class Group(click.Group):
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reversesync")
 @ledger_option
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), envvar="REVERSESYNC_LOG", show_envvar=True,
+              help="Append what the command did to FILE, timestamped: start, target, each row's change, summary, "
+                   "exit (only a command that holds the ledger's lock writes it).")
 @click.pass_context
-def cli(ctx: click.Context, ledger_path: str | None) -> None:
+def cli(ctx: click.Context, ledger_path: str | None, log_path: str | None) -> None:
     """Put lost timecodes from the GGmetadata sheet back into Iconik, exactly once.
 
     \b
@@ -41,11 +62,30 @@ def cli(ctx: click.Context, ledger_path: str | None) -> None:
     ensure_utf8_output()
     ctx.ensure_object(dict)
     ctx.obj["ledger_path"] = ledger_path
+    if log_path:
+        _check_log_path(log_path)
+    ctx.obj["journal"] = Journal(log_path)
 
 
 # The group's --ledger also reads REVERSESYNC_LEDGER; the commands' do not, so that an explicit --ledger, before or
 # after the command name, beats the environment.
 next(p for p in cli.params if p.name == "ledger_path").envvar = "REVERSESYNC_LEDGER"
+
+
+def _check_log_path(path: str) -> None:
+    """The log file can be appended to, before the command does anything (a folder that is missing or cannot be
+    written is found by creating the file, as a permission check alone can be wrong on network shares)."""
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot append to {path}: {exc.strerror or exc}", param_hint="'--log'") from None
+
+
+def _finish_journal(ctx: click.Context, exit_status: int, message: str | None = None) -> None:
+    journal = (ctx.obj or {}).get("journal")
+    if isinstance(journal, Journal):
+        journal.finish(exit_status, message)
 
 
 def ensure_utf8_output(streams: tuple[str, ...] = ("stdout", "stderr")) -> None:

@@ -14,6 +14,7 @@ from ..sheets import DEFAULT_WORKSHEET
 from .console import Console, reported
 from .group import cli
 from .options import ledger_option, session
+from .progress import Renderer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,7 +57,7 @@ def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credent
     source = source_from(ctx, spreadsheet_id, worksheet, credentials, csv_path, example)
     where = session(ctx, ledger_path, console)
     with reported(console):
-        loaded = app.load(where, source, allow_shrink)
+        loaded = app.load(where, source, allow_shrink, Renderer(console, clock=where.clock))
     for line in loaded_lines(where, loaded):
         console.say(line)
 

@@ -34,6 +34,7 @@ class Renderer:
         return self.console.human
 
     def __call__(self, event: progress.Event) -> None:
+        self.console.journal.event(event)
         if self.interrupt_after is not None and isinstance(event, progress.Tick) and event.done >= self.interrupt_after:
             self.interrupt_after = None
             self.interrupted_on_purpose = True
@@ -45,7 +46,7 @@ class Renderer:
             # A closed stdout stops the run as Ctrl-C does (issue #11); only the main thread may say so, a
             # worker that hit it must not fail its row.
             self.closed = False
-            self.console.silence_stdout()
+            self.console.silence_human()
         if self.closed is False and isinstance(event, progress.Tick) \
                 and threading.current_thread() is threading.main_thread():
             self.closed = True

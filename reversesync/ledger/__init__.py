@@ -21,7 +21,7 @@ from ..types import CHECKED, CREATED, FAILED, FINAL_STATES, PENDING, SKIPPED, ST
 from . import files
 from .backups import KEEP as BACKUPS_KEPT
 from .backups import Backups, backup_folder, backups
-from .base import Row, now_iso
+from .base import Event, Row, now_iso
 from .files import MIGRATION_NAMES, migrations
 from .lock import HEARTBEAT_EVERY, LOCK_STALE_AFTER, Lock, holder_alive
 from .queries import REPORT_COLUMNS, Queries
@@ -32,7 +32,7 @@ DEFAULT_LEDGER = "reversesync.db"
 
 __all__ = ["BACKUPS_KEPT", "CHECKED", "CREATED", "DEFAULT_LEDGER", "FAILED", "FINAL_STATES", "HEARTBEAT_EVERY",
            "LOCK_STALE_AFTER", "MIGRATION_NAMES", "PENDING", "REPORT_COLUMNS", "SKIPPED", "STATES", "TRANSITIONS",
-           "UPDATED", "Ledger", "Pair", "Row", "backup_folder", "backups", "check_transition", "holder_alive",
+           "UPDATED", "Event", "Ledger", "Pair", "Row", "backup_folder", "backups", "check_transition", "holder_alive",
            "migrations", "now_iso"]
 
 
