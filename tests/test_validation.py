@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from reversesync.sheets.records import AssetRecord, check_row, merge_duplicates, records_from_table
@@ -86,3 +88,24 @@ def test_source_hash_ignores_title_but_not_times():
     a = AssetRecord(ID, ID, [2], "one", 1, 2)
     assert a.source_hash == AssetRecord(ID, ID, [5], "two", 1, 2).source_hash
     assert a.source_hash != AssetRecord(ID, ID, [2], "one", 1, 3).source_hash
+
+
+# --- rows whose id is unusable are keyed by their content (issue #17) --------------------------------------
+
+
+def test_an_unusable_id_is_keyed_by_the_rows_content_not_its_number():
+    cells = {"id": "../x", "title": "t", "time_start_ms": "1", "time_end_ms": "2"}
+    here, there = check_row(2, cells), check_row(40, dict(cells))
+    assert here.key == there.key and re.fullmatch(r"row:[g-v][0-9a-f]{11}", here.key)
+    for column, value in [("id", "../y"), ("title", "u"), ("time_start_ms", "0"), ("time_end_ms", "3"),
+                          ("time_start_S", "0.001"), ("time_end_S", "0.002")]:
+        assert check_row(2, dict(cells, **{column: value})).key != here.key, column
+    assert check_row(2, dict(cells, Description="other")).key == here.key
+    assert check_row(2, dict(cells, time_start_ms=1.0)).key == here.key, "the Sheets API's 1.0 is the CSV's 1"
+
+
+def test_identical_unusable_rows_are_numbered_by_order_never_merged():
+    cells = {"id": "", "title": "t", "time_start_ms": "1", "time_end_ms": "2"}
+    records = merge_duplicates([check_row(n, cells) for n in (3, 5, 9)])
+    key = records[0].key
+    assert [(r.key, r.row_numbers) for r in records] == [(key, [3]), (f"{key}#2", [5]), (f"{key}#3", [9])]

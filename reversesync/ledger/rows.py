@@ -243,8 +243,16 @@ class Rows(LedgerBase):
             f"and coalesce(reason, '') not in ({excepted}) and ({' or '.join(clauses)})", [*never, *params])]
 
     def find_asset(self, text: str) -> Row | None:
-        """The asset row named by text (its id in any case, 'row:N', or the id exactly as the sheet wrote it)."""
+        """The asset row named by text: its id in any case, 'row:N' for the row now on sheet row N (rows whose id
+        is unusable are keyed by their content, issue #17), its key, or the id exactly as the sheet wrote it."""
         text = text.strip()
+        number = text[4:]
+        if text[:4].lower() == "row:" and number.isascii() and number.isdigit():
+            # row_numbers is '5', or '5,9' for an asset on two rows; rows gone from the sheet keep stale numbers.
+            rows = self.query("select * from assets where in_source = 1 and instr(',' || row_numbers || ',', ?) > 0 "
+                              "order by asset_key limit 1", [f",{int(number)},"])
+            if rows:
+                return rows[0]
         for sql, value in (("select * from assets where asset_key = ?", text.lower()),
                            ("select * from assets where asset_key = ?", text),
                            ("select * from assets where asset_id = ? order by asset_key limit 1", text)):

@@ -8,8 +8,10 @@ from .records import (
                       NO_TIMECODE,
                       OPTIONAL_COLUMNS,
                       REQUIRED_COLUMNS,
+                      ROW_KEY_PREFIX,
                       AssetRecord,
                       check_row,
+                      content_key,
                       records_from_table,
 )
 from .writing import (
@@ -24,6 +26,6 @@ from .writing import (
 )
 
 __all__ = ["DEFAULT_WORKSHEET", "DUPLICATE_CONFLICT", "INVALID", "NO_TIMECODE", "OPTIONAL_COLUMNS", "PROTECTED_TABS",
-           "REQUIRED_COLUMNS", "STATUS_TAB", "SYNC_LOG_COLUMNS", "SYNC_LOG_TAB", "AssetRecord", "append_sync_log",
-           "check_row", "fit_cell", "is_protected_tab", "read_csv", "read_google_sheet", "records_from_table",
-           "write_status_tab"]
+           "REQUIRED_COLUMNS", "ROW_KEY_PREFIX", "STATUS_TAB", "SYNC_LOG_COLUMNS", "SYNC_LOG_TAB", "AssetRecord",
+           "append_sync_log", "check_row", "content_key", "fit_cell", "is_protected_tab", "read_csv",
+           "read_google_sheet", "records_from_table", "write_status_tab"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -17,6 +18,10 @@ OPTIONAL_COLUMNS = ("title", "time_start_S", "time_end_S")
 CROSS_CHECK_TOLERANCE_MS = 1000
 
 INVALID, NO_TIMECODE, DUPLICATE_CONFLICT = "invalid", "no_timecode", "duplicate_conflict"
+
+# A row whose id is unusable is keyed 'row:' and a digest of the cells it holds (content_key).
+ROW_KEY_PREFIX = "row:"
+CONTENT_COLUMNS = ("id", "title", "time_start_ms", "time_end_ms", "time_start_S", "time_end_S")
 
 # The ledger stores times as SQLite integers (int64); a larger number is no time, and would stop the whole
 # load with an OverflowError (issue #11): such a row is rejected as invalid instead.
@@ -82,13 +87,30 @@ def _shown(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _cell_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1000.0 from the Sheets API is the 1000 of a CSV export
+    return "" if value is None else str(value)
+
+
+def content_key(cells: Mapping[str, object]) -> str:
+    """The key of a row whose id is unusable: a digest of what the row holds (the id cell, the title and the four
+    time cells). Its row number would change whenever rows above it are added or deleted, and every such row
+    would then be reported as removed and again as new (issue #17)."""
+    values = [_cell_text(cells.get(column)) for column in CONTENT_COLUMNS]
+    digest = hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()[:12]
+    # The first hex digit becomes a letter (0-f -> g-v), keeping every bit: 'row:' and digits alone is how an older
+    # reversesync keyed these rows, and a load tells those legacy keys apart (app/loading.py).
+    return f"{ROW_KEY_PREFIX}{chr(ord('g') + int(digest[0], 16))}{digest[1:]}"
+
+
 def check_row(row_number: int, cells: Mapping[str, object]) -> AssetRecord:
     """Validate one sheet row (a dict of the columns we use) into an AssetRecord."""
     raw_id = cells.get("id")
     raw_id = "" if raw_id is None else str(raw_id)
     asset_key = canonical_uuid(raw_id)
     title = "" if cells.get("title") is None else str(cells.get("title"))
-    record = AssetRecord(key=asset_key or f"row:{row_number}", asset_id=raw_id.strip() or raw_id,
+    record = AssetRecord(key=asset_key or content_key(cells), asset_id=raw_id.strip() or raw_id,
                          row_numbers=[row_number], title=title)
 
     def reject(reason: str, text: str) -> AssetRecord:
@@ -136,9 +158,15 @@ def check_row(row_number: int, cells: Mapping[str, object]) -> AssetRecord:
 
 def merge_duplicates(records: Iterable[AssetRecord]) -> list[AssetRecord]:
     """One record per asset. Rows repeating an asset with the same outcome merge; rows that disagree are
-    all rejected as duplicate_conflict, none guessed."""
+    all rejected as duplicate_conflict, none guessed. Rows whose id is unusable never merge: nothing says two
+    identical ones are one asset, so each keeps a key of its own, the second numbered #2, and so on."""
     by_key: dict[str, list[AssetRecord]] = {}
+    copies: dict[str, int] = {}
     for record in records:
+        if record.key.startswith(ROW_KEY_PREFIX):
+            copies[record.key] = copies.get(record.key, 0) + 1
+            if copies[record.key] > 1:
+                record = dataclasses.replace(record, key=f"{record.key}#{copies[record.key]}")
         by_key.setdefault(record.key, []).append(record)
     merged: list[AssetRecord] = []
     for key, group in by_key.items():
