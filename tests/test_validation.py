@@ -90,6 +90,59 @@ def test_source_hash_ignores_title_but_not_times():
     assert a.source_hash != AssetRecord(ID, ID, [2], "one", 1, 3).source_hash
 
 
+# --- times from the seconds columns, when both ms cells are empty (issue #17) -------------------------------
+
+
+def from_seconds(start, end):
+    return row(time_start_ms="", time_end_ms="", time_start_S=start, time_end_S=end)
+
+
+@pytest.mark.parametrize("start, end, start_ms, end_ms", [
+    ("12", "13", 12000, 13000),
+    ("12.5", "12.501", 12500, 12501),
+    ("12.345", " 20. ", 12345, 20000),
+    ("1,234.5", "1,234,567.125", 1234500, 1234567125),
+    ("0", "0.001", 0, 1),
+    (12, 12.345, 12000, 12345),          # the Sheets API's numbers: 12.345 is a float that is not quite 12.345
+    (0.1, 0.3, 100, 300),
+    ("12.3450000", "99999999999.999", 12345, 99999999999999),
+])
+def test_seconds_alone_give_the_times_exactly(start, end, start_ms, end_ms):
+    record = from_seconds(start, end)
+    assert (record.reason, record.time_start_ms, record.time_end_ms) == (None, start_ms, end_ms)
+    assert record.times_from_seconds
+
+
+@pytest.mark.parametrize("start, end, text", [
+    ("12.3456", "13", "Row 7: time_start_S is '12.3456', a time finer than a millisecond (more than three decimals), "
+                      "which a segment cannot hold; correct the cell."),
+    (1.0005, 2, "time_start_S is 1.0005, a time finer than a millisecond"),
+    ("12", "", "Row 7: time_end_S is empty but time_start_S is not (and time_start_ms and time_end_ms are both "
+               "empty); fill in both times."),
+    ("", "13", "time_start_S is empty but time_end_S is not"),
+    ("x", "13", "Row 7: time_start_S is 'x', not a number of seconds (0 or more, such as 12.5); correct the cell."),
+    ("-1", "13", "time_start_S is '-1', not a number of seconds"),
+    (-1.0, 13, "time_start_S is -1.0, not a number of seconds"),
+    ("1.234,5", "13", "time_start_S is '1.234,5', not a number of seconds"),
+    ("1e3", "13", "time_start_S is '1e3', not a number of seconds"),
+    (True, "13", "time_start_S is True, not a number of seconds"),
+    (float("nan"), "13", "time_start_S is nan, not a number of seconds"),
+    ("13", "12.5", "Row 7: time_end_S ('12.5') is not after time_start_S ('13'); correct one of them."),
+    ("0", "9" * 30, "time_end_S is '999999999999999999999999999999', too large to be a time in seconds"),
+])
+def test_unusable_seconds_reject_the_row_saying_why(start, end, text):
+    record = from_seconds(start, end)
+    assert record.reason == "invalid"
+    assert text in record.reason_text
+    assert (record.time_start_ms, record.time_end_ms, record.times_from_seconds) == (None, None, False)
+
+
+def test_no_time_in_any_column_is_no_timecode():
+    record = from_seconds("", " ")
+    assert (record.reason, record.reason_text) == (
+        "no_timecode", "Row 7: time_start_ms and time_end_ms are both empty; fill them in to sync this asset.")
+
+
 # --- rows whose id is unusable are keyed by their content (issue #17) --------------------------------------
 
 
