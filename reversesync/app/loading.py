@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from .. import errors
-from ..sheets import AssetRecord, read_csv, read_google_sheet, records_from_table
+from ..sheets import AssetRecord, open_csv, read_google_sheet, records_from_table
 from .session import Session
 
 # How reversesync before issue #17 keyed rows whose id is unusable. Such keys leave the source once, at the first
@@ -30,6 +31,7 @@ class Source:
     credentials: str | None = None
     csv_path: str | None = None
     words: tuple[str, ...] = ()      # the load command as typed, to repeat in a hint
+    encoding: str | None = None      # the CSV file's, as --encoding forces it; None: detected
 
     def describe(self) -> str:
         if self.spreadsheet_id:
@@ -45,18 +47,21 @@ class Loaded:
     counts: dict[str, Any]
 
 
-def read_source(source: Source) -> list[AssetRecord]:
-    """The source's checked records."""
+def read_source(source: Source, notes: Callable[[str], None] = lambda text: None) -> list[AssetRecord]:
+    """The source's checked records; notes hears the line saying which encoding a CSV file was read in, when
+    that was a guess."""
     if source.spreadsheet_id:
         header, rows = read_google_sheet(source.spreadsheet_id, source.worksheet, source.credentials)
         return records_from_table(header, rows)
-    header, reader = read_csv(source.describe())
-    return records_from_table(header, reader)
+    export = open_csv(source.describe(), source.encoding)
+    if export.note:
+        notes(export.note)
+    return records_from_table(export.header, export.rows)
 
 
 def load(session: Session, source: Source, allow_shrink: bool) -> Loaded:
     """Read the source and make the ledger (created if need be) match it, in one locked transaction."""
-    records = read_source(source)
+    records = read_source(source, session.notes)
     where = source.describe()
     if not records:
         raise errors.InputError(f"{where} has a header but no data rows; nothing was loaded. Check that it is the "

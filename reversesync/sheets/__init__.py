@@ -1,7 +1,7 @@
 """The sheet: reading its rows (reading.py) into checked records (records.py), and writing the Sync_Log and status
 tabs (writing.py), through one Google client (google.py)."""
 
-from .reading import DEFAULT_WORKSHEET, read_csv, read_google_sheet
+from .reading import DEFAULT_WORKSHEET, CsvExport, open_csv, read_csv, read_google_sheet
 from .records import (
                       DUPLICATE_CONFLICT,
                       INVALID,
@@ -27,5 +27,5 @@ from .writing import (
 
 __all__ = ["DEFAULT_WORKSHEET", "DUPLICATE_CONFLICT", "INVALID", "NO_TIMECODE", "OPTIONAL_COLUMNS", "PROTECTED_TABS",
            "REQUIRED_COLUMNS", "ROW_KEY_PREFIX", "STATUS_TAB", "SYNC_LOG_COLUMNS", "SYNC_LOG_TAB", "AssetRecord",
-           "append_sync_log", "check_row", "content_key", "fit_cell", "is_protected_tab", "read_csv",
-           "read_google_sheet", "records_from_table", "write_status_tab"]
+           "CsvExport", "append_sync_log", "check_row", "content_key", "fit_cell", "is_protected_tab", "open_csv",
+           "read_csv", "read_google_sheet", "records_from_table", "write_status_tab"]
