@@ -1,10 +1,12 @@
-"""`reversesync load`."""
+"""`reversesync load`, and the source options and loaded lines that `sync` shares with it."""
 
 from __future__ import annotations
 
 import codecs
 import io
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -14,6 +16,8 @@ from ..sheets import DEFAULT_WORKSHEET
 from .console import Console, reported
 from .group import cli
 from .options import ledger_option, session
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _text_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -28,18 +32,28 @@ def _text_encoding(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
+def source_options(command: F) -> F:
+    """--sheet, --worksheet, --credentials, --csv, --example, --encoding and --allow-shrink: where the rows come
+    from (`load` and `sync`); the command builds the source with source_from()."""
+    for option in reversed((
+        click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Google spreadsheet id to read."),
+        click.option("--worksheet", default=DEFAULT_WORKSHEET, show_default=True, help="Tab to read (with --sheet)."),
+        click.option("--credentials", type=click.Path(dir_okay=False), default=None,
+                     help="Service-account key (JSON), with --sheet. Default: env GOOGLE_APPLICATION_CREDENTIALS."),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="A CSV export of the tab instead."),
+        click.option("--example", is_flag=True, help="Load the bundled example sheet (about 300 rows)."),
+        click.option("--encoding", metavar="NAME", default=None, callback=_text_encoding,
+                     help="The --csv file's encoding (cp949, utf-16, ...). Default: UTF-8, UTF-16 with a byte-order "
+                          "mark, else cp949 (with a note)."),
+        click.option("--allow-shrink", is_flag=True,
+                     help="Load even if more than 10% of the assets in the source would leave it."),
+    )):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Google spreadsheet id to read.")
-@click.option("--worksheet", default=DEFAULT_WORKSHEET, show_default=True, help="Tab to read (with --sheet).")
-@click.option("--credentials", type=click.Path(dir_okay=False), default=None,
-              help="Service-account key (JSON), with --sheet. Default: env GOOGLE_APPLICATION_CREDENTIALS.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="A CSV export of the tab instead.")
-@click.option("--example", is_flag=True, help="Load the bundled example sheet (about 300 rows).")
-@click.option("--encoding", metavar="NAME", default=None, callback=_text_encoding,
-              help="The --csv file's encoding (cp949, utf-16, ...). Default: UTF-8, UTF-16 with a byte-order mark, "
-                   "else cp949 (with a note).")
-@click.option("--allow-shrink", is_flag=True,
-              help="Load even if more than half of the ledger's assets would leave the source.")
+@source_options
 @ledger_option
 @click.pass_context
 def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
@@ -48,10 +62,10 @@ def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credent
     """Read the sheet into the ledger (creating it): new rows become pending, changed rows go back to pending.
 
     Rejected rows are kept as skipped with a reason; rows already finished stay finished. A source with no
-    data rows is refused, and so is one that would take more than half of the ledger's assets out of the
-    source (a wrong tab or file), unless --allow-shrink is given. A CSV file is read as UTF-8, as UTF-16 when it
-    starts with a UTF-16 byte-order mark (Excel's "Unicode Text"), else as cp949 (Korean Excel's CSV); --encoding
-    names another.
+    data rows is refused, and so is one that would take more than 10% of the assets in the source out of it
+    (a wrong tab, a truncated export), unless --allow-shrink is given. A CSV file is read as UTF-8, as UTF-16
+    when it starts with a UTF-16 byte-order mark (Excel's "Unicode Text"), else as cp949 (Korean Excel's CSV);
+    --encoding names another.
 
     \b
     Example:
@@ -59,19 +73,26 @@ def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credent
         reversesync load --csv GGmetadata_and_timestamps.csv
     """
     console = Console()
-    source = _source(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, encoding)
+    source = source_from(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, encoding)
     where = session(ctx, ledger_path, console)
     with reported(console):
         loaded = app.load(where, source, allow_shrink)
+    for line in loaded_lines(where, loaded):
+        console.say(line)
+
+
+def loaded_lines(where: app.Session, loaded: app.Loaded) -> list[str]:
+    """What `load` prints once the source is in the ledger (and `sync` after its load)."""
     counts = loaded.counts
-    console.say(f"Loaded {loaded.rows_read} rows from {loaded.where} into {loaded.ledger}")
-    console.say(f"  assets: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged, "
-                f"{counts['removed']} removed from the source")
+    lines = [f"Loaded {loaded.rows_read} rows from {loaded.where} into {loaded.ledger}",
+             f"  assets: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged, "
+             f"{counts['removed']} removed from the source"]
     rejected = counts["rejected"]
     if rejected:
         detail = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
-        console.say(f"  rejected (skipped): {sum(rejected.values())} ({detail}); see: "
-                    f"{where.hint('report', '--state', 'skipped', '--csv', '-')}")
+        lines.append(f"  rejected (skipped): {sum(rejected.values())} ({detail}); see: "
+                     f"{where.hint('report', '--state', 'skipped', '--csv', '-')}")
+    return lines
 
 
 def given(ctx: click.Context, name: str) -> bool:
@@ -79,10 +100,10 @@ def given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
-def _source(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
-            csv_path: str | None, example: bool, encoding: str | None) -> app.Source:
-    """The source to read, with the load command as typed (to repeat in a hint); usage errors for options the
-    source would ignore."""
+def source_from(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
+                csv_path: str | None, example: bool, encoding: str | None = None) -> app.Source:
+    """The source the options of source_options name, with the load command that reads it (to repeat in a
+    hint); usage errors for options the source would ignore."""
     chosen = [flag for flag, value in (("--sheet", spreadsheet_id), ("--csv", csv_path), ("--example", example))
               if value]
     if len(chosen) != 1:
