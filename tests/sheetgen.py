@@ -123,6 +123,17 @@ def write(rows, handle):
     writer.writerows(rows)
 
 
+def write_export(path, rows, encoding="utf-8", delimiter=",", header=COLUMNS):
+    """An export of the sheet as Excel saves it: rows are {column: value} (other columns empty), written in
+    encoding ("cp949" for Korean Excel's CSV; "utf-16" with TABs for its Unicode Text, BOM included), with
+    Excel's CRLF line ends."""
+    with open(path, "w", encoding=encoding, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, delimiter=delimiter, restval="", lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
 def main(argv):
     which = argv[1] if len(argv) > 1 else "example"
     rows = example_rows() if which == "example" else valid_rows(random.Random(int(which)), int(which))

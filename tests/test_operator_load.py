@@ -70,26 +70,27 @@ def ten_rows(tmp_path):
     return write_sheet(tmp_path / "all.csv", [(i, "t", 1000, 2000) for i in IDS])
 
 
-def test_a_load_that_would_take_most_rows_out_of_the_source_is_refused(invoke, ledger_path, tmp_path):
+def test_a_load_that_would_take_more_than_a_tenth_of_the_rows_out_of_the_source_is_refused(invoke, ledger_path,
+                                                                                            tmp_path):
     assert invoke("load", "--csv", ten_rows(tmp_path)).exit_code == 0
-    four = write_sheet(tmp_path / "four.csv", [(i, "t", 1000, 2000) for i in IDS[:4]])
-    result = invoke("load", "--csv", four)
+    eight = write_sheet(tmp_path / "eight.csv", [(i, "t", 1000, 2000) for i in IDS[:8]])
+    result = invoke("load", "--csv", eight)
     assert result.exit_code == 2
-    assert result.output == (f"Error: {four} would take 6 of the ledger's 10 assets out of the source (more than "
-                             f"half); nothing was loaded. If it is the right source, load it with: reversesync "
-                             f"--ledger {ledger_path} load --csv {four} --allow-shrink\n")
+    assert result.output == (f"Error: {eight} would take 2 of the ledger's 10 assets out of the source (20%, more "
+                             f"than 10%); nothing was loaded. If it is the right source, load it with: reversesync "
+                             f"--ledger {ledger_path} load --csv {eight} --allow-shrink\n")
     assert len(Ledger(ledger_path).keys_in_source()) == 10
-    five = write_sheet(tmp_path / "five.csv", [(i, "t", 1000, 2000) for i in IDS[:5]])
-    assert invoke("load", "--csv", five).exit_code == 0  # half is allowed
-    assert invoke("load", "--csv", four, "--allow-shrink").exit_code == 0
-    assert len(Ledger(ledger_path).keys_in_source()) == 4
+    nine = write_sheet(tmp_path / "nine.csv", [(i, "t", 1000, 2000) for i in IDS[:9]])
+    assert invoke("load", "--csv", nine).exit_code == 0  # a tenth is allowed
+    assert invoke("load", "--csv", eight, "--allow-shrink").exit_code == 0
+    assert len(Ledger(ledger_path).keys_in_source()) == 8
 
 
 def test_load_example_on_a_real_ledger_is_refused(invoke, ledger_path, tmp_path):
     assert invoke("load", "--csv", ten_rows(tmp_path)).exit_code == 0
     result = invoke("load", "--example")
     assert result.exit_code == 2
-    assert "would take 10 of the ledger's 10 assets out of the source" in result.output
+    assert "would take 10 of the ledger's 10 assets out of the source (100%, more than 10%)" in result.output
     assert result.output.rstrip().endswith(f"load it with: reversesync --ledger {ledger_path} load --example "
                                            "--allow-shrink")
 

@@ -1,15 +1,25 @@
-"""`load`: the sheet into the ledger, as one locked transaction that refuses a source that would empty it."""
+"""`load`: the sheet into the ledger, as one locked transaction that refuses a source that would empty it or take
+too many of its assets out of the source (a wrong tab, a truncated export)."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from .. import errors, progress
 from ..ledger import Ledger
-from ..sheets import AssetRecord, read_csv, read_google_sheet, records_from_table
+from ..sheets import AssetRecord, open_csv, read_google_sheet, records_from_table
 from .session import Session, holding
+
+# More than this share of the assets in the source leaving it at one load is a wrong or truncated source, not a
+# smaller sheet (issue #17: a 1,300-row export of a 2,479-row sheet was taken as 1,193 assets removed).
+SHRINK_LIMIT_PERCENT = 10
+# How reversesync before issue #17 keyed rows whose id is unusable. Such keys leave the source once, at the first
+# load by this version (the rows come back keyed by their content), so they are no asset a load takes away.
+LEGACY_ROW_KEY = re.compile(r"^row:\d+$")
 
 
 def example_sheet_path() -> str:
@@ -26,6 +36,7 @@ class Source:
     credentials: str | None = None
     csv_path: str | None = None
     words: tuple[str, ...] = ()      # the load command as typed, to repeat in a hint
+    encoding: str | None = None      # the CSV file's, as --encoding forces it; None: detected
 
     def describe(self) -> str:
         if self.spreadsheet_id:
@@ -41,56 +52,76 @@ class Loaded:
     counts: dict[str, Any]
 
 
-def read_source(source: Source) -> list[AssetRecord]:
-    """The source's checked records."""
+def read_source(source: Source, notes: Callable[[str], None] = lambda text: None) -> list[AssetRecord]:
+    """The source's checked records; notes hears the line saying which encoding a CSV file was read in, when
+    that was a guess."""
     if source.spreadsheet_id:
         header, rows = read_google_sheet(source.spreadsheet_id, source.worksheet, source.credentials)
         return records_from_table(header, rows)
-    header, reader = read_csv(source.describe())
-    return records_from_table(header, reader)
+    export = open_csv(source.describe(), source.encoding)
+    if export.note:
+        notes(export.note)
+    return records_from_table(export.header, export.rows)
 
 
 def load(session: Session, source: Source, allow_shrink: bool, sink: progress.Sink = progress.ignore) -> Loaded:
     """Read the source and make the ledger (created if need be) match it, in one locked transaction."""
-    records = read_source(source)
-    where = source.describe()
-    if not records:
-        raise errors.InputError(f"{where} has a header but no data rows; nothing was loaded. Check that it is the "
-                                "right tab or file.")
+    records = _usable(read_source(source, session.notes), source)  # before the ledger: a wrong file creates none
     ledger = session.open_ledger(create=True)
     try:
+        # Once before the lock as well: taking the lock writes to the ledger, and a refused load leaves the file
+        # exactly as it was. Under the lock it is decided again, on what another process may have loaded since.
+        # A ledger someone holds is left to acquire(), which says it is in use (exit 3) before anything else.
+        if ledger.lock_holder() is None:
+            _refuse_a_shrink(session, ledger, records, source, allow_shrink)
         ledger.acquire("load")
         holding(ledger, "load", sink)
-        return _load_records(session, ledger, source, records, allow_shrink)
+        return load_into(session, ledger, source, allow_shrink, records)
     finally:
         ledger.release()
         ledger.close()
 
 
-def load_into(session: Session, ledger: Ledger, source: Source, allow_shrink: bool) -> Loaded:
-    """load() into a ledger already open and locked (a sync's): refuses before changing anything."""
-    records = read_source(source)
+def load_into(session: Session, ledger: Ledger, source: Source, allow_shrink: bool,
+              records: list[AssetRecord] | None = None) -> Loaded:
+    """Make a ledger this process has open and locked match the source (the nightly `sync` loads under its own
+    lock); raises InputError, before changing anything, for a source `load` refuses. records: the source's, if the
+    caller has read them already."""
+    if records is None:
+        records = _usable(read_source(source, session.notes), source)
+    _refuse_a_shrink(session, ledger, records, source, allow_shrink)
+    counts = ledger.load(records)
+    return Loaded(source.describe(), ledger.path, sum(len(record.row_numbers) for record in records), counts)
+
+
+def _usable(records: list[AssetRecord], source: Source) -> list[AssetRecord]:
     if not records:
         raise errors.InputError(f"{source.describe()} has a header but no data rows; nothing was loaded. Check that "
                                 "it is the right tab or file.")
-    return _load_records(session, ledger, source, records, allow_shrink)
+    return records
 
 
-def _load_records(session: Session, ledger: Ledger, source: Source, records: list[AssetRecord],
-                  allow_shrink: bool) -> Loaded:
-    where = source.describe()
-    _refuse_a_shrink(session, ledger.keys_in_source(), records, where, allow_shrink, [*source.words, "--allow-shrink"])
-    counts = ledger.load(records)
-    return Loaded(where, ledger.path, sum(len(record.row_numbers) for record in records), counts)
-
-
-def _refuse_a_shrink(session: Session, before: set[str], records: list[AssetRecord], where: str,
-                     allow_shrink: bool, words: list[str]) -> None:
-    """Refuse a load that would take more than half of the ledger's assets out of the source (issue #11):
+def _refuse_a_shrink(session: Session, ledger: Ledger, records: list[AssetRecord], source: Source,
+                     allow_shrink: bool) -> None:
+    """Refuse a load that would take more than 10% of the assets in the source out of it (issue #17; it was half):
     that is a wrong tab, a truncated export or `load --example` on a real ledger, not a smaller sheet."""
-    leaving = len(before - {record.key for record in records})
-    if allow_shrink or leaving * 2 <= len(before):
+    if allow_shrink:
         return
-    raise errors.InputError(f"{where} would take {leaving} of the ledger's {len(before)} assets out of the source "
-                            "(more than half); nothing was loaded. If it is the right source, load it with: "
-                            f"{session.hint(*words)}")
+    before = {key for key in ledger.keys_in_source() if not LEGACY_ROW_KEY.match(key)}
+    leaving = len(before - {record.key for record in records})
+    if leaving * 100 <= len(before) * SHRINK_LIMIT_PERCENT:
+        return
+    raise errors.InputError(
+        f"{source.describe()} would take {leaving:,} of the ledger's {len(before):,} assets out of the source "
+        f"({_percent(leaving, len(before))}, more than {SHRINK_LIMIT_PERCENT}%); nothing was loaded. If it is the "
+        f"right source, load it with: {session.hint(*source.words, '--allow-shrink')}")
+
+
+def _percent(part: int, whole: int) -> str:
+    """part of whole as a percentage, with as few decimals as show it above the limit (48%, 10.4%)."""
+    share = part * 100 / whole
+    for decimals in (0, 1, 2):
+        shown = f"{share:.{decimals}f}"
+        if float(shown) > SHRINK_LIMIT_PERCENT:
+            return f"{shown}%"
+    return f"{share:.3f}%"

@@ -46,7 +46,8 @@ from .runs import summary_lines
 @ledger_option
 @click.pass_context
 def sync_command(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
-                 csv_path: str | None, example: bool, allow_shrink: bool, dry_run: bool, retry_nights: int,
+                 csv_path: str | None, example: bool, encoding: str | None, allow_shrink: bool, dry_run: bool,
+                 retry_nights: int,
                  repair_drift: bool, sync_log: bool, to_sheet: bool, tab: str, log_spreadsheet: str | None,
                  workers: int, rate: float, search: bool, settle: float, read_timeout: float, patch_checked: bool,
                  iconik: Credentials, ledger_path: str | None) -> None:
@@ -69,7 +70,7 @@ def sync_command(ctx: click.Context, spreadsheet_id: str | None, worksheet: str,
     if (sync_log or to_sheet) and not spreadsheet:
         raise click.UsageError("--sync-log and --to-sheet write to a spreadsheet: load with --sheet, or name it "
                                "with --spreadsheet.")
-    source = source_from(ctx, spreadsheet_id, worksheet, credentials, csv_path, example)
+    source = source_from(ctx, spreadsheet_id, worksheet, credentials, csv_path, example, encoding)
     # A refused load's hint repeats this command, not `load` (words[0] is the command's name).
     source = dataclasses.replace(source, words=("sync", *source.words[1:]))
     options = app.SyncOptions(

@@ -120,6 +120,10 @@ class Rows(LedgerBase):
                 "select asset_key, source_hash, state, in_source from assets")}
             inserts, updates, events = [], [], []
             for record in records:
+                # A row whose times were read from the seconds columns says so in its event (issue #17); the
+                # kind stays the same, since modules match kinds, never text. getattr: SourceRecord does not
+                # declare the flag.
+                said = " (times from time_start_S/time_end_S)" if getattr(record, "times_from_seconds", False) else ""
                 target = SKIPPED if record.reason else PENDING
                 if record.reason:
                     rejected[record.reason] = rejected.get(record.reason, 0) + 1
@@ -131,7 +135,7 @@ class Rows(LedgerBase):
                     counts["new"] += 1
                     inserts.append([record.key, *source, record.source_hash, target, record.reason,
                                     record.reason_text, stamp, stamp])
-                    events.append((record.key, None, None, target, stamp, Kind.LOADED, "loaded"))
+                    events.append((record.key, None, None, target, stamp, Kind.LOADED, f"loaded{said}"))
                     continue
                 old_hash, state, in_source = before
                 if old_hash == record.source_hash:
@@ -148,7 +152,7 @@ class Rows(LedgerBase):
                     "time_end_ms = ?, source_hash = ?, state = ?, reason = ?, reason_text = ?, action = null, "
                     "in_source = 1, updated_at = ? where asset_key = ?",
                     [*source, record.source_hash, target, record.reason, record.reason_text, stamp, record.key])
-                events.append((record.key, None, state, target, stamp, Kind.SOURCE_CHANGED, "source changed"))
+                events.append((record.key, None, state, target, stamp, Kind.SOURCE_CHANGED, f"source changed{said}"))
             self.db.conn.executemany(
                 "insert into assets (asset_key, asset_id, row_numbers, title, time_start_ms, time_end_ms, "
                 "source_hash, state, reason, reason_text, created_at, updated_at) "
@@ -243,8 +247,16 @@ class Rows(LedgerBase):
             f"and coalesce(reason, '') not in ({excepted}) and ({' or '.join(clauses)})", [*never, *params])]
 
     def find_asset(self, text: str) -> Row | None:
-        """The asset row named by text (its id in any case, 'row:N', or the id exactly as the sheet wrote it)."""
+        """The asset row named by text: its id in any case, 'row:N' for the row now on sheet row N (rows whose id
+        is unusable are keyed by their content, issue #17), its key, or the id exactly as the sheet wrote it."""
         text = text.strip()
+        number = text[4:]
+        if text[:4].lower() == "row:" and number.isascii() and number.isdigit():
+            # row_numbers is '5', or '5,9' for an asset on two rows; rows gone from the sheet keep stale numbers.
+            rows = self.query("select * from assets where in_source = 1 and instr(',' || row_numbers || ',', ?) > 0 "
+                              "order by asset_key limit 1", [f",{int(number)},"])
+            if rows:
+                return rows[0]
         for sql, value in (("select * from assets where asset_key = ?", text.lower()),
                            ("select * from assets where asset_key = ?", text),
                            ("select * from assets where asset_id = ? order by asset_key limit 1", text)):
