@@ -74,36 +74,53 @@ def run_document(ledger: Ledger, result: RunResult, command: str) -> Json:
 # --- run history and the PRD's success bars ----------------------------------------------------------
 
 RUN_COLUMNS = ("id", "mode", "started", "finished", "duration", "status", "requests", "429s", "counts")
+# The order a run's counts are told in: rows by the state it left them in, then those it did not finish.
+OUTCOMES = ("created", "updated", "checked", "skipped", "failed", "unfinished")
 
 
-def runs_table(ledger: Ledger, now: float | None = None) -> list[list[str]]:
-    """One row of text cells per run, newest last.
+def run_records(ledger: Ledger, now: float | None = None) -> list[Json]:
+    """One record per run, newest last, its figures as numbers: what `runs --json` prints and `runs` shows.
 
     Counts come from the event log, not from the figures a run writes when it closes (issue #11): a run
     that was killed, or is still running, shows what it did so far, and a running run's duration counts from
-    its start. A run that never closed and is not running is shown as killed; its request figures as '?'."""
+    its start. A run that never closed and is not running is shown as killed. Requests, 429s and writes are
+    recorded when a run (or a leg of it) closes: before that they are a lower bound, or None when no leg
+    closed (figures_complete says which)."""
     now = time.time() if now is None else now
     runs = ledger.runs()
     outcomes, last_events = ledger.run_outcomes(), ledger.run_last_events()
     holder = ledger.lock_holder()
     live_id = _live_run_id(runs, holder)
-    table = []
+    records = []
     for run in runs:
         closed = run["finished_at"] is not None
         live = run["id"] == live_id
         status = "killed" if run["status"] == "running" and not live else run["status"]
+        lower_bound = False
         if closed:
-            duration = _duration(run["elapsed_seconds"])
+            seconds = float(run["elapsed_seconds"] or 0)
         elif live and holder is not None:
             # The leg under way started with the run, or, after a closed leg, when the resume took the lock.
             leg_start = _epoch(holder["acquired_at"]) if run["elapsed_seconds"] else _epoch(run["started_at"])
-            duration = _duration(run["elapsed_seconds"] + max(0.0, now - leg_start))
+            seconds = run["elapsed_seconds"] + max(0.0, now - leg_start)
         else:
-            duration = _unclosed_duration(run, last_events.get(run["id"]))
-        table.append([str(run["id"]), run["mode"], _shown_time(run["started_at"]), _shown_time(run["finished_at"]),
-                      duration, status, _figure(run["requests"], closed), _figure(run["throttled"], closed),
-                      _outcome_summary(outcomes.get(run["id"], {}), run["mode"])])
-    return table
+            seconds, lower_bound = _unclosed_seconds(run, last_events.get(run["id"]))
+        known = closed or bool(run["elapsed_seconds"] or run["requests"] or run["throttled"] or run["writes"])
+        records.append({
+            "id": int(run["id"]), "mode": run["mode"], "started": run["started_at"], "finished": run["finished_at"],
+            "duration": _duration(seconds) + ("+" if lower_bound else ""), "elapsed_seconds": round(seconds, 3),
+            "status": status, "requests": int(run["requests"]) if known else None,
+            "429s": int(run["throttled"]) if known else None, "writes": int(run["writes"]) if known else None,
+            "figures_complete": closed, "counts": _outcome_counts(outcomes.get(run["id"], {}), run["mode"])})
+    return records
+
+
+def runs_table(ledger: Ledger, now: float | None = None) -> list[list[str]]:
+    """One row of text cells (RUN_COLUMNS) per run, newest last; a figure not final yet is '12+', or '?'."""
+    return [[str(record["id"]), record["mode"], _shown_time(record["started"]), _shown_time(record["finished"]),
+             record["duration"], record["status"], _figure(record["requests"], record["figures_complete"]),
+             _figure(record["429s"], record["figures_complete"]), _outcome_summary(record["counts"])]
+            for record in run_records(ledger, now)]
 
 
 def _live_run_id(runs: list[Row], holder: Row | None) -> int | None:
@@ -115,31 +132,36 @@ def _live_run_id(runs: list[Row], holder: Row | None) -> int | None:
     return int(running[-1]["id"])
 
 
-def _unclosed_duration(run: Row, last_event: str | None) -> str:
+def _unclosed_seconds(run: Row, last_event: str | None) -> tuple[float, bool]:
     """A run that stopped without closing: from its start to its last recorded step. With legs closed
-    before (a resume), the last leg's time is unknown: the closed legs' time, marked as a lower bound."""
+    before (a resume), the last leg's time is unknown: the closed legs' time, a lower bound (True)."""
     if run["elapsed_seconds"]:
-        return _duration(run["elapsed_seconds"]) + "+"
+        return float(run["elapsed_seconds"]), True
     if last_event is None:
-        return _duration(0)
-    return _duration(max(0.0, _epoch(last_event) - _epoch(run["started_at"])))
+        return 0.0, False
+    return max(0.0, _epoch(last_event) - _epoch(run["started_at"])), False
 
 
-def _outcome_summary(outcome: dict[str, int], mode: str) -> str:
-    """'created 60, skipped 2, unfinished 3': rows by the state the run left them in."""
+def _outcome_counts(outcome: dict[str, int], mode: str) -> dict[str, int]:
+    """{'created': 60, 'skipped': 2, 'unfinished': 3}: rows by the state the run left them in; a live run's
+    rows left pending or checked are unfinished."""
     unfinished = outcome.get("pending", 0) + (outcome.get("checked", 0) if mode == "live" else 0)
-    parts = [f"{state} {outcome[state]}" for state in ("created", "updated", "checked", "skipped", "failed")
-             if outcome.get(state) and not (state == "checked" and mode == "live")]
+    counts = {state: outcome[state] for state in OUTCOMES[:-1]
+              if outcome.get(state) and not (state == "checked" and mode == "live")}
     if unfinished:
-        parts.append(f"unfinished {unfinished}")
-    return ", ".join(parts) or "-"
+        counts["unfinished"] = unfinished
+    return counts
 
 
-def _figure(value: int, closed: bool) -> str:
-    """Requests and 429s are recorded when a run (or a leg of it) closes: unknown, or a lower bound, before."""
-    if closed:
-        return str(value)
-    return f"{value}+" if value else "?"
+def _outcome_summary(counts: dict[str, int]) -> str:
+    """'created 60, skipped 2, unfinished 3'."""
+    return ", ".join(f"{state} {n}" for state, n in counts.items()) or "-"
+
+
+def _figure(value: int | None, complete: bool) -> str:
+    if value is None:
+        return "?"
+    return str(value) if complete else f"{value}+"
 
 
 def _epoch(stamp: str) -> float:

@@ -138,14 +138,13 @@ def runs_command(ctx: click.Context, as_json: bool, ledger_path: str | None) -> 
     Example:
         reversesync runs
     """
-    console = Console()
+    console = Console(as_json=as_json)
     with reported(console), app.reading(session(ctx, ledger_path, console)) as ledger:
+        if as_json:
+            console.record(command="runs", runs=report.run_records(ledger))
+            console.finish()
+            return
         table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
-    if as_json:
-        click.echo(json.dumps({"version": 1, "command": "runs",
-                               "runs": [dict(zip(table[0], row, strict=True)) for row in table[1:]]}, indent=2),
-                   file=console.stdout)
-        return
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:  # aligned; the last column left ragged
         console.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
