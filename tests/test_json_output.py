@@ -1,5 +1,5 @@
-"""--json on run, resume, verify, runs and undo (issues #12, #17): one document on stdout with a version key, the
-human lines on stderr, and an empty stdout on an error."""
+"""--json on run, resume, verify, runs, undo and report (issues #12, #17): one document on stdout with a version
+key, the human lines on stderr, and an empty stdout on an error."""
 
 import json
 
@@ -82,3 +82,13 @@ def test_runs_json_gives_numbers_as_numbers_and_counts_as_an_object(split, ledge
             killed["figures_complete"], killed["counts"]) == ("killed", None, None, None, None, False, {})
     assert set(live) >= {"id", "mode", "started", "finished", "duration", "status", "requests", "429s", "counts"}
 
+
+def test_report_json_has_version_and_command(split, ledger_path):
+    assert split("load", "--example").exit_code == 0
+    result = split("report", "--json")
+    assert (result.exit_code, result.stderr) == (0, "")
+    document = json.loads(result.stdout)
+    assert list(document)[:2] == ["version", "command"]
+    assert (document["version"], document["command"], document["ledger"]) == (1, "report", ledger_path)
+    assert document["by_state"]["pending"] == 261 and document["success_bars"] is None
+    assert {"state": "skipped", "reason": "invalid", "assets": 17} in document["by_reason"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from .. import app, outputs, report
@@ -52,7 +50,7 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
     """
     _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials, to_sheet)
     _check_status_tab_options(ctx, to_sheet, tab)
-    console = Console()
+    console = Console(as_json=as_json)
     where = session(ctx, ledger_path, console)
     with reported(console):
         if csv_path:
@@ -78,11 +76,11 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
                 return
             if as_json:
                 by_state, by_reason = ledger.counts()
-                click.echo(json.dumps({
-                    "ledger": ledger.path, "by_state": by_state,
-                    "by_reason": [{"state": s, "reason": r, "assets": n} for (s, r), n in sorted(
+                console.record(command="report", ledger=ledger.path, by_state=by_state, by_reason=[
+                    {"state": s, "reason": r, "assets": n} for (s, r), n in sorted(
                         by_reason.items(), key=lambda item: (item[0][0], item[0][1] or "")) if r],
-                    "success_bars": report.success_bars(ledger)}, indent=2), file=console.stdout)
+                    success_bars=report.success_bars(ledger))
+                console.finish()
                 return
             for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
                 console.say(line)
