@@ -16,6 +16,12 @@ from .types import Json, RunResult
 
 CSV_COLUMNS = REPORT_COLUMNS
 
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 row', '2 rows': every count a person reads."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 # A spreadsheet runs a cell starting with one of these as a formula; titles are free text (ICONIK-FACTS 6).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,7 +46,8 @@ def summary_lines(ledger: Ledger) -> list[str]:
         lines += [f"{s:<10} {r:<20} {n:>7}" for (s, r), n in reasons]
     removed = ledger.removed_from_source()
     if removed:
-        lines += ["", f"{removed} asset(s) are no longer in the source and are left out of runs."]
+        lines += ["", f"{counted(removed, 'asset')} {'is' if removed == 1 else 'are'} no longer in the source and "
+                      f"{'is' if removed == 1 else 'are'} left out of runs."]
     return lines
 
 
@@ -184,7 +191,9 @@ def history_lines(row: Row, events: list[Row]) -> list[str]:
     """An asset's events (time, run, from -> to, detail), then where it stands now (issue #11)."""
     times = "" if row["time_start_ms"] is None else f", {row['time_start_ms']}-{row['time_end_ms']} ms"
     title = " ".join((row["title"] or "").split())
-    lines = [f"Asset {row['asset_id']} (row {row['row_numbers']}): {title or '(no title)'}{times}"]
+    numbers = str(row["row_numbers"])
+    where = f"{'rows' if ',' in numbers else 'row'} {numbers}"
+    lines = [f"Asset {row['asset_id']} ({where}): {title or '(no title)'}{times}"]
     if not row["in_source"]:
         lines.append("  no longer in the source: left out of runs")
     table = [["time (UTC)", "run", "from -> to", "detail"]]
@@ -220,12 +229,13 @@ def success_bars(ledger: Ledger) -> Json | None:
     reruns = [run for run in live if run["id"] > work["id"] and run["status"] == "finished"]
     bars = [
         _bar("creation_success_rate", ">= 95%", _ratio(written, written + failed_writes),
-             lambda v: v >= 0.95, f"{written} of {written + failed_writes} needed writes done"),
-        _bar("error_rate", "< 5%", _ratio(failed, rows), lambda v: v < 0.05, f"{failed} of {rows} rows failed"),
+             lambda v: v >= 0.95, f"{written} of {counted(written + failed_writes, 'needed write')} done"),
+        _bar("error_rate", "< 5%", _ratio(failed, rows), lambda v: v < 0.05,
+             f"{failed} of {counted(rows, 'row')} failed"),
         _bar("elapsed_seconds", "< 1800", round(work["elapsed_seconds"], 1), lambda v: v < 1800,
              f"{_duration(work['elapsed_seconds'])} of active run time"),
         _bar("rerun_writes", "0", reruns[0]["writes"] if reruns else None, lambda v: v == 0,
-             f"re-run {reruns[0]['id']} made {reruns[0]['writes']} writes" if reruns
+             f"re-run {reruns[0]['id']} made {counted(reruns[0]['writes'], 'write')}" if reruns
              else "not measured yet: run 'reversesync run --live' again"),
     ]
     return {"run_id": work["id"], "status": work["status"], "bars": bars}

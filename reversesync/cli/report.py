@@ -64,7 +64,7 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
             return
         if to_sheet and spreadsheet_id:
             rows, properties = app.status_tab(where, spreadsheet_id, tab, credentials)
-            console.say(f"Wrote {rows} assets to tab {properties['title']!r}: "
+            console.say(f"Wrote {report.counted(rows, 'asset')} to tab {properties['title']!r}: "
                         f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit#gid={properties['sheetId']}")
             return
         with app.reading(where) as ledger:
@@ -72,7 +72,7 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
                 with outputs.private_output(csv_path, bom=True, stdout=console.stdout) as handle:
                     count = report.write_csv(ledger, handle, state)
                 if csv_path != outputs.STDOUT:
-                    console.note(f"Wrote {count} assets to {csv_path}")
+                    console.note(f"Wrote {report.counted(count, 'asset')} to {csv_path}")
                 return
             if as_json:
                 by_state, by_reason = ledger.counts()

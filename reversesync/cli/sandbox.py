@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from .. import sandbox as sandbox_module
+from ..report import counted
 from .console import Console, reported
 from .group import cli
 from .options import input_error
@@ -123,7 +124,7 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
     console.say("# PowerShell:")
     for name, value in settings:
         console.say(f'$env:{name} = "{value}"')
-    console.say(f"{len(catalogue.assets)} assets, index lag {index_lag:g} s; Ctrl-C to stop.")
+    console.say(f"{counted(len(catalogue.assets), 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
     console.human.flush()
     try:
         while not stop.wait(0.5):
