@@ -11,10 +11,19 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from . import rules
 from .ledger import REPORT_COLUMNS, STATES, Ledger, Row, holder_alive
 from .types import Json, RunResult
 
 CSV_COLUMNS = REPORT_COLUMNS
+
+# A next step as the user can paste it: `Session.hint` (which carries the --ledger the user gave).
+Hint = Callable[..., str]
+
+
+def plain_hint(*words: object) -> str:
+    """A next step naming no ledger, for callers without a session."""
+    return " ".join(["reversesync", *map(str, words)])
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -212,21 +221,38 @@ def history_lines(row: Row, events: list[Row]) -> list[str]:
     return lines
 
 
-def success_bars(ledger: Ledger) -> Json | None:
-    """The PRD's success bars for the latest live run that did the work, or None before any live run."""
+def success_bars(ledger: Ledger, hint: Hint = plain_hint) -> Json | None:
+    """The PRD's success bars for the latest live run that did the work and still stands, or None before any
+    live run.
+
+    An undo takes back what a run did, so the bars never count it (issue #17): a live run whose every landed
+    write an undo reverted no longer stands (when none stands, nothing is measured and the bars say how to write
+    the rows again); rows an undo reverted or left (rules.UNDO_REASONS) are out of the rates and counted in
+    left_out; a re-run is a later live run that stands, never an undo."""
     live = ledger.runs(mode="live")
     if not live:
         return None
-    writing = [run for run in live if run["writes"]]
-    work = (writing or live)[-1]
+    reverted = {run_id: undo_runs for run_id, (landed, undone, undo_runs) in ledger.live_writes_undone().items()
+                if landed and undone == landed}
+    undone_runs = [{"run_id": run_id, "undone_by": by} for run_id, by in sorted(reverted.items())]
+    standing = [run for run in live if run["id"] not in reverted]
+    if not standing:
+        again = hint("run", "--live", "--recheck", "undone")
+        detail = f"not measured: every live run's writes were undone; to write them again: {again}"
+        return {"run_id": None, "status": None, "undone_runs": undone_runs, "left_out": None, "next_step": again,
+                "bars": [_bar(name, target, None, lambda v: True, detail) for name, target in _BAR_TARGETS]}
+    writing = [run for run in standing if run["writes"]]
+    work = (writing or standing)[-1]
     # Rates are over the whole sync the ledger holds (a dry run may have found the 404s before the
     # live run); elapsed is the live run that did the writing.
     checked = ledger.checked_by_state_and_action()
+    left_out = sum(r["n"] for r in checked if r["reason"] in rules.UNDO_REASONS)
+    checked = [r for r in checked if r["reason"] not in rules.UNDO_REASONS]
     written = sum(r["n"] for r in checked if r["state"] in ("created", "updated"))
     failed = sum(r["n"] for r in checked if r["state"] == "failed")
     failed_writes = sum(r["n"] for r in checked if r["state"] == "failed" and r["action"])
     rows = sum(r["n"] for r in checked)
-    reruns = [run for run in live if run["id"] > work["id"] and run["status"] == "finished"]
+    reruns = [run for run in standing if run["id"] > work["id"] and run["status"] == "finished"]
     bars = [
         _bar("creation_success_rate", ">= 95%", _ratio(written, written + failed_writes),
              lambda v: v >= 0.95, f"{written} of {counted(written + failed_writes, 'needed write')} done"),
@@ -236,9 +262,14 @@ def success_bars(ledger: Ledger) -> Json | None:
              f"{_duration(work['elapsed_seconds'])} of active run time"),
         _bar("rerun_writes", "0", reruns[0]["writes"] if reruns else None, lambda v: v == 0,
              f"re-run {reruns[0]['id']} made {counted(reruns[0]['writes'], 'write')}" if reruns
-             else "not measured yet: run 'reversesync run --live' again"),
+             else f"not measured yet: run '{hint('run', '--live')}' again"),
     ]
-    return {"run_id": work["id"], "status": work["status"], "bars": bars}
+    return {"run_id": work["id"], "status": work["status"], "undone_runs": undone_runs, "left_out": left_out,
+            "bars": bars}
+
+
+_BAR_TARGETS = (("creation_success_rate", ">= 95%"), ("error_rate", "< 5%"), ("elapsed_seconds", "< 1800"),
+                ("rerun_writes", "0"))
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -253,7 +284,17 @@ def _bar(name: str, target: str, value: float | None, test: Callable[[float], bo
 def bars_lines(bars: Json | None) -> list[str]:
     if bars is None:
         return ["Success bars: no live run yet."]
-    lines = [f"Success bars (live run {bars['run_id']}, {bars['status']}):"]
+    undone = "; ".join(f"live run {found['run_id']} by undo {'run' if len(found['undone_by']) == 1 else 'runs'} "
+                       f"{', '.join(map(str, found['undone_by']))}" for found in bars.get("undone_runs", []))
+    if bars["run_id"] is None:
+        return [f"Success bars: not measured: every live run's writes were undone ({undone}); to write them again: "
+                f"{bars['next_step']}"]
+    notes = [bars["status"]]
+    if undone:
+        notes.append(f"undone: {undone}")
+    if bars.get("left_out"):
+        notes.append(f"not counted: {counted(bars['left_out'], 'row')} an undo reverted or left")
+    lines = [f"Success bars (live run {bars['run_id']}, {'; '.join(notes)}):"]
     for bar in bars["bars"]:
         value = bar["value"]
         if value is None:

@@ -1,9 +1,10 @@
-"""Issue #17: the "no ledger" error says what `load` reads, naming the ledger as the user gave it, and none when
-the user gave none."""
+"""Issue #17: every next step `report` prints names the ledger as the user gave it (--ledger, before or after the
+command, or REVERSESYNC_LEDGER), and none when the user gave none; the "no ledger" error says what `load` reads."""
 
 import pytest
 
 from reversesync.cli import cli
+from tests.conftest import fixed_run
 
 A = "3c9e4f00-0000-4000-8000-000000000001"
 
@@ -14,6 +15,33 @@ def here(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("REVERSESYNC_LEDGER", raising=False)
     return tmp_path
+
+
+def rerun_detail(output):
+    return next(line for line in output.splitlines() if "rerun_writes" in line).split("not measured ")[-1]
+
+
+def test_the_rerun_step_names_the_ledger_given(invoke, ledger_path):
+    invoke("load", "--example")
+    fixed_run(ledger_path).close()
+    assert rerun_detail(invoke("report").output) == (
+        f"yet: run 'reversesync --ledger {ledger_path} run --live' again")
+
+
+def test_without_a_ledger_option_the_rerun_step_is_the_plain_command(runner, here):
+    assert runner.invoke(cli, ["load", "--example"]).exit_code == 0
+    fixed_run(str(here / "reversesync.db")).close()
+    assert rerun_detail(runner.invoke(cli, ["report"]).output) == "yet: run 'reversesync run --live' again"
+
+
+def test_the_ledger_from_the_environment_or_after_the_command_is_named_too(runner, here, monkeypatch):
+    path = here / "my ledger.db"
+    assert runner.invoke(cli, ["--ledger", str(path), "load", "--example"]).exit_code == 0
+    fixed_run(str(path)).close()
+    named = f"yet: run 'reversesync --ledger \"{path}\" run --live' again"
+    assert rerun_detail(runner.invoke(cli, ["report", "--ledger", str(path)]).output) == named
+    monkeypatch.setenv("REVERSESYNC_LEDGER", str(path))
+    assert rerun_detail(runner.invoke(cli, ["report"]).output) == named
 
 
 @pytest.mark.parametrize("command", [["report"], ["runs"], ["history", A]], ids=" ".join)

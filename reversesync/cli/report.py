@@ -79,10 +79,11 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
                 console.record(command="report", ledger=ledger.path, by_state=by_state, by_reason=[
                     {"state": s, "reason": r, "assets": n} for (s, r), n in sorted(
                         by_reason.items(), key=lambda item: (item[0][0], item[0][1] or "")) if r],
-                    success_bars=report.success_bars(ledger))
+                    success_bars=report.success_bars(ledger, where.hint))
                 console.finish()
                 return
-            for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
+            lines = report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger, where.hint))
+            for line in lines:
                 console.say(line)
 
 

@@ -28,10 +28,23 @@ class Queries(Runs):
         return int(self.query("select count(*) as n from assets where in_source = 0")[0]["n"])
 
     def checked_by_state_and_action(self) -> list[Row]:
-        """(state, action, n) over the rows of the current sheet any run has touched: the success bars."""
+        """(state, action, reason, n) over the rows of the current sheet any run has touched: the success bars
+        (the reason tells the rows an undo reverted or left from the sync's own)."""
         return self.query(
-            "select state, action, count(*) as n from assets where in_source = 1 and asset_key in "
-            "(select asset_key from events where run_id is not null) group by state, action")
+            "select state, action, reason, count(*) as n from assets where in_source = 1 and asset_key in "
+            "(select asset_key from events where run_id is not null) group by state, action, reason")
+
+    def live_writes_undone(self) -> dict[int, tuple[int, int, list[int]]]:
+        """{live run id: (writes of it that landed, how many of them an undo reverted, the undo runs)}, from the
+        write log: a run's writes are undone even where a later run wrote the row again."""
+        found = {}
+        for run_id, landed, undone, undo_runs in self.iterate(
+                "select w.run_id, count(*), count(w.undone_by), group_concat(distinct w.undone_by) from writes w "
+                "join runs r on r.id = w.run_id and r.mode = 'live' where w.action in ('create', 'update') and "
+                "w.outcome in ('applied', 'duplicated') group by w.run_id"):
+            found[int(run_id)] = (int(landed), int(undone),
+                                  sorted(int(n) for n in str(undo_runs).split(",")) if undo_runs else [])
+        return found
 
     def rows_to_verify(self) -> list[Row]:
         """Rows reversesync wrote or found in sync, and rows an undo reverted (whose leftovers verify looks for)."""
