@@ -1,21 +1,27 @@
 """What the ledger says, shaped for people and scripts: counts, success bars, the CSV, the run history, one
-asset's history, the status tab's rows, a run's JSON document. Every question goes to the ledger's named
-queries; nothing here prints."""
+asset's history, the rows that need a person, the status tab's rows, a run's JSON document. Every question goes
+to the ledger's named queries; nothing here prints."""
 
 from __future__ import annotations
 
 import csv
 import datetime
+import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from . import rules
 from .ledger import REPORT_COLUMNS, STATES, Ledger, Row, holder_alive
-from .types import Json, RunResult
+from .types import DEFAULT_RETRY_NIGHTS, Json, RunResult
 
 CSV_COLUMNS = REPORT_COLUMNS
+NEEDS_PERSON_COLUMNS = (*REPORT_COLUMNS, "sync_retries")
+
+# Every reason a row can carry: what `report --reason` accepts.
+KNOWN_REASONS = tuple(sorted({*rules.FINISHED_REASONS, *rules.RETRYABLE_REASONS, *rules.LOAD_REJECTIONS,
+                              *rules.SYNC_RETRY_REASONS}))
 
 # A next step as the user can paste it: `Session.hint` (which carries the --ledger the user gave).
 Hint = Callable[..., str]
@@ -42,33 +48,111 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def summary_lines(ledger: Ledger) -> list[str]:
-    """Counts by state, then by (state, reason), as aligned text lines."""
+def summary_lines(ledger: Ledger, reasons: Sequence[str] = ()) -> list[str]:
+    """Counts by state, then by (state, reason), as aligned text lines; with reasons, of the rows with one of
+    them only."""
     by_state, by_reason = ledger.counts()
+    if reasons:
+        by_reason = {pair: n for pair, n in by_reason.items() if pair[1] in reasons}
+        by_state = {state: sum(n for pair, n in by_reason.items() if pair[0] == state) for state in STATES}
     total = sum(by_state.values())
     lines = [f"{'state':<10} {'assets':>7}"]
     lines += [f"{state:<10} {by_state[state]:>7}" for state in STATES]
     lines.append(f"{'total':<10} {total:>7}")
-    reasons = sorted(((s, r), n) for (s, r), n in by_reason.items() if r)
-    if reasons:
+    with_reason = sorted(((s, r), n) for (s, r), n in by_reason.items() if r)
+    if with_reason:
         lines += ["", f"{'state':<10} {'reason':<20} {'assets':>7}"]
-        lines += [f"{s:<10} {r:<20} {n:>7}" for (s, r), n in reasons]
-    removed = ledger.removed_from_source()
+        lines += [f"{s:<10} {r:<20} {n:>7}" for (s, r), n in with_reason]
+    # That count is of every reason: a table of some reasons leaves it out rather than mislead.
+    removed = 0 if reasons else ledger.removed_from_source()
     if removed:
         lines += ["", f"{counted(removed, 'asset')} {'is' if removed == 1 else 'are'} no longer in the source and "
                       f"{'is' if removed == 1 else 'are'} left out of runs."]
     return lines
 
 
-def write_csv(ledger: Ledger, handle: IO[str], state: str | None = None) -> int:
-    """One line per asset (all of them, or those in state) to an open text handle; returns the count."""
+def write_csv(ledger: Ledger, handle: IO[str], state: str | None = None, reasons: Sequence[str] = ()) -> int:
+    """One line per asset (all of them, or those in state, with one of reasons) to an open text handle; returns
+    the count."""
+    return _write_rows(handle, CSV_COLUMNS, ledger.report_rows(state, reasons))
+
+
+def _write_rows(handle: IO[str], columns: Sequence[str], rows: Any) -> int:
     writer = csv.writer(handle)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     count = 0
-    for row in ledger.report_rows(state):
+    for row in rows:
         writer.writerow([neutralise(value) for value in row])
         count += 1
     return count
+
+
+# --- the rows that need a person (issue #17) -----------------------------------------------------------
+
+
+def retry_nights(ledger: Ledger) -> int:
+    """How many syncs retry a row failed for a passing cause before it needs a person: the newest sync's
+    --retry-nights, else the default (no sync ran yet)."""
+    last = ledger.last_sync()
+    options = json.loads(last["options"] or "{}") if last else {}
+    nights = options.get("retry_nights")
+    return int(nights) if isinstance(nights, (int, float)) and not isinstance(nights, bool) else DEFAULT_RETRY_NIGHTS
+
+
+def rows_needing_person(ledger: Ledger) -> list[Row]:
+    """The rows of the current sheet that need a person (rules.needs_person, asked of the ledger), in sheet order."""
+    return ledger.rows_needing_person(rules.NEEDS_PERSON_REASONS, rules.SYNC_RETRY_REASONS, retry_nights(ledger))
+
+
+# What a person does about a row, by what its reason says can change it: one sentence per group, in the order the
+# table shows them. Each is given the session's hint, so that the command it names carries the user's --ledger.
+PERSON_STEPS: tuple[tuple[tuple[str, ...], Callable[[Hint, str], str]], ...] = (
+    ((*rules.LOAD_REJECTIONS, "not_found"),
+     lambda hint, reason: f"fix the row in the sheet (its id or its times), then load it: "
+                          f"{hint('load', '--csv', 'FILE')} (or --sheet SPREADSHEET_ID)"),
+    (("forbidden",),
+     lambda hint, reason: f"grant the token's user access to the asset in Iconik, then: "
+                          f"{hint('run', '--live', '--retry-failed')}"),
+    (("ambiguous", "subclip_linked", "subclip_mismatch", "segment_status", "unsupported_status", "unsupported_type",
+      "asset_deleted", "duplicated", "bad_request", "unexpected_answer", "internal_error"),
+     lambda hint, reason: f"fix the asset or its segments by hand in Iconik, then: "
+                          f"{hint('run', '--live', '--recheck', reason)}"),
+    (("cannot_restore", "undo_failed", "repair_failed"),
+     lambda hint, reason: "an undo or repair could not put the segment back (the reason text says why): put it "
+                          "right by hand in Iconik, or run that undo or repair again"),
+    (rules.DRIFT_REASONS,
+     lambda hint, reason: f"a person changed a segment reversesync wrote: keep it, or let the sheet win for the "
+                          f"times: {hint('sync', '--repair-drift')} (or {hint('run', '--live', '--recheck', reason)})"),
+    (rules.SYNC_RETRY_REASONS,
+     lambda hint, reason: f"Iconik kept failing on it night after night; once the cause is gone: "
+                          f"{hint('run', '--live', '--retry-failed')}"),
+)
+
+
+def person_step(reason: str, hint: Hint = plain_hint) -> str:
+    """What a person does about a row that needs one with this reason ('' for a reason that needs nobody)."""
+    return next((step(hint, reason) for reasons, step in PERSON_STEPS if reason in reasons), "")
+
+
+def needs_person_lines(rows: Sequence[Row], hint: Hint = plain_hint) -> list[str]:
+    """One line per reason: how many rows, what a person does; then the total."""
+    if not rows:
+        return ["No row needs a person."]
+    by_reason: dict[str, int] = {}
+    for row in rows:
+        by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
+    order = [reason for reasons, _ in PERSON_STEPS for reason in reasons]
+    shown = sorted(by_reason, key=lambda reason: (order.index(reason) if reason in order else len(order), reason))
+    width = max(len("reason"), *map(len, shown))
+    lines = [f"{'reason':<{width}} {'rows':>5}  what a person does"]
+    lines += [f"{reason:<{width}} {by_reason[reason]:>5}  {person_step(reason, hint) or '-'}" for reason in shown]
+    lines.append(f"{counted(len(rows), 'row')} {'needs' if len(rows) == 1 else 'need'} a person.")
+    return lines
+
+
+def write_needs_person_csv(ledger: Ledger, handle: IO[str], rows: Sequence[Row]) -> int:
+    """The report CSV's columns and sync_retries, one line per row that needs a person; returns the count."""
+    return _write_rows(handle, NEEDS_PERSON_COLUMNS, ledger.report_rows_of([row["asset_key"] for row in rows]))
 
 
 # --- machine-readable results (issue #12) --------------------------------------------------------------

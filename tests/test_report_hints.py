@@ -4,7 +4,7 @@ command, or REVERSESYNC_LEDGER), and none when the user gave none; the "no ledge
 import pytest
 
 from reversesync.cli import cli
-from tests.conftest import fixed_run
+from tests.conftest import fixed_run, write_sheet
 
 A = "3c9e4f00-0000-4000-8000-000000000001"
 
@@ -44,7 +44,17 @@ def test_the_ledger_from_the_environment_or_after_the_command_is_named_too(runne
     assert rerun_detail(runner.invoke(cli, ["report"]).output) == named
 
 
-@pytest.mark.parametrize("command", [["report"], ["runs"], ["history", A]], ids=" ".join)
+def test_needs_person_steps_name_the_ledger_given_or_none(runner, here, ledger_path):
+    sheet = write_sheet(here / "s.csv", [("not-an-id", "clip", 1000, 5000)])
+    for ledger, named in ((["--ledger", ledger_path], f"reversesync --ledger {ledger_path} load"),
+                          ([], "reversesync load")):
+        assert runner.invoke(cli, [*ledger, "load", "--csv", sheet]).exit_code == 0
+        line = runner.invoke(cli, [*ledger, "report", "--needs-person"]).output.splitlines()[1]
+        assert line.endswith(f"then load it: {named} --csv FILE (or --sheet SPREADSHEET_ID)"), line
+
+
+@pytest.mark.parametrize("command", [["report"], ["report", "--needs-person"], ["runs"], ["history", A]],
+                         ids=" ".join)
 def test_no_ledger_says_what_load_reads_with_the_ledger_given(invoke, ledger_path, command):
     result = invoke(*command)
     assert (result.exit_code, result.output) == (2, (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import app, outputs, report
+from ..ledger import Ledger
 from ..sheets import DEFAULT_WORKSHEET, STATUS_TAB, SYNC_LOG_TAB, is_protected_tab
 from ..types import STATES
 from .console import Console, reported
@@ -13,10 +14,25 @@ from .load import given
 from .options import input_error, json_option, ledger_option, session
 
 
+def _reasons_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--reason values, each one a row can carry; an unknown one is a usage error listing them all."""
+    reasons = tuple(dict.fromkeys(value.strip().lower() for value in values))
+    unknown = [reason for reason in reasons if reason not in report.KNOWN_REASONS]
+    if unknown:
+        raise click.BadParameter(f"unknown reason {', '.join(map(repr, unknown))}; known: "
+                                 f"{', '.join(report.KNOWN_REASONS)}")
+    return reasons
+
+
 @cli.command("report")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write one line per asset to FILE ('-' for standard output).")
 @click.option("--state", type=click.Choice(STATES), help="Only assets in this state (with --csv).")
+@click.option("--reason", "reasons", multiple=True, metavar="REASON", callback=_reasons_option,
+              help="Only rows with this reason, in the table or with --csv; give it again for more.")
+@click.option("--needs-person", is_flag=True,
+              help="The rows of the sheet that need a person: by reason, with what to do (or one line per row "
+                   "with --csv).")
 @click.option("--json", "as_json", is_flag=True, help="Counts and success bars as JSON, for scripts.")
 @click.option("--sync-log", is_flag=True, help="Append finished live runs to the spreadsheet's Sync_Log tab.")
 @click.option("--to-sheet", is_flag=True,
@@ -29,13 +45,17 @@ from .options import input_error, json_option, ledger_option, session
                    "GOOGLE_APPLICATION_CREDENTIALS.")
 @ledger_option
 @click.pass_context
-def report_command(ctx: click.Context, csv_path: str | None, state: str | None, as_json: bool, sync_log: bool,
-                   to_sheet: bool, tab: str, spreadsheet_id: str | None, credentials: str | None,
-                   ledger_path: str | None) -> None:
+def report_command(ctx: click.Context, csv_path: str | None, state: str | None, reasons: tuple[str, ...],
+                   needs_person: bool, as_json: bool, sync_log: bool, to_sheet: bool, tab: str,
+                   spreadsheet_id: str | None, credentials: str | None, ledger_path: str | None) -> None:
     """Show what the ledger holds: counts by state and reason and the PRD's success bars, or every asset as CSV.
 
     Only reads the ledger (it works on a read-only or archived copy), except --sync-log, which records what
     it appended. A CSV file starts with a byte-order mark so that Excel shows Korean titles; --csv - does not.
+
+    --needs-person lists the rows of the current sheet that nothing reversesync runs by itself will settle
+    (a row failed for a passing cause counts once sync has retried it --retry-nights times), by reason, with
+    what a person does about each; with --csv, one line per row.
 
     --to-sheet puts each asset's state, reason and reason text into the spreadsheet's reversesync_status tab
     (or --tab), for the people who fix the sheet: it needs the key shared as Editor, and replaces the tab's
@@ -45,10 +65,13 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
     Example:
         reversesync report
         reversesync report --csv report.csv --state failed
+        reversesync report --reason forbidden --reason not_found --csv -
+        reversesync report --needs-person
         reversesync report --sync-log --sheet 1pUMPKe... --credentials key.json
         reversesync report --to-sheet --sheet 1pUMPKe... --credentials key.json
     """
-    _check_report_options(csv_path, state, as_json, sync_log, spreadsheet_id, credentials, to_sheet)
+    _check_report_options(csv_path, state, reasons, needs_person, as_json, sync_log, spreadsheet_id, credentials,
+                          to_sheet)
     _check_status_tab_options(ctx, to_sheet, tab)
     console = Console(as_json=as_json)
     where = session(ctx, ledger_path, console)
@@ -68,9 +91,12 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
                         f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit#gid={properties['sheetId']}")
             return
         with app.reading(where) as ledger:
+            if needs_person:
+                _needs_person(console, where, ledger, csv_path)
+                return
             if csv_path:
                 with outputs.private_output(csv_path, bom=True, stdout=console.stdout) as handle:
-                    count = report.write_csv(ledger, handle, state)
+                    count = report.write_csv(ledger, handle, state, reasons)
                 if csv_path != outputs.STDOUT:
                     console.note(f"Wrote {report.counted(count, 'asset')} to {csv_path}")
                 return
@@ -82,9 +108,26 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
                     success_bars=report.success_bars(ledger, where.hint))
                 console.finish()
                 return
-            lines = report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger, where.hint))
+            lines = report.summary_lines(ledger, reasons)
+            if not reasons:  # the bars are about runs, not rows: a table of some reasons leaves them out
+                lines += [""] + report.bars_lines(report.success_bars(ledger, where.hint))
             for line in lines:
                 console.say(line)
+
+
+def _needs_person(console: Console, where: app.Session, ledger: Ledger, csv_path: str | None) -> None:
+    """report --needs-person: the table of reasons and what to do, or one CSV line per row. It only reads: the
+    exit status is 0 however many rows need a person (`sync` is the command whose exit status says so)."""
+    rows = report.rows_needing_person(ledger)
+    if not csv_path:
+        for line in report.needs_person_lines(rows, where.hint):
+            console.say(line)
+        return
+    with outputs.private_output(csv_path, bom=True, stdout=console.stdout) as handle:
+        count = report.write_needs_person_csv(ledger, handle, rows)
+    if csv_path != outputs.STDOUT:
+        console.note(f"Wrote {report.counted(count, 'row')} that {'needs' if count == 1 else 'need'} a person "
+                     f"to {csv_path}")
 
 
 def _check_status_tab_options(ctx: click.Context, to_sheet: bool, tab: str) -> None:
@@ -101,8 +144,9 @@ def _check_status_tab_options(ctx: click.Context, to_sheet: bool, tab: str) -> N
                                f"default {STATUS_TAB}.")
 
 
-def _check_report_options(csv_path: str | None, state: str | None, as_json: bool, sync_log: bool,
-                          spreadsheet_id: str | None, credentials: str | None, to_sheet: bool) -> None:
+def _check_report_options(csv_path: str | None, state: str | None, reasons: tuple[str, ...], needs_person: bool,
+                          as_json: bool, sync_log: bool, spreadsheet_id: str | None, credentials: str | None,
+                          to_sheet: bool) -> None:
     """Usage errors for combinations whose options would be silently ignored (issue #11)."""
     if sync_log and to_sheet:
         raise click.UsageError("--sync-log and --to-sheet write two different tabs; give one of them.")
@@ -111,13 +155,20 @@ def _check_report_options(csv_path: str | None, state: str | None, as_json: bool
             "--to-sheet", "only writes the status tab")
         if not spreadsheet_id:
             raise click.UsageError(f"{flag} needs --sheet SPREADSHEET_ID.")
-        if csv_path or state or as_json:
-            raise click.UsageError(f"{flag} {does}; give --csv, --state or --json in another report command.")
+        if csv_path or state or reasons or needs_person or as_json:
+            raise click.UsageError(f"{flag} {does}; give --csv, --state, --reason, --needs-person or --json in "
+                                   "another report command.")
         return
     if spreadsheet_id or credentials:
         raise click.UsageError("--sheet and --credentials go with --sync-log.")
     if as_json and csv_path:
         raise click.UsageError("--json and --csv are two outputs; give one of them.")
+    if needs_person and (state or reasons):
+        raise click.UsageError("--needs-person lists its own rows; give --state or --reason in another report "
+                               "command.")
+    if as_json and (needs_person or reasons):
+        raise click.UsageError(f"--json counts every row; {'--needs-person' if needs_person else '--reason'} goes "
+                               "with the table or --csv (--csv - for a script).")
     if state and not csv_path:
         raise click.UsageError("--state filters the --csv listing; add --csv FILE (or --csv - for the screen).")
 

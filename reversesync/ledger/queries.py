@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .base import Row
@@ -17,11 +18,25 @@ REPORT_COLUMNS = ("asset_id", "row_numbers", "title", "time_start_ms", "time_end
 class Queries(Runs):
     """Questions about the rows as a whole."""
 
-    def report_rows(self, state: str | None = None) -> Iterator[tuple[Any, ...]]:
-        """One tuple of REPORT_COLUMNS per asset (or per asset in state), in sheet order."""
-        where, params = ("where state = ?", [state]) if state else ("", [])
+    def report_rows(self, state: str | None = None, reasons: Sequence[str] = ()) -> Iterator[tuple[Any, ...]]:
+        """One tuple of REPORT_COLUMNS per asset (or per asset in state, and with one of reasons), in sheet order."""
+        conditions, params = [], []
+        if state:
+            conditions.append("state = ?")
+            params.append(state)
+        if reasons:
+            conditions.append(f"reason in ({self._in(reasons)})")
+            params += reasons
+        where = f"where {' and '.join(conditions)}" if conditions else ""
         yield from self.iterate(f"select {', '.join(REPORT_COLUMNS)} from assets {where} "
                                 "order by cast(row_numbers as integer), asset_key", params)
+
+    def report_rows_of(self, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """REPORT_COLUMNS and sync_retries of the assets keys names, in sheet order (report --needs-person). The
+        keys go in as one JSON array: a sheet can need more of them than SQLite allows parameters."""
+        yield from self.iterate(f"select {', '.join(REPORT_COLUMNS)}, sync_retries from assets where asset_key in "
+                                "(select value from json_each(?)) order by cast(row_numbers as integer), asset_key",
+                                [json.dumps(list(keys))])
 
     def removed_from_source(self) -> int:
         """How many assets the source no longer holds (kept, left out of runs)."""
