@@ -41,7 +41,7 @@ def _reasons_option(ctx: click.Context, param: click.Parameter, values: tuple[st
               help="Tab for --to-sheet; added if missing. Never the data tab or Sync_Log.")
 @click.option("--sheet", "spreadsheet_id", metavar="SPREADSHEET_ID", help="Spreadsheet for --sync-log or --to-sheet.")
 @click.option("--credentials", type=click.Path(dir_okay=False), default=None,
-              help="Service-account key with write access (--sync-log, --to-sheet). Default: "
+              help="Service-account key with write access, for --sync-log or --to-sheet. Default: "
                    "GOOGLE_APPLICATION_CREDENTIALS.")
 @ledger_option
 @click.pass_context
@@ -51,7 +51,8 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
     """Show what the ledger holds: counts by state and reason and the PRD's success bars, or every asset as CSV.
 
     Only reads the ledger (it works on a read-only or archived copy), except --sync-log, which records what
-    it appended. A CSV file starts with a byte-order mark so that Excel shows Korean titles; --csv - does not.
+    it appended. A CSV file starts with a BOM (byte order mark) so that Excel shows Korean titles; --csv - does
+    not.
 
     --needs-person lists the rows of the current sheet that nothing reversesync runs by itself will settle
     (a row failed for a passing cause counts once sync has retried it --retry-nights times), by reason, with
