@@ -127,3 +127,33 @@ def test_sync_log_needs_a_sheet(invoke):
     invoke("load", "--example")
     result = invoke("report", "--sync-log")
     assert result.exit_code == 2 and "--sync-log needs --sheet SPREADSHEET_ID." in result.output
+
+
+# --- one is one (issue #17): every line report, runs and history print counts in the right number ----------------
+
+
+def test_one_write_one_row_and_one_asset_are_singular(invoke, ledger_path, tmp_path):
+    from tests.conftest import write_sheet
+
+    invoke("load", "--csv", write_sheet(tmp_path / "s.csv", [(A, "a", 1000, 5000), (B, "b", 1000, 5000),
+                                                             (C, "c", 1000, 5000)]))
+    ledger = fixed_run(ledger_path)  # live run 2 wrote 7 segments
+    ledger.move(A, "checked", run_id=2, action="create", kind="other")
+    ledger.move(A, "created", run_id=2, segment_id="s", kind="other")
+    rerun = ledger.start_run("live", {"live": True})
+    ledger.finish_run(rerun, "finished", {}, 3, 0, 0, 0.5)
+    ledger.close()
+    invoke("load", "--csv", write_sheet(tmp_path / "s.csv", [(A, "a", 1000, 5000), (B, "b", 1000, 5000)]))
+    lines = invoke("report").output.splitlines()
+    assert "1 asset is no longer in the source and is left out of runs." in lines
+    assert lines[-4].endswith("1 of 1 needed write done") and lines[-3].endswith("0 of 1 row failed")
+    assert lines[-1].endswith("re-run 3 made 0 writes")
+    out = tmp_path / "one.csv"
+    assert invoke("report", "--csv", out, "--state", "created").output == f"Wrote 1 asset to {out}\n"
+
+
+def test_history_of_an_asset_on_two_rows_says_rows(invoke, tmp_path):
+    from tests.conftest import write_sheet
+
+    invoke("load", "--csv", write_sheet(tmp_path / "s.csv", [(A, "a", 1000, 5000), (A, "a", 1000, 5000)]))
+    assert invoke("history", A).output.splitlines()[0] == f"Asset {A} (rows 2,3): a, 1000-5000 ms"

@@ -166,3 +166,50 @@ def test_index_lag_and_remaining_reach_the_server():
         assert answer.headers["RateLimit-Remaining"] == "999"
     finally:
         finish(process)
+
+
+# --- its --help (issue #17): no value broken mid-word by click's wrapping ------------------------------------------
+
+
+def rendered_help(columns):
+    from click.testing import CliRunner
+
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(cli, ["sandbox", "--help"], prog_name="reversesync")
+    assert result.exit_code == 0
+    return result.output
+
+
+def unwrapped_help():
+    """The help as click would print it on a terminal wide enough never to wrap."""
+    import click
+
+    command = cli.commands["sandbox"]
+    group = click.Context(cli, info_name="reversesync")
+    with click.Context(command, parent=group, info_name="sandbox", terminal_width=10_000,
+                       max_content_width=10_000) as ctx:
+        return command.get_help(ctx)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_wraps_only_between_words_and_fits_the_terminal(columns):
+    """Wrapping may only move whitespace: every word of the unwrapped help is in the wrapped one, whole (a fault
+    spec, a role, an example line split by click would show here), and no line is wider than the terminal, which
+    would split it again."""
+    from collections import Counter
+
+    text = rendered_help(columns)
+    assert Counter(text.split()) == Counter(unwrapped_help().split())
+    assert max(map(len, text.splitlines())) <= columns
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_shows_every_fault_role_and_example_whole(columns):
+    from reversesync.sandbox import ALL_ROLES, Faults
+
+    text = rendered_help(columns)
+    words = {word.strip(".,;:()") for word in text.split()}
+    assert set(Faults._NAMES) <= {word.split("=")[0] for word in words}
+    assert set(ALL_ROLES) <= words
+    lines = unwrapped_help().splitlines()
+    examples = [line for line in lines[lines.index("  Example:") + 1:] if line.startswith("      reversesync ")]
+    assert len(examples) == 2 and all(line in text.splitlines() for line in examples)

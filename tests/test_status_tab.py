@@ -224,9 +224,14 @@ def test_an_unreachable_google_says_so_and_exits_3(load, invoke, unreachable_key
 @pytest.mark.parametrize("args, error", [
     (["--to-sheet"], "Error: --to-sheet needs --sheet SPREADSHEET_ID."),
     (["--to-sheet", "--sheet", SHEET_ID, "--csv", "-"],
-     "Error: --to-sheet only writes the status tab; give --csv, --state or --json in another report command."),
+     "Error: --to-sheet only writes the status tab; give --csv, --state, --reason, --needs-person or --json in "
+     "another report command."),
     (["--to-sheet", "--sheet", SHEET_ID, "--json"],
-     "Error: --to-sheet only writes the status tab; give --csv, --state or --json in another report command."),
+     "Error: --to-sheet only writes the status tab; give --csv, --state, --reason, --needs-person or --json in "
+     "another report command."),
+    (["--to-sheet", "--sheet", SHEET_ID, "--needs-person"],
+     "Error: --to-sheet only writes the status tab; give --csv, --state, --reason, --needs-person or --json in "
+     "another report command."),
     (["--to-sheet", "--sync-log", "--sheet", SHEET_ID],
      "Error: --sync-log and --to-sheet write two different tabs; give one of them."),
     (["--tab", "status"], "Error: --tab goes with --to-sheet."),

@@ -54,7 +54,9 @@ class Session:
         try:
             ledger = Ledger(self.path, create=create, readonly=readonly)
         except errors.LedgerMissing as exc:
-            raise errors.LedgerMissing(f"{exc}; run '{load}' first.") from None
+            # `load` alone is a usage error: the step must say what it reads (issue #17).
+            raise errors.LedgerMissing(f"{exc}; run '{self.hint('load', '--csv', 'FILE')}' (or --sheet "
+                                       "SPREADSHEET_ID) first.") from None
         except errors.LedgerNeedsUpgrade as exc:
             raise errors.LedgerNeedsUpgrade(f"{exc}; load the sheet into it once with '{load}' to upgrade it (that "
                                             "writes to it). It was not changed.") from None

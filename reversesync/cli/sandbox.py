@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from .. import sandbox as sandbox_module
+from ..report import counted
 from .console import Console, reported
 from .group import cli
 from .options import input_error
@@ -52,9 +53,14 @@ def _faults_option(ctx: click.Context, param: click.Parameter, value: str) -> sa
               help="Delay before every answer.")
 @click.option("--jitter-ms", type=click.FloatRange(0), default=0, show_default=True,
               help="Random +/- added to the delay.")
+# Help text is wrapped by click at spaces only where it can: a run of NAME=VALUE pairs longer than the column would
+# be cut mid-word (issue #17), so each name stands alone and the example is short.
 @click.option("--faults", callback=_faults_option, default="",
-              help="e.g. 5xx=0.05,409=0.02,drop_before=0.01,drop_after=0.01,apply_late=0.02,late_min_ms=500,"
-                   "late_max_ms=4000,slow=0.01,slow_ms=3000,revoke_after=N")
+              help="Faults to inject, as NAME=VALUE pairs joined by commas, e.g. 5xx=0.02,apply_late=0.01. "
+                   "Probabilities (0 to 1): 5xx, 409, drop_before, drop_after, apply_late, slow. Milliseconds: "
+                   f"late_min_ms (default {sandbox_module.Faults.late_min_ms}), late_max_ms (default "
+                   f"{sandbox_module.Faults.late_max_ms}), slow_ms (default {sandbox_module.Faults.slow_ms}). "
+                   "revoke_after=N: the token stops working (401) after N requests.")
 @click.option("--rate", type=click.FloatRange(0, min_open=True), default=None,
               help="Requests/s allowed before 429, and 20 x that per 20 s (default: no limit).")
 @click.option("--remaining", type=click.Choice(sandbox_module.REMAINING_READINGS), default="bucket",
@@ -66,8 +72,9 @@ def _faults_option(ctx: click.Context, param: click.Parameter, value: str) -> sa
               show_default=True,
               help="What a segment PATCH does: change only the fields it carries (merge, as Iconik's SDK documents) "
                    "or replace the whole segment like a PUT (to rehearse reversesync's guard against that).")
-@click.option("--roles", default=",".join(sandbox_module.ALL_ROLES), show_default=True,
-              help="Roles the credentials have, comma separated.")
+@click.option("--roles", default=",".join(sandbox_module.ALL_ROLES),
+              help=f"Roles the credentials have, comma separated. Default: all of "
+                   f"{', '.join(sandbox_module.ALL_ROLES)}.")
 # Never read from the environment: ICONIK_* there may be production credentials (issue #11).
 @click.option("--app-id", default=None, help="App-ID to accept. Default: a fresh one each start.")
 @click.option("--auth-token", default=None, help="Auth-Token to accept. Default: a fresh one each start.")
@@ -85,7 +92,8 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
 
     \b
     Example:
-        reversesync sandbox --from-csv sheet.csv --latency-ms 100 --faults 5xx=0.02
+        reversesync sandbox --from-csv sheet.csv --latency-ms 100 --rate 50
+        reversesync sandbox --from-csv sheet.csv --faults 5xx=0.02,apply_late=0.01
     """
     console = Console()
     catalogue = sandbox_module.Catalogue()
@@ -123,7 +131,7 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
     console.say("# PowerShell:")
     for name, value in settings:
         console.say(f'$env:{name} = "{value}"')
-    console.say(f"{len(catalogue.assets)} assets, index lag {index_lag:g} s; Ctrl-C to stop.")
+    console.say(f"{counted(len(catalogue.assets), 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
     console.human.flush()
     try:
         while not stop.wait(0.5):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .base import Row
@@ -17,21 +18,48 @@ REPORT_COLUMNS = ("asset_id", "row_numbers", "title", "time_start_ms", "time_end
 class Queries(Runs):
     """Questions about the rows as a whole."""
 
-    def report_rows(self, state: str | None = None) -> Iterator[tuple[Any, ...]]:
-        """One tuple of REPORT_COLUMNS per asset (or per asset in state), in sheet order."""
-        where, params = ("where state = ?", [state]) if state else ("", [])
+    def report_rows(self, state: str | None = None, reasons: Sequence[str] = ()) -> Iterator[tuple[Any, ...]]:
+        """One tuple of REPORT_COLUMNS per asset (or per asset in state, and with one of reasons), in sheet order."""
+        conditions, params = [], []
+        if state:
+            conditions.append("state = ?")
+            params.append(state)
+        if reasons:
+            conditions.append(f"reason in ({self._in(reasons)})")
+            params += reasons
+        where = f"where {' and '.join(conditions)}" if conditions else ""
         yield from self.iterate(f"select {', '.join(REPORT_COLUMNS)} from assets {where} "
                                 "order by cast(row_numbers as integer), asset_key", params)
+
+    def report_rows_of(self, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """REPORT_COLUMNS and sync_retries of the assets keys names, in sheet order (report --needs-person). The
+        keys go in as one JSON array: a sheet can need more of them than SQLite allows parameters."""
+        yield from self.iterate(f"select {', '.join(REPORT_COLUMNS)}, sync_retries from assets where asset_key in "
+                                "(select value from json_each(?)) order by cast(row_numbers as integer), asset_key",
+                                [json.dumps(list(keys))])
 
     def removed_from_source(self) -> int:
         """How many assets the source no longer holds (kept, left out of runs)."""
         return int(self.query("select count(*) as n from assets where in_source = 0")[0]["n"])
 
     def checked_by_state_and_action(self) -> list[Row]:
-        """(state, action, n) over the rows of the current sheet any run has touched: the success bars."""
+        """(state, action, reason, n) over the rows of the current sheet any run has touched: the success bars
+        (the reason tells the rows an undo reverted or left from the sync's own)."""
         return self.query(
-            "select state, action, count(*) as n from assets where in_source = 1 and asset_key in "
-            "(select asset_key from events where run_id is not null) group by state, action")
+            "select state, action, reason, count(*) as n from assets where in_source = 1 and asset_key in "
+            "(select asset_key from events where run_id is not null) group by state, action, reason")
+
+    def live_writes_undone(self) -> dict[int, tuple[int, int, list[int]]]:
+        """{live run id: (writes of it that landed, how many of them an undo reverted, the undo runs)}, from the
+        write log: a run's writes are undone even where a later run wrote the row again."""
+        found = {}
+        for run_id, landed, undone, undo_runs in self.iterate(
+                "select w.run_id, count(*), count(w.undone_by), group_concat(distinct w.undone_by) from writes w "
+                "join runs r on r.id = w.run_id and r.mode = 'live' where w.action in ('create', 'update') and "
+                "w.outcome in ('applied', 'duplicated') group by w.run_id"):
+            found[int(run_id)] = (int(landed), int(undone),
+                                  sorted(int(n) for n in str(undo_runs).split(",")) if undo_runs else [])
+        return found
 
     def rows_to_verify(self) -> list[Row]:
         """Rows reversesync wrote or found in sync, and rows an undo reverted (whose leftovers verify looks for)."""
