@@ -88,6 +88,14 @@ def invoke(runner, ledger_path):
     return run
 
 
+@pytest.fixture
+def credentials(monkeypatch):
+    """Credentials in the environment, so that commands that talk to Iconik get as far as the ledger."""
+    monkeypatch.setenv("ICONIK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ICONIK_APP_ID", "app")
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "token")
+
+
 @pytest.fixture(scope="session")
 def service_account_key(tmp_path_factory):
     """A throwaway service-account key, made fresh for the run (its signature never reaches a cassette)."""

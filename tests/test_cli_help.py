@@ -28,7 +28,8 @@ def test_each_command_help_has_an_example(runner, name):
 
 
 def test_commands_are_the_documented_ones():
-    assert COMMANDS == ["demo", "history", "load", "report", "resume", "run", "runs", "sandbox", "undo", "verify"]
+    assert COMMANDS == ["demo", "history", "load", "report", "resume", "run", "runs", "sandbox", "sync", "undo",
+                        "verify"]
 
 
 def unwrapped_help(name):

@@ -214,7 +214,7 @@ def test_sigkill_with_a_post_in_flight_then_an_immediate_resume_creates_no_dupli
         resumed = cli_process(ledger_path, sandbox, "resume")
         out, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
-        assert "Waiting" in out  # it said it waits out the settle time before re-checking
+        assert "Waiting" in err  # it said it waits out the settle time before re-checking
         sandbox.settle()
         assert len(sandbox.generic_segments(A)) == 1
         assert len(sandbox.requests("POST")) - len([p for p in sandbox.requests("POST") if "/search/" in p[1]]) == 1
@@ -359,5 +359,5 @@ def test_a_kill_before_the_first_request_answers_leaves_a_run_to_resume(tmp_path
         resumed = cli_process(ledger_path, sandbox, "resume")
         out, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
-        assert out.startswith("Resuming run 1 (live")
+        assert err.startswith("Resuming run 1 (live")  # human lines: stderr (issue #17)
         assert len(sandbox.generic_segments(A)) == 1

@@ -138,7 +138,7 @@ def test_verify_ends_with_the_command_that_fixes_what_it_found(sandbox, loaded, 
     result = invoke("verify")
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == (
-        "Let the sheet win for the times of 1 asset(s) (every other field stays as a person left it): "
+        "Let the sheet win for the times of 1 asset (every other field stays as a person left it): "
         f"reversesync --ledger {ledger_path} run --live --asset {ID_A}")
     assert invoke("run", "--live", "--asset", ID_A).exit_code == 0
     assert invoke("verify").exit_code == 0

@@ -108,8 +108,8 @@ def test_load_example_on_a_real_ledger_is_refused(invoke, ledger_path, tmp_path)
     (["report", "--json", "--csv", "-"], "Error: --json and --csv are two outputs; give one of them."),
     (["report", "--sheet", "1pUMPKe"], "Error: --sheet and --credentials go with --sync-log."),
     (["report", "--sync-log", "--sheet", "1pUMPKe", "--csv", "-"],
-     "Error: --sync-log only appends to the Sync_Log tab; give --csv, --state or --json in another report "
-     "command."),
+     "Error: --sync-log only appends to the Sync_Log tab; give --csv, --state, --reason, --needs-person or --json "
+     "in another report command."),
 ])
 def test_ignored_options_are_usage_errors(invoke, args, error):
     assert invoke("load", "--example").exit_code == 0

@@ -192,12 +192,12 @@ def test_late_copies_a_kill_mid_run_and_a_killed_undo_still_end_exactly_as_seede
         resumed = cli_process(ledger_path, sandbox, "resume")
         out, err = resumed.communicate(timeout=90)
         assert resumed.returncode == 0, err
-        assert out.startswith("Resuming run 2 (undo")
+        assert err.startswith("Resuming run 2 (undo")  # human lines: stderr (issue #17)
         sandbox.settle()
         assert live_segments(sandbox.catalogue.dump()) == seeded
         again = cli_process(ledger_path, sandbox, "resume")
-        out, _ = again.communicate(timeout=60)
-        assert "Nothing to resume" in out  # run 1 was closed by its undo: nothing redoes what it removed
+        _, err = again.communicate(timeout=60)
+        assert "Nothing to resume" in err  # run 1 was closed by its undo: nothing redoes what it removed
 
 
 def test_a_patch_that_replaces_like_a_put_stops_every_further_write(monkeypatch, invoke, tmp_path, ledger_path):

@@ -150,8 +150,9 @@ def cli(ledger_path, server, *args, **kwargs):
 
 
 @pytest.mark.slow
-def test_a_closed_stdout_stops_the_run_as_ctrl_c_does(tmp_path, ledger_path):
-    """`run --live | head -2`: no traceback, the run recorded as interrupted, and resume finishes it."""
+def test_a_closed_output_stops_the_run_as_ctrl_c_does(tmp_path, ledger_path):
+    """`run --live 2>&1 | head -2` (the human lines go to stderr, issue #17): exit 130, not a traceback's 1, the run
+    recorded as interrupted, the log's last line the exit, and resume finishes it."""
     keys = [f"8c0d9a10-0000-4000-8000-0000000004{n:02d}" for n in range(40)]
     catalogue = Catalogue()
     for key in keys:
@@ -159,17 +160,17 @@ def test_a_closed_stdout_stops_the_run_as_ctrl_c_does(tmp_path, ledger_path):
     with Sandbox(catalogue, latency_ms=30, index_lag=0) as server:
         sheet = write_sheet(tmp_path / "s.csv", [(key, "t", 1000, 5000) for key in keys])
         assert cli(ledger_path, server, "load", "--csv", sheet).wait(30) == 0
-        run = cli(ledger_path, server, "run", "--live", "--workers", "1", "--no-search", stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE)
+        log = tmp_path / "run.log"
+        run = cli(ledger_path, server, "--log", log, "run", "--live", "--workers", "1", "--no-search",
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         head = subprocess.run(["head", "-2"], stdin=run.stdout, capture_output=True, text=True, timeout=60)
         run.stdout.close()
-        err = run.stderr.read()
-        assert run.wait(60) == 130, err
-        assert "Traceback" not in err
+        assert run.wait(60) == 130
         assert len(head.stdout.splitlines()) == 2
+        assert log.read_text().splitlines()[-1].endswith(" exit 130")
         ledger = Ledger(ledger_path)
         assert ledger.query("select status from runs")[0]["status"] == "interrupted"
-        assert cli(ledger_path, server, "resume", stdout=subprocess.DEVNULL).wait(60) == 0
+        assert cli(ledger_path, server, "resume", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait(60) == 0
         assert all(len(server.generic_segments(key)) == 1 for key in keys)
 
 

@@ -350,7 +350,7 @@ def test_undo_resumes_after_a_kill_with_no_half_restored_segment(tmp_path, ledge
         resumed = cli_process(ledger_path, sandbox, "resume")
         out, err = resumed.communicate(timeout=60)
         assert resumed.returncode == 0, err
-        assert out.startswith("Resuming run 2 (undo")
+        assert err.startswith("Resuming run 2 (undo")  # human lines: stderr (issue #17)
         sandbox.settle()
         assert without_stamps(sandbox.catalogue.dump()) == seeded
         ledger = Ledger(ledger_path)

@@ -43,7 +43,7 @@ def test_wheel_installs_in_fresh_venv_and_creates_ledger(tmp_path):
     result = subprocess.run([str(script), "--ledger", str(ledger), "load", "--example"], capture_output=True,
                             text=True, cwd=ledger.parent)
     assert result.returncode == 0, result.stderr
-    assert "285 new" in result.stdout
+    assert "285 new" in result.stderr
     where = subprocess.run([str(python), "-c", "import reversesync.ledger as l, importlib.resources as r; "
                             "print(l.__file__); print(sorted(p.name for p in "
                             "r.files('reversesync.migrations').iterdir() if p.name.endswith('.sql')))"],

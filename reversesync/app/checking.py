@@ -71,11 +71,12 @@ def fix_lines(session: Session, mismatches: list[Mismatch]) -> list[str]:
     resynced = sorted({found.asset_id for found in mismatches if found.kind in RESYNCED_KINDS})
     if 0 < len(resynced) <= NAMED_ASSETS:
         words = ["run", "--live", *[word for key in resynced for word in ("--asset", key)]]
-        lines.append(f"Let the sheet win for the times of {len(resynced)} asset(s) (every other field stays as a "
-                     f"person left it): {session.hint(*words, here=True)}")
+        lines.append(f"Let the sheet win for the times of {len(resynced)} asset{'s' if len(resynced) > 1 else ''} "
+                     f"(every other field stays as a person left it): {session.hint(*words, here=True)}")
     elif resynced:
         lines.append(f"Let the sheet win for the times of {len(resynced)} assets (every other field stays as a "
-                     "person left it): reversesync sync --repair-drift with the sync's source options")
+                     f"person left it): {session.hint('sync', '--repair-drift', here=True)} with the sync's source "
+                     "options (--sheet or --csv)")
     if any(found.kind == "extra" for found in mismatches):
         lines.append("Extra GENERIC segments are someone's work: reversesync leaves them; check them in Iconik.")
     if any(found.kind == "unreadable" for found in mismatches):

@@ -235,8 +235,9 @@ def _check_undo_target(session: Session, ledger: Ledger, options: RunOptions) ->
     if target is None:
         raise errors.InputError(f"there is no run {options.undo} in {ledger.path}; the runs are listed by: {listing}")
     if target["mode"] != "live":
-        raise errors.InputError(f"run {options.undo} is a {target['mode']} run, not a live run: it wrote nothing to "
-                                f"undo. The runs are listed by: {listing}")
+        article = "an" if target["mode"][0] in "aeiou" else "a"
+        raise errors.InputError(f"run {options.undo} is {article} {target['mode']} run, not a live run: it wrote "
+                                f"nothing to undo. The runs are listed by: {listing}")
     known = ledger.known_keys(list(options.assets))
     missing = [key for key in options.assets if key not in known]
     if missing:

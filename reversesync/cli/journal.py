@@ -42,7 +42,7 @@ class Journal:
         elif isinstance(event, progress.Target):
             self.line(f"target: Iconik {event.url} as {event.who}")
         elif isinstance(event, progress.RunStarted):
-            self.line(f"run {event.run_id} ({event.mode}): {event.rows} rows to check")
+            self.line(f"run {event.run_id} ({event.mode}): {event.rows} to check")
         elif isinstance(event, progress.RowMoved):
             run = f" (run {event.run_id})" if event.run_id is not None else ""
             self.line(f"row {event.asset_key}: {event.from_state or '-'} -> {event.to_state}{run}: {event.kind}"

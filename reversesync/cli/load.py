@@ -12,6 +12,7 @@ import click
 from click.core import ParameterSource
 
 from .. import app
+from ..report import counted
 from ..sheets import DEFAULT_WORKSHEET
 from .console import Console, reported
 from .group import cli
@@ -85,7 +86,7 @@ def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credent
 def loaded_lines(where: app.Session, loaded: app.Loaded) -> list[str]:
     """What `load` prints once the source is in the ledger (and `sync` after its load)."""
     counts = loaded.counts
-    lines = [f"Loaded {loaded.rows_read} rows from {loaded.where} into {loaded.ledger}",
+    lines = [f"Loaded {counted(loaded.rows_read, 'row')} from {loaded.where} into {loaded.ledger}",
              f"  assets: {counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged, "
              f"{counts['removed']} removed from the source"]
     rejected = counts["rejected"]

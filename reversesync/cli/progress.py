@@ -10,6 +10,7 @@ import click
 
 from .. import progress
 from ..clock import SYSTEM, Clock
+from ..report import counted
 from .console import Console
 
 
@@ -55,7 +56,7 @@ class Renderer:
     def _render(self, event: progress.Event) -> None:
         say = self._say
         if isinstance(event, progress.RunStarted):
-            say(f"Run {event.run_id} ({event.mode}): {event.rows} rows to check")
+            say(f"Run {event.run_id} ({event.mode}): {counted(event.rows, 'row')} to check")
         elif isinstance(event, progress.Stopping):
             say("\nStopping: finishing the requests in flight (Ctrl-C again to abandon them safely)...")
         elif isinstance(event, progress.Tick):
@@ -63,8 +64,9 @@ class Renderer:
         elif isinstance(event, progress.SearchUnavailable):
             say(f"Search unavailable ({event.error}); reading those assets one by one.")
         elif isinstance(event, progress.UnfinishedWrites):
-            say(f"{event.rows} row(s) hold a write whose outcome is not known yet; a dry run leaves them to the next "
-                "live run, which re-checks them first.")
+            holds = "holds" if event.rows == 1 else "hold"
+            say(f"{counted(event.rows, 'row')} {holds} a write whose outcome is not known yet; a dry run leaves them "
+                "to the next live run, which re-checks them first.")
         elif isinstance(event, progress.Settling) and not self.settling_said:
             self.settling_said = True
             say(f"Waiting {event.seconds:.0f} s before re-checking writes whose answers were lost, so that Iconik "

@@ -113,7 +113,7 @@ def report_command(ctx: click.Context, csv_path: str | None, state: str | None, 
             if not reasons:  # the bars are about runs, not rows: a table of some reasons leaves them out
                 lines += [""] + report.bars_lines(report.success_bars(ledger, where.hint))
             for line in lines:
-                console.say(line)
+                console.out(line)
 
 
 def _needs_person(console: Console, where: app.Session, ledger: Ledger, csv_path: str | None) -> None:
@@ -122,7 +122,7 @@ def _needs_person(console: Console, where: app.Session, ledger: Ledger, csv_path
     rows = report.rows_needing_person(ledger)
     if not csv_path:
         for line in report.needs_person_lines(rows, where.hint):
-            console.say(line)
+            console.out(line)
         return
     with outputs.private_output(csv_path, bom=True, stdout=console.stdout) as handle:
         count = report.write_needs_person_csv(ledger, handle, rows)
@@ -198,7 +198,7 @@ def runs_command(ctx: click.Context, as_json: bool, ledger_path: str | None) -> 
         table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:  # aligned; the last column left ragged
-        console.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+        console.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 @cli.command("history")
@@ -224,5 +224,5 @@ def history_command(ctx: click.Context, asset_id: str, ledger_path: str | None) 
                               f"{where.hint('report', '--csv', '-')}")
         events = ledger.asset_events(row["asset_key"])
     for line in report.history_lines(row, events):
-        console.say(line)
+        console.out(line)
 

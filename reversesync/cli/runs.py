@@ -9,6 +9,7 @@ import click
 
 from .. import app, errors, rules
 from ..app import Credentials, NothingToResume, RunReport
+from ..report import counted
 from ..types import DEFAULT_RATE, STATES, ExitStatus, RunOptions
 from .console import Console, Failure, reported
 from .group import cli
@@ -205,7 +206,7 @@ def summary_lines(report: RunReport) -> list[str]:
         for why, n in by_state.get(state, []):
             lines.append(f"  {state:<8} {why or '-':<18} {n:>6}")
     lines.append("Ledger (current sheet): " + ", ".join(f"{state} {report.totals[state]}" for state in STATES))
-    lines.append(f"Requests: {result.requests} ({result.writes} writes), 429s: {result.throttled}, "
+    lines.append(f"Requests: {result.requests} ({counted(result.writes, 'write')}), 429s: {result.throttled}, "
                  f"elapsed {result.elapsed:.1f} s")
     return lines
 
@@ -221,6 +222,6 @@ def reverting_lines(report: RunReport) -> list[str]:
     title = f"Undo of run {options.undo}" if result.mode == "undo" else "Repair of duplicates"
     lines.append(f"{title} ({'live' if options.live else 'dry'}, run {result.run_id}): "
                  + (", ".join(f"{what} {n}" for what, n in sorted(tally.items())) or "nothing to do"))
-    lines.append(f"Requests: {result.requests} ({result.writes} writes), 429s: {result.throttled}, "
+    lines.append(f"Requests: {result.requests} ({counted(result.writes, 'write')}), 429s: {result.throttled}, "
                  f"elapsed {result.elapsed:.1f} s")
     return lines

@@ -124,15 +124,16 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
     # Before the first line: whoever reads it may stop us at once, and the --dump must still be written.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *args: stop.set())
-    console.say(f"Iconik sandbox listening on {server.url}")
+    # The settings are what the command outputs (stdout): a script can read them, a person paste them.
+    console.out(f"Iconik sandbox listening on {server.url}")
     settings = (("ICONIK_URL", server.url), ("ICONIK_APP_ID", app_id), ("ICONIK_AUTH_TOKEN", auth_token))
     for name, value in settings:
-        console.say(f"export {name}={value}")
-    console.say("# PowerShell:")
+        console.out(f"export {name}={value}")
+    console.out("# PowerShell:")
     for name, value in settings:
-        console.say(f'$env:{name} = "{value}"')
-    console.say(f"{counted(len(catalogue.assets), 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
-    console.human.flush()
+        console.out(f'$env:{name} = "{value}"')
+    console.out(f"{counted(len(catalogue.assets), 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
+    console.stdout.flush()
     try:
         while not stop.wait(0.5):
             pass
@@ -142,4 +143,4 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
         server.stop()
         if dump_file:
             sandbox_module.write_state(dump_file, catalogue.dump())
-            console.say(f"State written to {dump_file}")
+            console.out(f"State written to {dump_file}")

@@ -10,7 +10,7 @@ import click
 
 from .. import app, outputs
 from ..app import Credentials
-from ..report import neutralise
+from ..report import counted, neutralise
 from ..types import DEFAULT_RATE, ExitStatus, RunOptions
 from .console import Console, reported
 from .group import cli
@@ -91,9 +91,10 @@ def print_verified(console: Console, found: app.Verified, csv_path: str | None =
     for asset_id, row_numbers, segment_id, run_id in found.put_updates:
         console.say(f"PUT-UPDATED {asset_id} (row {row_numbers}): segment {segment_id}, run {run_id}")
     if found.put_updates:
-        console.say(f"{len(found.put_updates)} segment(s) were updated by reversesync 0.1/0.2 with a PUT, which "
-                    "resets the fields it did not send (such as is_internal and shot, ICONIK-FACTS 8.1): check them "
-                    "in Iconik.")
+        were = "was" if len(found.put_updates) == 1 else "were"
+        console.say(f"{counted(len(found.put_updates), 'segment')} {were} updated by reversesync 0.1/0.2 with a PUT, "
+                    "which resets the fields it did not send (such as is_internal and shot, ICONIK-FACTS 8.1): check "
+                    "them in Iconik.")
     if csv_path:
         with outputs.private_output(csv_path, bom=True, stdout=console.stdout) as handle:
             writer = csv.writer(handle)
@@ -103,8 +104,8 @@ def print_verified(console: Console, found: app.Verified, csv_path: str | None =
                          mismatch.found)
                 writer.writerow([neutralise(cell) for cell in cells])
     matched = found.checked - len(found.mismatches)
-    console.say(f"Verified {found.checked} assets: {matched} match, {len(found.mismatches)} do not "
-                f"({found.requests} requests).")
+    console.say(f"Verified {counted(found.checked, 'asset')}: {matched} match, {len(found.mismatches)} do not "
+                f"({counted(found.requests, 'request')}).")
     if found.repair_hint:
         console.say(f"Remove the duplicates with: {found.repair_hint} (plain --repair shows the plan first)")
     for line in found.next_steps:

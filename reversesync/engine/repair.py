@@ -106,7 +106,7 @@ class Repair(Reverting):
         if keep is None or row["state"] != FAILED or duplicated is None:
             if removed:
                 self.ledger.move(key, row["state"], run_id=run_id, done=True, kind=Kind.REPAIR,
-                                 detail=f"repair: {len(removed)} duplicate(s) removed")
+                                 detail=f"repair: {len(removed)} duplicate{'s' if len(removed) != 1 else ''} removed")
             else:
                 self.ledger.mark_rows_done(run_id, [key])
             return
