@@ -30,7 +30,7 @@ def test_run_json_is_one_document_with_counts_rows_and_ledger_totals(sandbox, lo
     assert result.exit_code == 1  # B is unknown to Iconik
     document = json.loads(result.stdout)
     assert (document["version"], document["command"], document["mode"], document["status"]) == (
-        1, "run", "live", "finished")
+        2, "run", "live", "finished")
     assert document["counts"] == {"created": {"create": 1}, "failed": {"not_found": 1}}
     assert document["ledger"]["created"] == 1 and document["ledger"]["failed"] == 1
     assert [(row["asset_id"], row["state"]) for row in document["rows"]] == [(A, "created"), (B, "failed")]
@@ -55,10 +55,10 @@ def test_verify_runs_and_undo_take_json(sandbox, loaded, split):  # noqa: F811
     assert (verified["command"], verified["verified"], verified["matched"], verified["mismatches"]) == (
         "verify", 1, 1, [])
     runs = json.loads(split("runs", "--json").stdout)
-    assert runs["version"] == 1 and [run["mode"] for run in runs["runs"]] == ["live"]
+    assert runs["version"] == 2 and [run["mode"] for run in runs["runs"]] == ["live"]
     assert runs["runs"][0]["counts"] == {"created": 1}
     undone = json.loads(split("undo", "1", "--json").stdout)
-    assert (undone["command"], undone["mode"], undone["version"]) == ("undo", "undo", 1)
+    assert (undone["command"], undone["mode"], undone["version"]) == ("undo", "undo", 2)
 
 
 def test_runs_json_gives_numbers_as_numbers_and_counts_as_an_object(split, ledger_path):
@@ -71,7 +71,7 @@ def test_runs_json_gives_numbers_as_numbers_and_counts_as_an_object(split, ledge
     result = split("runs", "--json")
     assert (result.exit_code, result.stderr) == (0, "")
     document = json.loads(result.stdout)
-    assert (document["version"], document["command"]) == (1, "runs")
+    assert (document["version"], document["command"]) == (2, "runs")
     killed, live = document["runs"]
     assert live == {"id": 2, "mode": "live", "started": "2026-11-26T01:02:03.000+00:00", "finished": live["finished"],
                     "duration": "0:00:12", "elapsed_seconds": 12.5, "status": "finished", "requests": 20, "429s": 0,
@@ -89,6 +89,6 @@ def test_report_json_has_version_and_command(split, ledger_path):
     assert (result.exit_code, result.stderr) == (0, "")
     document = json.loads(result.stdout)
     assert list(document)[:2] == ["version", "command"]
-    assert (document["version"], document["command"], document["ledger"]) == (1, "report", ledger_path)
+    assert (document["version"], document["command"], document["ledger"]) == (2, "report", ledger_path)
     assert document["by_state"]["pending"] == 261 and document["success_bars"] is None
     assert {"state": "skipped", "reason": "invalid", "assets": 17} in document["by_reason"]

@@ -176,7 +176,8 @@ def test_a_ledger_that_needs_a_migration_says_so_when_read_and_load_upgrades_it(
     lacking = ", ".join(MIGRATION_NAMES[2:])
     assert result.output == (f"Error: the ledger {ledger_path} was written by an older reversesync (it lacks "
                              f"{lacking}); load the sheet into it once with 'reversesync --ledger "
-                             f"{ledger_path} load' to upgrade it (that writes to it). It was not changed.\n")
+                             f"{ledger_path} load --csv FILE' (or --sheet SPREADSHEET_ID) to upgrade it (that "
+                             "writes to it). It was not changed.\n")
     assert open(ledger_path, "rb").read() == before
     assert invoke("load", "--csv", write_sheet(tmp_path / "s.csv", [(ID_A, "a", 1, 2)])).exit_code == 0
     assert invoke("report").exit_code == 0

@@ -129,7 +129,9 @@ def write_status(session: Session, ledger: Ledger, spreadsheet_id: str, tab: str
     """status_tab() from a ledger already open."""
     values = status_rows(ledger)
     if len(values) == 1:
-        raise errors.InputError(f"the ledger holds no asset of the sheet; run '{session.hint('load')}' first.")
+        load = session.hint("load", "--csv", "FILE")
+        raise errors.InputError(f"the ledger holds no asset of the sheet; run '{load}' (or --sheet SPREADSHEET_ID) "
+                                "first.")
     return len(values) - 1, write_status_tab(spreadsheet_id, tab, values, credentials)
 
 

@@ -50,7 +50,7 @@ class Session:
 
         Only `load` passes create=True; every other command refuses a path with no ledger. readonly=True opens
         it without writing anything (report, runs, history), so a read-only or archived copy works."""
-        load = self.hint("load")
+        load = f"{self.hint('load', '--csv', 'FILE')}' (or --sheet SPREADSHEET_ID"
         try:
             ledger = Ledger(self.path, create=create, readonly=readonly)
         except errors.LedgerMissing as exc:
@@ -58,7 +58,7 @@ class Session:
             raise errors.LedgerMissing(f"{exc}; run '{self.hint('load', '--csv', 'FILE')}' (or --sheet "
                                        "SPREADSHEET_ID) first.") from None
         except errors.LedgerNeedsUpgrade as exc:
-            raise errors.LedgerNeedsUpgrade(f"{exc}; load the sheet into it once with '{load}' to upgrade it (that "
+            raise errors.LedgerNeedsUpgrade(f"{exc}; load the sheet into it once with '{load}) to upgrade it (that "
                                             "writes to it). It was not changed.") from None
         for note in ledger.notes:
             self.notes(note)

@@ -23,7 +23,8 @@ from .. import errors
 from ..types import ExitStatus, Json
 from .journal import Journal
 
-JSON_VERSION = 1
+# 2 (issue #17): runs --json gives numbers as numbers and counts as objects; report --json carries the version.
+JSON_VERSION = 2
 
 
 class Failure(click.ClickException):

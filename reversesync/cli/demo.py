@@ -95,7 +95,8 @@ def _demo(ctx: click.Context, console: Console, folder: str) -> int:
         shown(console, app.run(where, credentials, dataclasses.replace(options, live=True), Renderer(console)))
         step(6, "report")
         with app.reading(where, readonly=False) as ledger:
-            for line in report.summary_lines(ledger) + [""] + report.bars_lines(report.success_bars(ledger)):
+            bars = report.bars_lines(report.success_bars(ledger, where.hint))
+            for line in report.summary_lines(ledger) + [""] + bars:
                 console.say(line)
             with outputs.private_output(os.path.join(folder, "report.csv"), bom=True) as handle:
                 report.write_csv(ledger, handle)

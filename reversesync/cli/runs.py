@@ -155,7 +155,7 @@ def undo_command(ctx: click.Context, run_id: int, live: bool, assets: Sequence[s
     Example:
         reversesync runs                 # find the run's number
         reversesync undo 4               # the plan
-        reversesync undo 4 --live        # act; `reversesync resume` continues it if interrupted
+        reversesync undo 4 --live        # act; `resume` continues it if interrupted
     """
     canonical = asset_ids(assets)
     if live:
