@@ -173,3 +173,24 @@ def test_a_sync_while_another_holds_the_ledger_exits_3(tmp_path, invoke, ledger_
     holder.release()
     assert result.exit_code == 3, result.output
     assert backups(ledger_path) == []
+
+
+def test_a_copy_of_a_segment_reversesync_wrote_is_reported_and_left_even_with_repair_drift(
+        tmp_path, invoke, ledger_path, monkeypatch, catalogue_of_known):
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        csv = full_sheet(tmp_path)
+        assert invoke("sync", "--csv", csv, *FAST).exit_code == 1
+        copy = sandbox.person_creates(KNOWN[0], "GENERIC", 1000, 5000)
+        found = invoke("sync", "--csv", csv, *FAST)
+        assert found.exit_code == 1  # new: the copy
+        repaired = invoke("sync", "--csv", csv, *FAST, "--repair-drift")
+        assert repaired.exit_code == 0, repaired.output
+        assert sorted(s["id"] for s in sandbox.generic_segments(KNOWN[0]))[:2] == sorted(
+            [copy["id"], Ledger(ledger_path).asset(KNOWN[0])["done_segment_id"]])
+    assert state(ledger_path, KNOWN[0]) == ("skipped", "drift_duplicated")
+    assert repaired.output.splitlines()[-1] == (
+        "3 rows need a person: not_found 2, drift_duplicated 1 — "
+        f"reversesync --ledger {ledger_path} report --needs-person")

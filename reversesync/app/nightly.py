@@ -114,7 +114,7 @@ def _sync(session: Session, ledger: Ledger, credentials: Credentials, options: S
     run_options = options.run
     if not live:
         # A dry sync plans for what a live one would send back (it moves no finished row, issue #17).
-        again = rules.SYNC_RETRY_REASONS + (rules.DRIFT_REASONS if options.repair_drift else ())
+        again = rules.SYNC_RETRY_REASONS + (rules.REPAIRABLE_DRIFT if options.repair_drift else ())
         run_options = dataclasses.replace(run_options, recheck=tuple(dict.fromkeys(run_options.recheck + again)))
     run_id = ledger.start_run("live" if live else "dry", run_options.to_json())
     ledger.attach_run(report.sync_id, run_id)
@@ -136,7 +136,7 @@ def _sync(session: Session, ledger: Ledger, credentials: Credentials, options: S
             for row, drift in report.drift:
                 ledger.set_drift_aside(row["asset_key"], drift.reason, drift.text, report.sync_id)
             if options.repair_drift:
-                drifted = ledger.reopenable_keys(reasons=rules.DRIFT_REASONS)
+                drifted = ledger.reopenable_keys(reasons=rules.REPAIRABLE_DRIFT)
                 ledger.send_drift_back(drifted, report.sync_id)
                 report.drift_repaired = len(drifted)
         watcher("drift", report)

@@ -7,6 +7,7 @@ from .reasons import (
                       FINISHED_REASONS,
                       LOAD_REJECTIONS,
                       NEEDS_PERSON_REASONS,
+                      REPAIRABLE_DRIFT,
                       RETRYABLE_REASONS,
                       SEARCH_FINAL_REASONS,
                       SYNC_RETRY_REASONS,
@@ -40,7 +41,8 @@ from .sync import (
                       update_target_problem,
 )
 
-__all__ = ["ACTIVE", "DELETED", "DRIFT_REASONS", "FINISHED_REASONS", "NEEDS_PERSON_REASONS", "SYNC_RETRY_REASONS",
+__all__ = ["ACTIVE", "DELETED", "DRIFT_REASONS", "FINISHED_REASONS", "NEEDS_PERSON_REASONS", "REPAIRABLE_DRIFT",
+           "SYNC_RETRY_REASONS",
            "Drift", "drift", "needs_person", "KNOWN_ASSET_STATUSES", "LIVE_SEGMENT_STATUSES",
            "LOAD_REJECTIONS", "MARKER", "RETRYABLE_REASONS", "SEARCH_FINAL_REASONS", "SUBCLIP", "UNDO_REASONS",
            "WRITABLE_TYPE", "Decision", "canonical_uuid", "created_answer_problem", "decide", "failure_text",

@@ -26,6 +26,9 @@ SEARCH_FINAL_REASONS = ("in_sync", "subclip_mismatch", "asset_deleted", "ambiguo
 # or it is there more than once. The row is set aside with one of these; `sync --repair-drift` (or
 # `run --live --recheck REASON`) lets the sheet win for the times.
 DRIFT_REASONS = ("drift_deleted", "drift_moved", "drift_duplicated")
+# The drift the sheet can win over: a copy is a person's to remove (a sync that re-checked its row would find a
+# segment in sync and forget the copy).
+REPAIRABLE_DRIFT = ("drift_deleted", "drift_moved")
 
 # Failed rows whose cause passes by itself: `sync` sends them back for another try, night after night, up to
 # --retry-nights times (the client's retryable set, a 409 and a lost answer included).
