@@ -16,6 +16,7 @@ from ..app import Credentials, Session
 from ..clock import SYSTEM
 from ..ledger import DEFAULT_LEDGER
 from ..types import DEFAULT_READ_TIMEOUT, DEFAULT_SETTLE, ExitStatus
+from . import terminal
 from .console import Console, Failure
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,51 +54,74 @@ def patch_checked_option(command: F) -> F:
                              "PATCH changes only what it carries again).")(command)
 
 
-def iconik_options(command: F, into: str = "credentials") -> F:
-    """--iconik-url, --app-id and --auth-token-file; the command receives them as one Credentials, in the argument
-    `into` (`sync` takes its Google key as `credentials`).
+def iconik_options(command: F, into: str = "credentials", prompt: bool = True) -> F:
+    """--iconik-url, --app-id, --auth-token-file and --no-prompt; the command receives them as one Credentials, in
+    the argument `into` (`sync` takes its Google key as `credentials`). prompt=False: the command never asks for
+    the token (`sync`, the job a scheduler runs).
 
     There is no --auth-token (issue #11): a command line is in every local user's `ps` listing. The token comes
-    from --auth-token-file, ICONIK_AUTH_TOKEN or a hidden prompt on a terminal, and both credentials are checked
-    here, before any client is built, so that a missing one is exit 2 naming what to set."""
+    from --auth-token-file, ICONIK_AUTH_TOKEN or a hidden prompt on a real console, and both credentials are
+    checked here, before any client is built, so that a missing one is exit 2 naming what to set."""
 
     @functools.wraps(command)
     def with_credentials(*args: Any, iconik_url: str, app_id: str | None, auth_token_file: str | None = None,
-                         **kwargs: Any) -> Any:
+                         no_prompt: bool = False, **kwargs: Any) -> Any:
         if not app_id:
             token_known = bool(auth_token_file or os.environ.get(iconik.ENV_AUTH_TOKEN))
             raise input_error(_missing_app_id(token_known))
-        kwargs[into] = Credentials(iconik_url, app_id, resolve_auth_token(auth_token_file))
+        token = resolve_auth_token(auth_token_file, prompt=prompt and not no_prompt,
+                                   why_not="sync never asks for it" if not prompt
+                                   else "--no-prompt: it is never asked for")
+        kwargs[into] = Credentials(iconik_url, ascii_credential(app_id, "App-ID"), token)
         return command(*args, **kwargs)
 
-    for option in (
+    options = [
         click.option("--auth-token-file", type=click.Path(dir_okay=False), default=None,
                      help=f"File holding the Iconik Auth-Token. Default: env {iconik.ENV_AUTH_TOKEN}, else asked "
                           "for on a terminal (never on the command line)."),
         click.option("--app-id", envvar=iconik.ENV_APP_ID, default=None, show_envvar=True, help="Iconik App-ID."),
         click.option("--iconik-url", envvar=iconik.ENV_URL, default=iconik.DEFAULT_URL, show_default=True,
                      show_envvar=True, help="Iconik base URL."),
-    ):
+    ]
+    if prompt:
+        options.insert(0, click.option(
+            "--no-prompt", is_flag=True, envvar="REVERSESYNC_NO_PROMPT", show_envvar=True,
+            help="Never ask for the token on the terminal: exit 2 if neither the file nor the variable has it "
+                 "(for scripts and scheduled tasks)."))
+    for option in options:
         with_credentials = option(with_credentials)
     return with_credentials  # type: ignore[return-value]
 
 
-def resolve_auth_token(auth_token_file: str | None = None) -> str:
-    """The Iconik Auth-Token: from auth_token_file if given, else ICONIK_AUTH_TOKEN, else a hidden prompt when
-    stdin is a terminal. Without any of them: exit 2 naming ICONIK_AUTH_TOKEN and --auth-token-file."""
+def resolve_auth_token(auth_token_file: str | None = None, prompt: bool = True, why_not: str = "") -> str:
+    """The Iconik Auth-Token: from auth_token_file if given, else ICONIK_AUTH_TOKEN, else (if prompt) a hidden
+    prompt when a person is at a real console. Without any of them: exit 2 naming ICONIK_AUTH_TOKEN and
+    --auth-token-file."""
     if auth_token_file:
-        return _token_from_file(auth_token_file)
+        return ascii_credential(_token_from_file(auth_token_file), "Auth-Token")
     token = os.environ.get(iconik.ENV_AUTH_TOKEN, "").strip()
     if token:
-        return token
-    if stdin_is_terminal():
-        return _token_from_prompt()
-    raise input_error(f"no Iconik Auth-Token: set {iconik.ENV_AUTH_TOKEN} or give --auth-token-file FILE "
-                      "(on a terminal it is asked for).")
+        return ascii_credential(token, "Auth-Token")
+    if prompt and stdin_is_terminal():
+        return ascii_credential(_token_from_prompt(), "Auth-Token")
+    how = why_not if not prompt else "on a terminal it is asked for"
+    raise input_error(f"no Iconik Auth-Token: set {iconik.ENV_AUTH_TOKEN} or give --auth-token-file FILE ({how}).")
+
+
+def ascii_credential(value: str, name: str) -> str:
+    """Iconik's App-IDs and tokens are ASCII; a character typed with a Korean IME left on would go out as an odd
+    header and come back as a bare 401 (issue #18). Said without showing the value."""
+    if not value.isascii():
+        where = next(n for n, ch in enumerate(value, start=1) if not ch.isascii())
+        raise input_error(f"the Iconik {name} holds a non-ASCII character (at position {where}): Iconik's are "
+                          "letters, digits and dashes only. Was it typed with a Korean input mode on? Type or paste "
+                          "it again in English mode.")
+    return value
 
 
 def stdin_is_terminal() -> bool:
-    return sys.stdin is not None and sys.stdin.isatty()
+    """A person at a real console: stdin and stderr (where the prompt goes) both consoles (issue #18)."""
+    return terminal.is_console(sys.stdin) and terminal.is_console(sys.stderr)
 
 
 def _missing_app_id(token_known: bool) -> str:

@@ -42,7 +42,7 @@ from .runs import summary_lines
                    "read.")
 @settle_options
 @patch_checked_option
-@functools.partial(iconik_options, into="iconik")
+@functools.partial(iconik_options, into="iconik", prompt=False)
 @ledger_option
 @click.pass_context
 def sync_command(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credentials: str | None,
