@@ -6,6 +6,7 @@ connection. Which path is which endpoint is here (ROUTES); what each endpoint an
 import http.server
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -48,8 +49,15 @@ def make_server(sandbox: "Sandbox", port: int) -> "Server":
     return server
 
 
+def reuse_address(os_name: str = os.name) -> bool:
+    """SO_REUSEADDR only where it means "rebind after TIME_WAIT": on Windows it lets a second server bind a port
+    already in use and steal its connections, where the second sandbox must fail with "pick another --port"."""
+    return os_name != "nt"
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    allow_reuse_address = reuse_address()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that was killed mid-request (the chaos test does it on purpose) is not a sandbox error.
