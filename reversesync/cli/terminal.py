@@ -8,6 +8,7 @@ forever, skipping every later night. A real console is one whose handle Windows 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -42,3 +43,13 @@ def is_console(stream: IO[Any] | None, windows: bool | None = None) -> bool:
         except (ImportError, OSError, AttributeError):
             return False
     return True
+
+
+def break_acts_as_ctrl_c(signals: Any = signal) -> None:
+    """Ctrl-Break (and a console closing, which Windows sends a process group as a break) stops reversesync as
+    Ctrl-C does: the run stops between rows, its open writes kept for resume, instead of dying mid-row with the
+    sandbox's --dump unwritten. Task Scheduler's "End" kills the process outright; only the ledger's commits
+    protect against that. No SIGBREAK outside Windows: nothing to do."""
+    sigbreak = getattr(signals, "SIGBREAK", None)
+    if sigbreak is not None:
+        signals.signal(sigbreak, signals.default_int_handler)
