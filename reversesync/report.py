@@ -10,7 +10,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from . import rules
 from .ledger import REPORT_COLUMNS, STATES, Ledger, Row, holder_alive
@@ -215,12 +215,37 @@ def run_records(ledger: Ledger, now: float | None = None) -> list[Json]:
     return records
 
 
-def runs_table(ledger: Ledger, now: float | None = None) -> list[list[str]]:
-    """One row of text cells (RUN_COLUMNS) per run, newest last; a figure not final yet is '12+', or '?'."""
-    return [[str(record["id"]), record["mode"], _shown_time(record["started"]), _shown_time(record["finished"]),
-             record["duration"], record["status"], _figure(record["requests"], record["figures_complete"]),
-             _figure(record["429s"], record["figures_complete"]), _outcome_summary(record["counts"])]
-            for record in run_records(ledger, now)]
+def runs_table(ledger: Ledger, now: float | None = None, zone: datetime.tzinfo | None = None) -> list[list[str]]:
+    """The `runs` table: a header (RUN_COLUMNS, the times' zone named) and one row of text cells per run,
+    newest last; a figure not final yet is '12+', or '?'. Times in local time (zone None) or zone."""
+    records = run_records(ledger, now)
+    started, finished = (local_times([record[which] for record in records], zone) for which in ("started", "finished"))
+    named = started.zone if started.zone == finished.zone else "local time"
+    header = [f"{column} ({named})" if column in ("started", "finished") else column for column in RUN_COLUMNS]
+    return [header] + [
+        [str(record["id"]), record["mode"], start, finish, record["duration"], record["status"],
+         _figure(record["requests"], record["figures_complete"]), _figure(record["429s"], record["figures_complete"]),
+         _outcome_summary(record["counts"])]
+        for record, start, finish in zip(records, started.cells, finished.cells, strict=True)]
+
+
+class LocalTimes(NamedTuple):
+    cells: list[str]
+    zone: str  # "UTC+09:00" when every time shares it; "local time" when they differ (each cell then says its own)
+
+
+def local_times(stamps: Sequence[str | None], zone: datetime.tzinfo | None = None) -> LocalTimes:
+    """The ledger's UTC stamps as a person beside the machine reads them (issue #18: a scheduler's log and
+    Explorer speak local time); the ledger and --json keep UTC."""
+    moments = [None if stamp is None else datetime.datetime.fromisoformat(stamp).astimezone(zone) for stamp in stamps]
+    offsets = {moment.strftime("%z") for moment in moments if moment is not None}
+    one_zone = len(offsets) <= 1
+    cells = ["-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S" if one_zone else "%Y-%m-%d %H:%M:%S%z")
+             for moment in moments]
+    if not one_zone:
+        return LocalTimes(cells, "local time")
+    offset = next(iter(offsets), datetime.datetime.now().astimezone(zone).strftime("%z"))
+    return LocalTimes(cells, "UTC" if offset == "+0000" else f"UTC{offset[:3]}:{offset[3:]}")
 
 
 def _live_run_id(runs: list[Row], holder: Row | None) -> int | None:
@@ -268,10 +293,6 @@ def _epoch(stamp: str) -> float:
     return datetime.datetime.fromisoformat(stamp).timestamp()
 
 
-def _shown_time(stamp: str | None) -> str:
-    return (stamp or "-")[:19].replace("T", " ")
-
-
 def _duration(seconds: float | None) -> str:
     seconds = int(round(seconds or 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -280,8 +301,8 @@ def _duration(seconds: float | None) -> str:
 # --- one asset's history -------------------------------------------------------------------------------
 
 
-def history_lines(row: Row, events: list[Row]) -> list[str]:
-    """An asset's events (time, run, from -> to, detail), then where it stands now (issue #11)."""
+def history_lines(row: Row, events: list[Row], zone: datetime.tzinfo | None = None) -> list[str]:
+    """An asset's events (local time or zone's, run, from -> to, detail), then where it stands now (issue #11)."""
     times = "" if row["time_start_ms"] is None else f", {row['time_start_ms']}-{row['time_end_ms']} ms"
     title = " ".join((row["title"] or "").split())
     numbers = str(row["row_numbers"])
@@ -289,9 +310,11 @@ def history_lines(row: Row, events: list[Row]) -> list[str]:
     lines = [f"Asset {row['asset_id']} ({where}): {title or '(no title)'}{times}"]
     if not row["in_source"]:
         lines.append("  no longer in the source: left out of runs")
-    table = [["time (UTC)", "run", "from -> to", "detail"]]
-    table += [[_shown_time(event["at"]), "-" if event["run_id"] is None else str(event["run_id"]),
-               f"{event['from_state'] or '-'} -> {event['to_state']}", event["detail"] or ""] for event in events]
+    shown = local_times([event["at"] for event in events], zone)
+    table = [[f"time ({shown.zone})", "run", "from -> to", "detail"]]
+    table += [[when, "-" if event["run_id"] is None else str(event["run_id"]),
+               f"{event['from_state'] or '-'} -> {event['to_state']}", event["detail"] or ""]
+              for when, event in zip(shown.cells, events, strict=True)]
     widths = [max(len(line[i]) for line in table) for i in range(3)]
     lines += [""] + ["  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3]
                      for line in table]

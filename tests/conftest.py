@@ -288,3 +288,17 @@ def ledger_of_version_02(ledger_path, keys):
         conn.execute("insert into events (asset_key, run_id, from_state, to_state, at, detail) values "
                      "(?, null, null, 'pending', 'x', 'loaded')", [key])
     return conn
+
+
+@pytest.fixture
+def zone(monkeypatch):
+    """Put this process in a time zone, as a person's PC is (TZ + tzset); the zone of before comes back after."""
+    import time
+
+    def put(name):
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield put
+    monkeypatch.undo()
+    time.tzset()

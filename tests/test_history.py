@@ -47,11 +47,12 @@ def test_verify_reports_a_mismatch_planted_after_the_run(synced, invoke, tmp_pat
     assert "Verified 3 assets: 1 match, 2 do not" in result.output
 
 
-def test_runs_lists_every_run(synced, invoke):
+def test_runs_lists_every_run(synced, invoke, zone):
+    zone("UTC")
     invoke("run", "--live")
     lines = invoke("runs").output.splitlines()
-    assert lines[0].split() == ["id", "mode", "started", "finished", "duration", "status", "requests", "429s",
-                                "counts"]
+    assert re.split(r"\s{2,}", lines[0]) == ["id", "mode", "started (UTC)", "finished (UTC)", "duration", "status",
+                                           "requests", "429s", "counts"]  # local time, here UTC (issue #18)
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
     assert re.match(rf"^1\s+live\s+{stamp}\s+{stamp}\s+0:00:0\d\s+finished\s+\d+\s+0\s+"
                     r"created 1, updated 1, skipped 1$", lines[1]), lines[1]  # from the event log (issue #11)

@@ -21,7 +21,8 @@ PARENT = "8c0d9a10-0000-4000-8000-0000000000ff"
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
 
-def test_history_shows_every_event_and_the_row_now(sandbox, loaded, invoke, ledger_path):  # noqa: F811
+def test_history_shows_every_event_and_the_row_now(sandbox, loaded, invoke, ledger_path, zone):  # noqa: F811
+    zone("UTC")
     sandbox.catalogue.add_asset(A)
     loaded((A, 1000, 5000))
     assert invoke("run", "--live").exit_code == 0

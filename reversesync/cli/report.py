@@ -195,7 +195,7 @@ def runs_command(ctx: click.Context, as_json: bool, ledger_path: str | None) -> 
             console.record(command="runs", runs=report.run_records(ledger))
             console.finish()
             return
-        table = [list(report.RUN_COLUMNS)] + report.runs_table(ledger)
+        table = report.runs_table(ledger)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:  # aligned; the last column left ragged
         console.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
