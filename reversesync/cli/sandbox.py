@@ -124,17 +124,8 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
     # Before the first line: whoever reads it may stop us at once, and the --dump must still be written.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *args: stop.set())
-    # The settings are what the command outputs (stdout): a script can read them, a person paste them.
-    console.out(f"Iconik sandbox listening on {server.url}")
-    settings = (("ICONIK_URL", server.url), ("ICONIK_APP_ID", app_id), ("ICONIK_AUTH_TOKEN", auth_token))
-    for name, value in settings:
-        console.out(f"export {name}={value}")
-    console.out("# PowerShell:")
-    for name, value in settings:
-        console.out(f'$env:{name} = "{value}"')
-    console.out(f"{counted(len(catalogue.assets), 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
-    console.stdout.flush()
     try:
+        _say_settings(console, server.url, app_id, auth_token, len(catalogue.assets), index_lag)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -144,3 +135,16 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
         if dump_file:
             sandbox_module.write_state(dump_file, catalogue.dump())
             console.out(f"State written to {dump_file}")
+
+
+def _say_settings(console: Console, url: str, app_id: str, auth_token: str, assets: int, index_lag: float) -> None:
+    """The settings are what the command outputs (stdout): a script can read them, a person paste them."""
+    console.out(f"Iconik sandbox listening on {url}")
+    settings = (("ICONIK_URL", url), ("ICONIK_APP_ID", app_id), ("ICONIK_AUTH_TOKEN", auth_token))
+    for name, value in settings:
+        console.out(f"export {name}={value}")
+    console.out("# PowerShell:")
+    for name, value in settings:
+        console.out(f'$env:{name} = "{value}"')
+    console.out(f"{counted(assets, 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
+    console.stdout.flush()
