@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -50,13 +51,9 @@ def open_csv(path: str, encoding: str | None = None) -> CsvExport:
     """An export of the sheet: UTF-8 (with or without a BOM), UTF-16 with a BOM (Excel's "Unicode Text"), or,
     when the file is not UTF-8 and has no BOM, cp949 (Korean Excel's "CSV"); `encoding` forces one. Comma or
     TAB separated, as its header line shows. Only bytes that cannot be decoded are refused, naming the offset."""
-    try:
+    with _reading(path):
         with open(path, "rb") as raw:
             head = raw.read(4)
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist.") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}.") from None
     note = None
     if encoding is not None:
         _refuse_undecodable(path, encoding, f"is not {encoding} text", "give the file's encoding with --encoding NAME")
@@ -104,7 +101,7 @@ def _first_undecodable(path: str, encoding: str) -> tuple[int, str] | None:
     chunk it was decoding, not of the file, and the offset is what lets a person find the byte."""
     decoder = codecs.getincrementaldecoder(encoding)()
     consumed = 0
-    with open(path, "rb") as raw:
+    with _reading(path), open(path, "rb") as raw:
         while True:
             chunk = raw.read(CHUNK_BYTES)
             # Bytes the decoder holds back (a sequence cut by the chunk's end) belong before this chunk.
@@ -121,12 +118,17 @@ def _first_undecodable(path: str, encoding: str) -> tuple[int, str] | None:
 
 
 def _parse(path: str, encoding: str, note: str | None) -> CsvExport:
-    handle = open(path, encoding=encoding, newline="")
+    with _reading(path):
+        handle = open(path, encoding=encoding, newline="")
     try:
-        first = handle.readline()
+        with _reading(path):
+            first = handle.readline()
     except UnicodeDecodeError as exc:
         handle.close()
         raise _changed(path, encoding, exc) from None
+    except InputError:
+        handle.close()
+        raise
     if not first:
         handle.close()
         raise InputError(f"{path} is empty; export the sheet tab {DEFAULT_WORKSHEET} as CSV.")
@@ -143,11 +145,40 @@ def _parse(path: str, encoding: str, note: str | None) -> CsvExport:
 
 def _rows(path: str, encoding: str, handle: TextIO, reader: Iterator[list[str]]) -> Iterator[list[str]]:
     # Streamed, not listed: a 100,000-row sheet as lists of 35 strings would cost hundreds of MB (issue #2).
-    with handle:
+    with handle, _reading(path):
         try:
             yield from reader
         except UnicodeDecodeError as exc:
             raise _changed(path, encoding, exc) from None
+
+
+# Windows' errors for a file OneDrive keeps online only and cannot fetch now (ERROR_CLOUD_FILE_*: 358-400).
+CLOUD_FILE_ERRORS = range(358, 401)
+SHARING_ERRORS = (32, 33)  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION: another program holds the file
+
+
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Reading the export: an OSError becomes a sentence saying what to do (issue #18), never a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: str, exc: OSError) -> InputError:
+    winerror = getattr(exc, "winerror", None)
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{path} does not exist.")
+    if winerror in CLOUD_FILE_ERRORS:
+        return InputError(f"cannot read {path}: OneDrive keeps it online only and could not fetch it now "
+                          f"({exc.strerror}). In Explorer, right-click it and choose \"Always keep on this device\" "
+                          "(or open it once while online), then load again.")
+    if winerror in SHARING_ERRORS or isinstance(exc, PermissionError):
+        return InputError(f"cannot read {path}: another program holds it or it is not yours to read "
+                          f"({exc.strerror}). If it is open in Excel, close it there (or save a copy and load "
+                          "that), then load again.")
+    return InputError(f"cannot read {path}: {exc.strerror or exc}.")
 
 
 def _changed(path: str, encoding: str, exc: UnicodeDecodeError) -> InputError:
