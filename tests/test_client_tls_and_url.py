@@ -156,3 +156,69 @@ def test_the_same_certificate_named_in_requests_ca_bundle_is_trusted(tls_server,
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", self_signed[0])
     client = IconikClient(https_url(tls_server), DEMO_APP_ID, DEMO_AUTH_TOKEN)
     assert client.current_user() == {"id": "user"}
+
+
+# --- --system-certs (issue #18): the OS's store, for a proxy that re-signs TLS with a company certificate ----
+
+
+TRY_ICONIK = """
+import sys
+from reversesync import errors
+from reversesync.cli.group import trust_the_system_store
+from reversesync.iconik import IconikClient
+if sys.argv[2] == "system":
+    trust_the_system_store()
+try:
+    print(IconikClient(sys.argv[1], "app", "token", backoff=0.001).current_user())
+except errors.EndpointError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("store, answer", [
+    ("certifi", "cannot talk TLS to {url}: certificate verify failed: self-signed certificate; check ICONIK_URL "
+                "(http:// or https://) or the certificate (REQUESTS_CA_BUNDLE)."),
+    ("system", "{{'id': 'user'}}"),
+])
+def test_a_company_certificate_in_the_system_store_is_trusted_only_with_system_certs(tls_server, self_signed, store,
+                                                                                      answer):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    # The "system store" of this test: OpenSSL's, which SSL_CERT_FILE points at (Windows' would be its own).
+    env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env.update(SSL_CERT_FILE=self_signed[0], PYTHONPATH=str(ROOT))
+    url = https_url(tls_server)
+    done = subprocess.run([sys.executable, "-c", TRY_ICONIK, url, store], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == answer.format(url=url), done.stderr
+
+
+def test_system_certs_from_the_option_or_the_environment(runner, monkeypatch):
+    import truststore
+
+    from reversesync.cli import cli
+
+    injected = []
+    monkeypatch.setattr(truststore, "inject_into_ssl", lambda: injected.append(True))
+    assert runner.invoke(cli, ["--system-certs", "runs", "--help"]).exit_code == 0
+    monkeypatch.setenv("REVERSESYNC_SYSTEM_CERTS", "1")
+    assert runner.invoke(cli, ["runs", "--help"]).exit_code == 0
+    monkeypatch.delenv("REVERSESYNC_SYSTEM_CERTS")
+    assert runner.invoke(cli, ["runs", "--help"]).exit_code == 0
+    assert injected == [True, True]
+
+
+def test_system_certs_without_truststore_says_how_to_install_it(runner, monkeypatch):
+    import sys
+
+    from reversesync.cli import cli
+
+    monkeypatch.setitem(sys.modules, "truststore", None)  # import fails as if it were not installed
+    result = runner.invoke(cli, ["--system-certs", "runs"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == ('Error: --system-certs needs the truststore package: pip install '
+                                              '"reversesync[system-certs]" (or pip install truststore).')

@@ -51,8 +51,12 @@ class Group(click.Group):
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), envvar="REVERSESYNC_LOG", show_envvar=True,
               help="Append what the command did to FILE, timestamped: start, target, each row's change, summary, "
                    "exit (only a command that holds the ledger's lock writes it).")
+@click.option("--system-certs", is_flag=True, envvar="REVERSESYNC_SYSTEM_CERTS", show_envvar=True,
+              help="Trust the certificates of the operating system's store (Windows, macOS) rather than certifi's "
+                   "list: behind a proxy that inspects TLS with the company's own certificate. Needs the "
+                   "truststore package (pip install \"reversesync[system-certs]\").")
 @click.pass_context
-def cli(ctx: click.Context, ledger_path: str | None, log_path: str | None) -> None:
+def cli(ctx: click.Context, ledger_path: str | None, log_path: str | None, system_certs: bool) -> None:
     """Put lost timecodes from the GGmetadata sheet back into Iconik, exactly once.
 
     \b
@@ -60,6 +64,8 @@ def cli(ctx: click.Context, ledger_path: str | None, log_path: str | None) -> No
         reversesync load --csv sheet.csv && reversesync run && reversesync run --live
     """
     ensure_utf8_output()
+    if system_certs:
+        trust_the_system_store()
     ctx.ensure_object(dict)
     ctx.obj["ledger_path"] = ledger_path
     if log_path:
@@ -70,6 +76,18 @@ def cli(ctx: click.Context, ledger_path: str | None, log_path: str | None) -> No
 # The group's --ledger also reads REVERSESYNC_LEDGER; the commands' do not, so that an explicit --ledger, before or
 # after the command name, beats the environment.
 next(p for p in cli.params if p.name == "ledger_path").envvar = "REVERSESYNC_LEDGER"
+
+
+def trust_the_system_store() -> None:
+    """Iconik and Google are reached through the OS's certificate store for this process (issue #18): a corporate
+    proxy that re-signs TLS with a company certificate installed in Windows' store is trusted, as the browser
+    trusts it; certifi's list alone refuses it ("certificate verify failed")."""
+    try:
+        import truststore
+    except ImportError:
+        raise click.UsageError("--system-certs needs the truststore package: pip install "
+                               "\"reversesync[system-certs]\" (or pip install truststore).") from None
+    truststore.inject_into_ssl()
 
 
 def _check_log_path(path: str) -> None:
