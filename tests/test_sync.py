@@ -4,6 +4,7 @@ scheduler runs it, and its steps one by one."""
 import os
 import sqlite3
 import subprocess
+import sys
 
 import pytest
 
@@ -18,7 +19,7 @@ FAST = ("--settle", "2", "--read-timeout", "0.5")
 
 NIGHTLY = """#!/bin/sh
 # The nightly job as a scheduler runs it: no terminal, the token from the environment, the exit status passed on.
-python -m reversesync --ledger "$LEDGER" sync --csv "$1" --settle 2 --read-timeout 0.5 --workers 4 $2
+"$PYTHON" -m reversesync --ledger "$LEDGER" sync --csv "$1" --settle 2 --read-timeout 0.5 --workers 4 $2
 """
 
 
@@ -37,7 +38,7 @@ def night(tmp_path, sandbox, ledger_path, csv, *extra):
     script = tmp_path / "nightly.sh"
     script.write_text(NIGHTLY)
     env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id, ICONIK_AUTH_TOKEN=sandbox.auth_token,
-               PYTHONPATH=str(ROOT), LEDGER=ledger_path)
+               PYTHONPATH=str(ROOT), LEDGER=ledger_path, PYTHON=sys.executable)
     done = subprocess.run(["sh", str(script), csv, " ".join(extra)], env=env, cwd=tmp_path, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=120)
     lines = (done.stdout + done.stderr).strip().splitlines()
