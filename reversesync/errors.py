@@ -85,6 +85,14 @@ class LedgerTooNew(LedgerError):
     """The ledger was written by a newer reversesync; it is left untouched."""
 
 
+class LedgerPlace(LedgerError):
+    """The ledger is somewhere it must not be (issue #18): the default one in a system folder, where a scheduled
+    task would make a second ledger, or one on a network share, remote drive or OneDrive without
+    --allow-network-ledger. Nothing was created or opened."""
+
+    remedy = "give --ledger one absolute path on a local disk"
+
+
 class IllegalTransition(LedgerError):
     """A row was asked to move between states that the state table does not allow (a bug: the row fails)."""
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from .. import errors, progress
 from ..clock import SYSTEM, Clock
 from ..iconik import IconikClient
-from ..ledger import DEFAULT_LEDGER, Event, Ledger
+from ..ledger import DEFAULT_LEDGER, Event, Ledger, place
 from ..types import RunOptions
 
 
@@ -27,14 +27,18 @@ class Credentials:
 
 class Session:
     """One command's place: the ledger path as given (--ledger or REVERSESYNC_LEDGER; None for the default), the
-    clock, and where the lines the ledger has for a person go (notes: a ledger made private)."""
+    clock, and where the lines the ledger has for a person go (notes: a ledger made private). network: the user
+    allows a ledger off a local disk (--allow-network-ledger); host: the machine the place rules ask."""
 
     def __init__(self, ledger_path: str | None, *, clock: Clock = SYSTEM,
-                 notes: Callable[[str], None] = lambda text: None) -> None:
+                 notes: Callable[[str], None] = lambda text: None, network: bool = False,
+                 host: place.Host = place.THIS_HOST) -> None:
         self.given = ledger_path
         self.path = os.path.abspath(ledger_path or DEFAULT_LEDGER)
         self.clock = clock
         self.notes = notes
+        self.network = network
+        self.host = host
 
     def hint(self, *words: object, here: bool = False) -> str:
         """A command line the user can paste as printed: `reversesync [--ledger PATH] words...`; here=True names
@@ -51,8 +55,12 @@ class Session:
         Only `load` passes create=True; every other command refuses a path with no ledger. readonly=True opens
         it without writing anything (report, runs, history), so a read-only or archived copy works."""
         load = f"{self.hint('load', '--csv', 'FILE')}' (or --sheet SPREADSHEET_ID"
+        if not self.given or not os.path.isabs(self.given):
+            # A ledger the working folder placed: not in C:\Windows\System32, where a scheduled task starts (issue
+            # #18). An absolute --ledger is the user's own choice, wherever it is.
+            place.check_default_place(self.path, self.host)
         try:
-            ledger = Ledger(self.path, create=create, readonly=readonly)
+            ledger = Ledger(self.path, create=create, readonly=readonly, network=self.network, host=self.host)
         except errors.LedgerMissing as exc:
             # `load` alone is a usage error: the step must say what it reads (issue #17).
             raise errors.LedgerMissing(f"{exc}; run '{self.hint('load', '--csv', 'FILE')}' (or --sheet "

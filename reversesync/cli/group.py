@@ -74,8 +74,9 @@ def cli(ctx: click.Context, ledger_path: str | None, log_path: str | None, syste
 
 
 # The group's --ledger also reads REVERSESYNC_LEDGER; the commands' do not, so that an explicit --ledger, before or
-# after the command name, beats the environment.
+# after the command name, beats the environment. --allow-network-ledger reads its variable on the group only too.
 next(p for p in cli.params if p.name == "ledger_path").envvar = "REVERSESYNC_LEDGER"
+next(p for p in cli.params if p.name == "allow_network_ledger").envvar = "REVERSESYNC_ALLOW_NETWORK_LEDGER"
 
 
 def trust_the_system_store() -> None:

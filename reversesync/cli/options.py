@@ -15,6 +15,7 @@ from .. import iconik, rules
 from ..app import Credentials, Session
 from ..clock import SYSTEM
 from ..ledger import DEFAULT_LEDGER
+from ..ledger.place import THIS_HOST
 from ..types import DEFAULT_READ_TIMEOUT, DEFAULT_SETTLE, ExitStatus
 from . import terminal
 from .console import Console, Failure
@@ -27,18 +28,34 @@ def input_error(message: str) -> Failure:
     return Failure(message, int(ExitStatus.INPUT))
 
 
+ALLOW_NETWORK_LEDGER = "reversesync.allow_network_ledger"  # in ctx.meta, which the group and its command share
+
+
 def ledger_option(command: F, envvar: str | None = None) -> F:
-    """--ledger PATH, accepted on the group and on every command that uses the ledger."""
+    """--ledger PATH and --allow-network-ledger, accepted on the group and on every command that uses the ledger."""
+    command = click.option(
+        "--allow-network-ledger", is_flag=True, expose_value=False, callback=_allow_network_ledger,
+        help="Allow a ledger on a network share, a network drive or under OneDrive (refused otherwise); it is then "
+             "kept without WAL, and only one machine may use it at a time. Env REVERSESYNC_ALLOW_NETWORK_LEDGER.")(
+        command)
     return click.option(
         "--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None, envvar=envvar,
-        help=f"Ledger file (SQLite). Default: ./{DEFAULT_LEDGER}; env REVERSESYNC_LEDGER.")(command)
+        help=f"Ledger file (SQLite). Default: ./{DEFAULT_LEDGER}; env REVERSESYNC_LEDGER. Keep it on a local disk, "
+             "at one absolute path for hand runs and scheduled ones.")(command)
+
+
+def _allow_network_ledger(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:  # given on the group or on the command: either allows it
+        ctx.meta[ALLOW_NETWORK_LEDGER] = True
 
 
 def session(ctx: click.Context, ledger_path: str | None, console: Console) -> Session:
-    """The command's session: its --ledger, else the group's (or REVERSESYNC_LEDGER). Its clock is the real one
-    unless a test hands the group another (`invoke(cli, args, obj={"clock": FakeClock()})`)."""
+    """The command's session: its --ledger, else the group's (or REVERSESYNC_LEDGER), and --allow-network-ledger. Its
+    clock and the machine the ledger's place rules ask are the real ones unless a test hands the group others
+    (`invoke(cli, args, obj={"clock": FakeClock(), "host": a fake Windows})`)."""
     given = ctx.obj or {}
-    return Session(ledger_path or given.get("ledger_path"), clock=given.get("clock", SYSTEM), notes=console.note)
+    return Session(ledger_path or given.get("ledger_path"), clock=given.get("clock", SYSTEM), notes=console.note,
+                   network=bool(ctx.meta.get(ALLOW_NETWORK_LEDGER)), host=given.get("host", THIS_HOST))
 
 
 def json_option(command: F) -> F:

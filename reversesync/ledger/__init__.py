@@ -18,7 +18,7 @@ import sqlite3
 
 from ..errors import LedgerError
 from ..types import CHECKED, CREATED, FAILED, FINAL_STATES, PENDING, SKIPPED, STATES, UPDATED
-from . import files
+from . import files, place
 from .backups import KEEP as BACKUPS_KEPT
 from .backups import Backups, backup_folder, backups
 from .base import Event, Row, now_iso
@@ -33,7 +33,7 @@ DEFAULT_LEDGER = "reversesync.db"
 __all__ = ["BACKUPS_KEPT", "CHECKED", "CREATED", "DEFAULT_LEDGER", "FAILED", "FINAL_STATES", "HEARTBEAT_EVERY",
            "LOCK_STALE_AFTER", "MIGRATION_NAMES", "PENDING", "REPORT_COLUMNS", "SKIPPED", "STATES", "TRANSITIONS",
            "UPDATED", "Event", "Ledger", "Pair", "Row", "backup_folder", "backups", "check_transition", "holder_alive",
-           "migrations", "now_iso"]
+           "migrations", "now_iso", "place"]
 
 
 class Ledger(Queries, Syncs, Backups, Lock):
@@ -41,21 +41,28 @@ class Ledger(Queries, Syncs, Backups, Lock):
 
     create=False refuses a path with no ledger (LedgerMissing); readonly=True reads without writing
     anything (LedgerNeedsUpgrade if the file needs a migration first). Opening for writing tightens a
-    ledger readable by others to 0600 and leaves a line about it in `notes` for the CLI to print."""
+    ledger readable by others to 0600 and leaves a line about it in `notes` for the CLI to print.
+
+    A ledger on a network share, a remote drive or under OneDrive is refused (LedgerPlace) unless network=True
+    (--allow-network-ledger), which keeps it without WAL; host is the machine the place rules ask (ledger/place.py),
+    a fake one in the tests that play Windows."""
 
     def __init__(self, path: str, *, upgrade: bool = True, stop_before: str | None = None, create: bool = True,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, network: bool = False, host: place.Host = place.THIS_HOST) -> None:
         self.path = os.path.abspath(path)
+        # Before anything touches the file: a ledger off a local disk only if allowed (issue #18).
+        where = place.check_local_place(self.path, allowed=network, host=host)
         self._init_base()
         self._init_lock()
         self.readonly = readonly
         self.notes: list[str] = []
         try:
-            applied = files.check_what_is_there(self.path, create and not readonly)
+            applied = files.check_what_is_there(self.path, create and not readonly, windows=host.windows)
             if readonly:
                 self.db = files.open_readonly(self.path, applied)
             else:
-                self.db = files.open_for_writing(self.path, upgrade, stop_before, self.notes)
+                self.db = files.open_for_writing(self.path, upgrade, stop_before, self.notes,
+                                                 network=(where or "") if network else None, windows=host.windows)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path} is not a usable reversesync ledger: {exc}. It was not changed.") from exc
 

@@ -5,15 +5,24 @@ archived or read-only copy can be reported on. And the schema migrations, one SQ
 from __future__ import annotations
 
 import os
-import pathlib
 import sqlite3
+import tempfile
 from importlib import resources
 from importlib.abc import Traversable
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from ..errors import LedgerError, LedgerMissing, LedgerNeedsUpgrade, LedgerReadOnly, LedgerTooNew, NotALedger
+from ..errors import (
+    LedgerError,
+    LedgerMissing,
+    LedgerNeedsUpgrade,
+    LedgerReadOnly,
+    LedgerTooNew,
+    LedgerUnavailable,
+    NotALedger,
+)
+from . import place
 
 MIGRATION_SET = "reversesync"
 
@@ -51,7 +60,7 @@ def create_private_file(path: str) -> None:
 
 def writable(path: str) -> bool:
     """Writable by this process and not marked read-only. Root may write anything, but a file or folder
-    with no write bit is read-only by intent (and is how Windows shows its read-only attribute)."""
+    with no write bit is read-only by intent (and is how Windows shows a file's read-only attribute)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -59,14 +68,41 @@ def writable(path: str) -> bool:
     return os.access(path, os.W_OK) and bool(mode & 0o222)
 
 
+def folder_writable(folder: str, windows: bool | None = None) -> bool:
+    """A file can be made in folder. On Windows that is found by making one (issue #18): Windows shows a folder
+    with the read-only attribute (Explorer sets it on Documents and other special folders) as mode 0o555, yet
+    files can be made in it; the attribute means nothing for a folder, and only its ACL decides. Elsewhere the
+    mode bits are the owner's intent, as for a file (root could write anyway)."""
+    if not (os.name == "nt" if windows is None else windows):
+        return writable(folder)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".reversesync-", suffix=".tmp"):
+            return True  # removed on leaving the block
+    except OSError:
+        return False
+
+
+def is_wal(path: str) -> bool:
+    """The file is a WAL-mode SQLite database: its header's read and write versions are 2 (1 is rollback)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18:20] == b"\x02\x02"
+
+
 def connect_without_writing(path: str) -> sqlite3.Connection:
     """A connection that cannot write the file and leaves no trace beside it.
 
     mode=ro still creates -wal and -shm files for a WAL database; immutable=1 creates nothing. immutable is
     right only while no process writes: a writer in WAL mode keeps a -wal file beside the database, so
-    without one the file is at rest (and an archived copy or a read-only folder never has a writer)."""
-    uri = pathlib.Path(path).as_uri()  # file:///C:/... on Windows, percent-encoded everywhere
-    if os.path.exists(path + "-wal"):
+    without one the file is at rest (and an archived copy or a read-only folder never has a writer). A ledger
+    kept without WAL (--allow-network-ledger) is read with mode=ro alone, which creates nothing for it and sees
+    a writer's locks. The URI is the quoted path (issue #18), never Path.as_uri(), which Windows SQLite refuses
+    for a UNC path."""
+    uri = place.sqlite_uri(path, windows=os.name == "nt")
+    if os.path.exists(path + "-wal") or not is_wal(path):
         return sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False, timeout=10)
     return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, check_same_thread=False, timeout=10)
 
@@ -84,7 +120,7 @@ def inspect(conn: sqlite3.Connection) -> tuple[str, list[str], list[str]]:
     return ("reversesync" if applied else "foreign"), applied, tables
 
 
-def check_what_is_there(path: str, create: bool) -> list[str]:
+def check_what_is_there(path: str, create: bool, windows: bool | None = None) -> list[str]:
     """Make sure path holds a reversesync ledger (or create an empty file for one); never writes to an existing
     file. Returns the names of the migrations already applied."""
     if not os.path.exists(path):
@@ -93,7 +129,7 @@ def check_what_is_there(path: str, create: bool) -> list[str]:
         folder = os.path.dirname(path)
         if not os.path.isdir(folder):
             raise LedgerError(f"cannot create the ledger {path}: folder {folder} does not exist")
-        if not writable(folder):
+        if not folder_writable(folder, windows):
             raise LedgerReadOnly(f"cannot create the ledger {path}: the folder {folder} is not writable. "
                                  "Choose a folder you can write with --ledger PATH.")
         create_private_file(path)
@@ -125,12 +161,16 @@ def open_readonly(path: str, applied: list[str]) -> sqlite_utils.Database:
     return sqlite_utils.Database(connect_without_writing(path))
 
 
-def open_for_writing(path: str, upgrade: bool, stop_before: str | None, notes: list[str]) -> sqlite_utils.Database:
+def open_for_writing(path: str, upgrade: bool, stop_before: str | None, notes: list[str],
+                     network: str | None = None, windows: bool | None = None) -> sqlite_utils.Database:
+    """The ledger opened to be written, in WAL mode. network (--allow-network-ledger, issue #18: where the ledger
+    is, as "on the network share ...", or "" for a place not known to be remote) keeps it without WAL, saying so
+    when it switches."""
     folder = os.path.dirname(path)
     if not writable(path):
         raise LedgerReadOnly(f"the ledger {path} is read-only; this command writes to it. Make it "
                              "writable, or work on a writable copy.")
-    if not writable(folder):
+    if not folder_writable(folder, windows):
         raise LedgerReadOnly(f"the ledger's folder {folder} is not writable; SQLite keeps its journal "
                              f"beside {os.path.basename(path)}, so this command cannot run there. "
                              "Move the ledger to a folder you can write.")
@@ -140,12 +180,29 @@ def open_for_writing(path: str, upgrade: bool, stop_before: str | None, notes: l
     unknown = sorted({m.name for m in steps.applied(db)} - set(MIGRATION_NAMES))
     if unknown:
         raise _too_new(path, unknown)
-    db.execute("PRAGMA journal_mode=WAL")
+    set_journal_mode(db, path, network, notes)
     # WAL with synchronous=NORMAL survives a killed process; only power loss can drop the last commits.
     db.execute("PRAGMA synchronous=NORMAL")
     if upgrade:
         steps.apply(db, stop_before=stop_before)
     return db
+
+
+def set_journal_mode(db: sqlite_utils.Database, path: str, network: str | None, notes: list[str]) -> None:
+    """WAL on a local disk. Off it (--allow-network-ledger) the rollback journal, journal_mode=DELETE: WAL's index
+    is shared memory, which two machines (or a sync client) cannot share, and -wal/-shm files beside a ledger on a
+    share are how commits get lost. Said once, when the ledger is switched (or made) so."""
+    wanted = "delete" if network is not None else "wal"
+    before = str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    new = not db.table_names()
+    now = str(db.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]).lower()
+    if now != wanted:
+        raise LedgerUnavailable(f"the ledger {path} could not be switched to journal_mode={wanted.upper()} (it "
+                                f"stays {now.upper()}): another program has it open. Close it, then run again.")
+    if network is not None and (before != wanted or new):
+        where = f" {network}" if network else ""
+        notes.append(f"note: --allow-network-ledger: the ledger {path}{where} is kept without WAL "
+                     "(journal_mode=DELETE); use it from one machine at a time.")
 
 
 def make_private(path: str, notes: list[str]) -> None:
