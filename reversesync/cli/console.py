@@ -6,6 +6,9 @@ errors) goes to stderr; what a command was asked to output goes to stdout: CSV a
 commands that only read (report, runs, history). A scheduler can then keep the data and log the rest. Every line
 said also goes to the --log journal once the command holds the ledger's lock. Tests and callers swap the streams
 by giving a Console others, never by swapping sys.stdout.
+
+Issue #18 (Windows): a reader that went away is a BrokenPipeError wherever a stream is written here, although
+Windows raises OSError(EINVAL) for a closed pipe.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import click
 
 from .. import errors
+from ..outputs import reraise_closed
 from ..types import ExitStatus, Json
 from .journal import Journal
 
@@ -50,12 +54,12 @@ class Console:
 
     def say(self, line: str = "") -> None:
         """A line for the person running the command (stderr)."""
-        click.echo(line, file=self.human)
         self.journal.line(line)
+        written(lambda: click.echo(line, file=self.human))
 
     def out(self, line: str = "") -> None:
         """A line of what the command was asked to output (stdout): a read command's table."""
-        click.echo(line, file=self.stdout)
+        written(lambda: click.echo(line, file=self.stdout))
 
     def note(self, line: str) -> None:
         """A line about the command's circumstances (a ledger made private), on stderr."""
@@ -70,8 +74,8 @@ class Console:
     def finish(self) -> None:
         """Print the recorded document alone on stdout (none if the command recorded none)."""
         if self.as_json and self.document:
-            click.echo(json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=False),
-                       file=self.stdout)
+            document = json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=False)
+            written(lambda: click.echo(document, file=self.stdout))
 
     def silence_human(self) -> None:
         """The reader of the human lines has gone away (`run --live 2>&1 | head -2`): what is said from now on goes
@@ -112,8 +116,18 @@ def _journal_of_this_command() -> Journal:
     return found if isinstance(found, Journal) else Journal(None)
 
 
-def _quietly(write: Any) -> None:
+def written(write: Callable[[], Any]) -> None:
+    """Do one write to a stream: a reader that went away is a BrokenPipeError on every platform (Windows says
+    OSError(EINVAL) for a closed pipe, issue #18), which callers stop on as on Ctrl-C."""
     try:
         write()
-    except (BrokenPipeError, OSError, ValueError):
+    except OSError as exc:
+        reraise_closed(exc)
+
+
+def _quietly(write: Callable[[], Any]) -> None:
+    try:
+        write()
+    except (OSError, ValueError):  # BrokenPipeError and Windows' EINVAL for a closed pipe among them
         pass
+

@@ -1,0 +1,211 @@
+"""Output streams as Windows has them (issue #18), simulated on Linux: a closed pipe that raises OSError(EINVAL)
+instead of BrokenPipeError, a console stream that turns \\n into \\r\\n, PowerShell 5.1's re-encoding, a user's
+PYTHONIOENCODING, a report another program holds for a moment, and pythonw.exe's missing stdout and stderr."""
+
+import errno
+import io
+import sys
+import threading
+
+import pytest
+
+from reversesync import outputs
+from reversesync.cli import cli
+from reversesync.ledger import Ledger
+from tests.conftest import load_rows, sandbox_for_cli
+
+A, B, C = (f"5e7a0c00-0000-4000-8000-0000000018a{n}" for n in range(1, 4))
+READ_TIMEOUT = 0.5
+
+
+class ClosedPipeOnWindows(io.StringIO):
+    """A text stream whose reader quits once quits(text) says so (`| more`, then q): from then on every write
+    raises OSError(EINVAL), as a closed pipe does on Windows."""
+
+    def __init__(self, quits):
+        super().__init__()
+        self.quits = quits
+        self.closed_by = None
+        self.refused = 0
+
+    def write(self, text):
+        if self.closed_by is None and self.quits(text):
+            self.closed_by = threading.current_thread()
+        if self.closed_by is not None:
+            self.refused += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return super().write(text)
+
+
+def run_main(monkeypatch, *args, stdout=None, stderr=None):
+    """The command as the installed script runs it (click's standalone main), with the process's own streams
+    swapped for these; returns its exit status."""
+    monkeypatch.setattr(sys, "stdout", stdout if stdout is not None else io.StringIO())
+    monkeypatch.setattr(sys, "stderr", stderr if stderr is not None else io.StringIO())
+    with pytest.raises(SystemExit) as ended:
+        cli.main(list(map(str, args)), prog_name="reversesync")
+    return ended.value.code
+
+
+@pytest.fixture
+def lagging(monkeypatch):
+    with sandbox_for_cli(monkeypatch, index_lag=0.2) as running:
+        yield running
+
+
+def posts(sandbox, key):
+    return [entry for entry in sandbox.requests("POST") if f"/assets/{key}/segments/" in entry[1]]
+
+
+# --- 1. a closed stream is a closed stream, whatever Windows calls it ---------------------------------------
+
+
+@pytest.mark.parametrize("who", ["worker", "first"])
+def test_a_pipe_closed_during_a_lost_write_stops_the_run_with_130_and_keeps_the_intent(
+        lagging, invoke, tmp_path, ledger_path, monkeypatch, who):
+    """`reversesync run --live 2>&1 | more`, then q, while A's POST is lost and applied late. worker: the reader
+    quits as the line about the lost answer comes, so the worker thread that says it hits the closed pipe
+    (OSError EINVAL; 0.2 failed the row, clearing its intent, and ended in a traceback). first: the reader quits
+    once the POST is on the wire, and whichever thread writes next hits it (often the main thread's progress
+    line: 0.2's traceback and exit 1). Either way the run stops
+    as on Ctrl-C (130), A keeps its intent, and resume re-checks it instead of sending it again."""
+    for key in (A, B, C):
+        lagging.catalogue.add_asset(key)
+    lagging.force("POST", f"/assets/{A}/segments/$", action="apply_late", delay_ms=1500)
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000), (C, 1000, 5000))
+    if who == "worker":
+        human = ClosedPipeOnWindows(lambda text: "answer was lost" in text)
+    else:
+        human = ClosedPipeOnWindows(lambda text: bool(posts(lagging, A)))
+    code = run_main(monkeypatch, "--ledger", ledger_path, "run", "--live", "--workers", "1", "--no-search",
+                    "--settle", 2, "--read-timeout", READ_TIMEOUT, stderr=human)
+    assert code == 130
+    assert human.refused >= 1 and "Traceback" not in human.getvalue()
+    if who == "worker":
+        assert human.closed_by is not threading.main_thread()
+    ledger = Ledger(ledger_path)
+    assert ledger.query("select status from runs order by id desc")[0]["status"] == "interrupted"
+    may_have_landed = ledger.query("select asset_key, intent_id from writes where outcome = 'pending' "
+                                   "and sent_at is not null")
+    assert A in [write["asset_key"] for write in may_have_landed]
+    for write in may_have_landed:  # every write that may have been sent is still the row's open intent
+        row = ledger.asset(write["asset_key"])
+        assert row["intent"] is not None and write["intent_id"] in row["intent"], dict(row)
+        assert row["state"] != "failed", dict(row)
+    ledger.close()
+
+    lagging.settle()
+    result = invoke("resume")
+    assert result.exit_code == 0, result.output
+    lagging.settle()
+    assert len(posts(lagging, A)) == 1  # re-checked after its settle time, never re-sent
+    assert [len(lagging.generic_segments(key)) for key in (A, B, C)] == [1, 1, 1]
+    assert Ledger(ledger_path).asset(A)["state"] == "created"
+
+
+def test_a_surprise_in_the_sink_after_a_lost_write_fails_the_row_but_keeps_its_intent(lagging, invoke, tmp_path,
+                                                                                      ledger_path):
+    """The engine's own guard (issue #15), under the CLI's translation: any other error where the lost answer is
+    reported fails the row internal_error, and the write that may have landed stays its intent; resume re-checks
+    it and sends nothing twice."""
+    from reversesync import progress
+    from reversesync.engine import Sync
+    from reversesync.types import RunOptions
+    from tests.conftest import client_for
+
+    lagging.catalogue.add_asset(A)
+    lagging.force("POST", f"/assets/{A}/segments/$", action="apply_late", delay_ms=1500)
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
+
+    def surprised(event):
+        if isinstance(event, progress.AnswerLost):
+            raise ValueError("a bug in a sink")
+
+    ledger = Ledger(ledger_path)
+    ledger.acquire("run")
+    try:
+        options = RunOptions(live=True, settle=2.0, read_timeout=READ_TIMEOUT, search=False)
+        engine = Sync(ledger, client_for(lagging, timeout=(5.0, READ_TIMEOUT), max_backoff=0.01), options, surprised)
+        engine.preflight()
+        engine.run(ledger.start_run("live", options.to_json()))
+    finally:
+        ledger.release()
+        ledger.close()
+    row = Ledger(ledger_path).asset(A)
+    assert (row["state"], row["reason"]) == ("failed", "internal_error") and row["intent"] is not None
+    lagging.settle()
+    assert invoke("run", "--live", "--settle", 2, "--read-timeout", READ_TIMEOUT).exit_code == 0
+    assert len(posts(lagging, A)) == 1 and len(lagging.generic_segments(A)) == 1
+
+
+class ClosedPipeBytes(io.BytesIO):
+    """The binary side of a pipe closed on Windows: every write raises OSError(EINVAL)."""
+
+    def write(self, data):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+
+def test_report_csv_to_a_closed_pipe_exits_130_without_a_traceback(invoke, tmp_path, ledger_path, monkeypatch):
+    """`reversesync report --csv - | more`, then q, on Windows."""
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    stderr = io.StringIO()
+    stdout = io.TextIOWrapper(ClosedPipeBytes(), encoding="utf-8", newline="\r\n")
+    assert run_main(monkeypatch, "--ledger", ledger_path, "report", "--csv", "-", stdout=stdout, stderr=stderr) == 130
+    assert "Traceback" not in stderr.getvalue()
+
+
+def test_a_table_to_a_closed_pipe_ends_on_windows_as_on_posix(invoke, tmp_path, ledger_path, monkeypatch):
+    """`reversesync runs | more`, then q: EINVAL ends the command as EPIPE does on POSIX (no traceback)."""
+    load_rows(invoke, tmp_path, (A, 1000, 5000))
+    invoke("run")
+
+    class ClosedPipeOnPosix(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    on_posix = run_main(monkeypatch, "--ledger", ledger_path, "runs", stdout=ClosedPipeOnPosix())
+    on_windows = run_main(monkeypatch, "--ledger", ledger_path, "runs", stdout=ClosedPipeOnWindows(lambda text: True))
+    assert on_windows == on_posix
+
+
+# --- 2. CSV to a stream that turns \n into \r\n ---------------------------------------------------------------
+
+
+def windows_text_stream(encoding="utf-8"):
+    """A text stream as Windows opens a console or pipe: each \n written becomes \r\n."""
+    return io.TextIOWrapper(io.BytesIO(), encoding=encoding, newline="\r\n")
+
+
+def test_csv_to_a_translating_stdout_ends_lines_in_crlf_not_cr_cr_lf():
+    import csv
+
+    stream = windows_text_stream()
+    with outputs.private_output(outputs.STDOUT, bom=True, stdout=stream) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "title"])
+        writer.writerow([A, "메인 이벤트\n두 줄"])  # a newline inside a quoted cell stays as it is
+    stream.flush()
+    data = stream.buffer.getvalue()
+    assert b"\r\r\n" not in data
+    assert data == f'id,title\r\n{A},"메인 이벤트\n두 줄"\r\n'.encode()
+    assert not data.startswith(b"\xef\xbb\xbf")  # no BOM on standard output
+    stream.write("and the stream still works\n")  # the borrowed buffer was not closed
+    stream.flush()
+    assert stream.buffer.getvalue().endswith(b"works\r\n")
+
+
+def test_csv_to_stdout_keeps_the_streams_encoding():
+    stream = windows_text_stream("cp949")
+    with outputs.private_output(outputs.STDOUT, stdout=stream) as handle:
+        handle.write("메인\r\n")
+    assert stream.buffer.getvalue() == "메인\r\n".encode("cp949")
+
+
+def test_report_csv_dash_on_a_windows_stdout_has_no_cr_cr_lf(invoke, tmp_path, ledger_path, monkeypatch):
+    load_rows(invoke, tmp_path, (A, 1000, 5000), (B, 1000, 5000))
+    stdout = windows_text_stream()
+    assert run_main(monkeypatch, "--ledger", ledger_path, "report", "--csv", "-", stdout=stdout) == 0
+    stdout.flush()
+    data = stdout.buffer.getvalue()
+    assert b"\r\r\n" not in data and data.count(b"\r\n") == 3
+    assert data.decode().splitlines()[1].startswith(f"{A},")
