@@ -4,6 +4,9 @@ PYTHONIOENCODING, a report another program holds for a moment, and pythonw.exe's
 
 import errno
 import io
+import json
+import os
+import subprocess
 import sys
 import threading
 
@@ -12,7 +15,7 @@ import pytest
 from reversesync import outputs
 from reversesync.cli import cli
 from reversesync.ledger import Ledger
-from tests.conftest import load_rows, sandbox_for_cli
+from tests.conftest import ROOT, load_rows, sandbox_for_cli
 
 A, B, C = (f"5e7a0c00-0000-4000-8000-0000000018a{n}" for n in range(1, 4))
 READ_TIMEOUT = 0.5
@@ -209,3 +212,67 @@ def test_report_csv_dash_on_a_windows_stdout_has_no_cr_cr_lf(invoke, tmp_path, l
     data = stdout.buffer.getvalue()
     assert b"\r\r\n" not in data and data.count(b"\r\n") == 3
     assert data.decode().splitlines()[1].startswith(f"{A},")
+
+
+# --- JSON that PowerShell 5.1's re-encoding cannot mangle --------------------------------------------------------
+
+
+def test_json_is_ascii_and_reads_back_as_the_korean_it_carries(runner, tmp_path):
+    """Windows PowerShell 5.1 re-encodes what it pipes or redirects (cp949, UTF-16): \\uXXXX escapes survive it."""
+    from reversesync.cli import cli as group
+    from tests.conftest import write_sheet
+
+    folder = tmp_path / "제작 팀"
+    folder.mkdir()
+    ledger = str(folder / "원장.db")
+    sheet = write_sheet(tmp_path / "s.csv", [(A, "메인 이벤트", 1000, 5000)])
+    assert runner.invoke(group, ["--ledger", ledger, "load", "--csv", sheet]).exit_code == 0
+    result = runner.invoke(group, ["--ledger", ledger, "report", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.isascii() and "\\uc81c\\uc791" in result.stdout
+    assert json.loads(result.stdout)["ledger"] == ledger
+
+
+# --- pythonw.exe: no stdout, no stderr --------------------------------------------------------------------------
+
+
+def without_streams(*args, env=None):
+    """The command as pythonw.exe runs it: sys.stdout and sys.stderr are None."""
+    code = ("import sys; sys.stdout = None; sys.stderr = None; from reversesync.cli import main; "
+            f"sys.argv = ['reversesync'] + {list(map(str, args))!r}; main()")
+    return subprocess.run([sys.executable, "-c", code], env=dict(env or os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                          capture_output=True, timeout=120)
+
+
+def test_without_stdout_and_stderr_commands_run_and_say_nothing(lagging, tmp_path, ledger_path):
+    from tests.conftest import write_sheet
+
+    lagging.catalogue.add_asset(A)
+    sheet = write_sheet(tmp_path / "s.csv", [(A, "메인 이벤트", 1000, 5000)])
+    for args, status in [(("load", "--csv", sheet), 0), (("run", "--live", "--no-search"), 0),
+                         (("report", "--csv", "-"), 0), (("report", "--json"), 0), (("runs",), 0),
+                         (("history", B), 2)]:
+        done = without_streams("--ledger", ledger_path, *args)
+        assert (done.returncode, done.stdout, done.stderr) == (status, b"", b""), args
+    assert len(lagging.generic_segments(A)) == 1
+
+
+def test_a_console_without_streams_takes_lines_and_shows_none(monkeypatch):
+    from reversesync import progress
+    from reversesync.cli.console import Console
+    from reversesync.cli.journal import Journal
+    from reversesync.cli.progress import Renderer
+
+    monkeypatch.setattr(sys, "stdout", None)
+    monkeypatch.setattr(sys, "stderr", None)
+    console = Console(as_json=True, journal=Journal(None))
+    console.say("Run 1")
+    console.out("a table line")
+    console.note("a note")
+    console.record(command="runs")
+    console.finish()
+    sink = Renderer(console)
+    sink(progress.RunStarted(1, "live", 3, 3))
+    sink(progress.Tick(1, 3, 2, 1.0, 0, 0.0, 0.0, False, 0.0))
+    with outputs.private_output(outputs.STDOUT, stdout=console.stdout) as handle:
+        handle.write("id\r\n")

@@ -8,12 +8,15 @@ said also goes to the --log journal once the command holds the ledger's lock. Te
 by giving a Console others, never by swapping sys.stdout.
 
 Issue #18 (Windows): a reader that went away is a BrokenPipeError wherever a stream is written here, although
-Windows raises OSError(EINVAL) for a closed pipe.
+Windows raises OSError(EINVAL) for a closed pipe; a stream the interpreter does not have (pythonw.exe: sys.stdout
+and sys.stderr are None) takes the lines and shows none; JSON is ASCII (\\uXXXX escapes), which no re-encoding by
+PowerShell 5.1 can mangle.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -46,8 +49,8 @@ class Console:
     def __init__(self, as_json: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
                  journal: Journal | None = None) -> None:
         self.as_json = as_json
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
+        self.stdout = _present(stdout if stdout is not None else sys.stdout)
+        self.stderr = _present(stderr if stderr is not None else sys.stderr)
         self.human = self.stderr
         self.document: Json = {}
         self.journal = journal or _journal_of_this_command()
@@ -74,7 +77,8 @@ class Console:
     def finish(self) -> None:
         """Print the recorded document alone on stdout (none if the command recorded none)."""
         if self.as_json and self.document:
-            document = json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=False)
+            # ASCII (issue #18): Windows PowerShell 5.1 re-encodes what it pipes or redirects; \uXXXX survives it.
+            document = json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=True)
             written(lambda: click.echo(document, file=self.stdout))
 
     def silence_human(self) -> None:
@@ -130,4 +134,16 @@ def _quietly(write: Callable[[], Any]) -> None:
         write()
     except (OSError, ValueError):  # BrokenPipeError and Windows' EINVAL for a closed pipe among them
         pass
+
+
+class _Nowhere(io.StringIO):
+    """The stream of an interpreter that has none (pythonw.exe, a service: sys.stdout is None): it takes every
+    line and keeps none."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _present(stream: IO[str] | None) -> IO[str]:
+    return stream if stream is not None else _Nowhere()
 
