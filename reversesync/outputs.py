@@ -14,13 +14,18 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
 from .errors import OutputRefused
 
 STDOUT = "-"
 
+# Issue #18: antivirus, OneDrive's upload and Excel hold a file shortly after it appears or while it is shown;
+# a rename over it fails with a sharing violation (PermissionError) until they let go.
+RENAME_TRIES = 10
+RENAME_PAUSE = 0.1
 
 
 def closed_stream(exc: BaseException) -> bool:
@@ -51,13 +56,15 @@ def check_output_path(path: str) -> None:
 
 
 @contextlib.contextmanager
-def private_output(path: str, bom: bool = False, stdout: IO[str] | None = None) -> Iterator[IO[str]]:
+def private_output(path: str, bom: bool = False, stdout: IO[str] | None = None,
+                   sleep: Callable[[float], Any] = time.sleep) -> Iterator[IO[str]]:
     """A text handle for writing `path` (UTF-8, newline=''), or standard output when path is '-'.
 
     A file is written to a temporary 0600 file in the same folder and renamed over `path` only when the
     block ends without an error; on an error the temporary file is removed and `path` is left as it was.
     bom=True starts a file with a UTF-8 byte-order mark, which Excel needs to read Korean titles; standard
     output never gets one (a pipe or a terminal wants plain UTF-8), nor a \r added to each line's \r\n.
+    sleep: how a rename that another program blocks for a moment waits before trying again.
     """
     if path == STDOUT:
         with _untranslated(stdout if stdout is not None else sys.stdout) as stream:
@@ -73,20 +80,27 @@ def private_output(path: str, bom: bool = False, stdout: IO[str] | None = None) 
     try:
         with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as handle:
             yield handle
-        _replace(temporary, path)
+        _replace(temporary, path, sleep)
     except BaseException:
         _remove_quietly(temporary)
         raise
 
 
-def _replace(temporary: str, path: str) -> None:
-    try:
-        os.replace(temporary, path)  # a rename: it replaces a symlink itself, never the file it points to
-    except PermissionError:
-        raise OutputRefused(f"cannot replace {path}: another program has it open, or it is read-only. "
-                            "Close it (in Excel, for instance) and run the command again.") from None
-    except OSError as exc:
-        raise OutputRefused(f"cannot write {path}: {exc.strerror}.") from None
+def _replace(temporary: str, path: str, sleep: Callable[[float], Any] = time.sleep) -> None:
+    """Rename the finished temporary file over path; a target held for a moment (a sharing violation on Windows:
+    antivirus, OneDrive, Excel) is tried again for about a second before the command gives up (issue #18)."""
+    for tries in range(1, RENAME_TRIES + 1):
+        try:
+            os.replace(temporary, path)  # a rename: it replaces a symlink itself, never the file it points to
+            return
+        except PermissionError:
+            if tries == RENAME_TRIES:
+                raise OutputRefused(
+                    f"cannot replace {path}: another program has it open, or it is read-only. If "
+                    "Excel shows it, close it in Excel and run the command again.") from None
+            sleep(RENAME_PAUSE)
+        except OSError as exc:
+            raise OutputRefused(f"cannot write {path}: {exc.strerror}.") from None
 
 
 @contextlib.contextmanager

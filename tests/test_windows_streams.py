@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from reversesync import outputs
+from reversesync import errors, outputs
 from reversesync.cli import cli
 from reversesync.ledger import Ledger
 from tests.conftest import ROOT, load_rows, sandbox_for_cli
@@ -276,3 +276,66 @@ def test_a_console_without_streams_takes_lines_and_shows_none(monkeypatch):
     sink(progress.Tick(1, 3, 2, 1.0, 0, 0.0, 0.0, False, 0.0))
     with outputs.private_output(outputs.STDOUT, stdout=console.stdout) as handle:
         handle.write("id\r\n")
+
+
+# --- a report another program holds for a moment -----------------------------------------------------------------
+
+
+def sharing_violation():
+    error = PermissionError(13, "The process cannot access the file because it is being used by another process")
+    error.winerror = 32  # what Windows adds; reversesync goes by the PermissionError alone
+    return error
+
+
+def test_a_report_held_for_a_moment_is_renamed_once_it_is_let_go(tmp_path, monkeypatch):
+    """Antivirus or OneDrive holds the new file for a moment: the rename is tried again, waiting on a fake sleep."""
+    out = tmp_path / "report.csv"
+    out.write_text("last night's")
+    renames, slept = [], []
+    real_replace = os.replace
+
+    def held_twice(source, target):
+        renames.append(target)
+        if len(renames) <= 2:
+            raise sharing_violation()
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", held_twice)
+    with outputs.private_output(str(out), sleep=slept.append) as handle:
+        handle.write("tonight's")
+    assert out.read_text() == "tonight's"
+    assert len(renames) == 3 and slept == [outputs.RENAME_PAUSE] * 2
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_a_report_held_all_along_is_a_clear_error_after_about_a_second(tmp_path, monkeypatch):
+    out = tmp_path / "report.csv"
+    out.write_text("the sheet Excel shows")
+    slept = []
+
+    def held(source, target):
+        raise sharing_violation()
+
+    monkeypatch.setattr(os, "replace", held)
+    with pytest.raises(errors.OutputRefused) as refused:
+        with outputs.private_output(str(out), sleep=slept.append) as handle:
+            handle.write("tonight's")
+    assert "another program has it open" in str(refused.value)
+    assert "close it in Excel and run the command again" in str(refused.value)
+    assert sum(slept) == pytest.approx(outputs.RENAME_TRIES * outputs.RENAME_PAUSE - outputs.RENAME_PAUSE)
+    assert 0.8 <= sum(slept) <= 1.2  # about a second
+    assert out.read_text() == "the sheet Excel shows"
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_another_rename_failure_is_not_waited_on(tmp_path, monkeypatch):
+    slept = []
+
+    def no_space(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(errors.OutputRefused, match="No space left on device"):
+        with outputs.private_output(str(tmp_path / "r.csv"), sleep=slept.append) as handle:
+            handle.write("x")
+    assert slept == []
