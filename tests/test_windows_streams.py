@@ -15,7 +15,7 @@ import pytest
 from reversesync import errors, outputs
 from reversesync.cli import cli
 from reversesync.ledger import Ledger
-from tests.conftest import ROOT, load_rows, sandbox_for_cli
+from tests.conftest import ROOT, load_rows, sandbox_for_cli, write_sheet
 
 A, B, C = (f"5e7a0c00-0000-4000-8000-0000000018a{n}" for n in range(1, 4))
 READ_TIMEOUT = 0.5
@@ -339,3 +339,26 @@ def test_another_rename_failure_is_not_waited_on(tmp_path, monkeypatch):
         with outputs.private_output(str(tmp_path / "r.csv"), sleep=slept.append) as handle:
             handle.write("x")
     assert slept == []
+
+
+# --- PYTHONIOENCODING is the user's ------------------------------------------------------------------------------
+
+
+def test_pythonioencoding_is_honoured_not_overridden_by_utf8(tmp_path):
+    """A user who set PYTHONIOENCODING=cp949 (a console tool that reads cp949) gets cp949, Hangul and all."""
+    ledger = str(tmp_path / "l.db")
+    sheet = write_sheet(tmp_path / "s.csv", [(A, "메인 이벤트", 1000, 5000)])
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="cp949")
+
+    def reversesync(*args):
+        return subprocess.run([sys.executable, "-m", "reversesync", "--ledger", ledger, *args], env=env,
+                              capture_output=True, cwd=ROOT, timeout=60)
+
+    assert reversesync("load", "--csv", sheet).returncode == 0
+    done = reversesync("report", "--csv", "-")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.decode("cp949").splitlines()[1]
+    assert line.startswith(f"{A},2,메인 이벤트,1000,5000,pending")
+    assert "메인 이벤트".encode() not in done.stdout  # not UTF-8
+    table = reversesync("history", A)
+    assert table.returncode == 0 and "메인 이벤트" in table.stdout.decode("cp949")
