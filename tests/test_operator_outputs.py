@@ -77,10 +77,11 @@ def test_a_file_another_program_holds_open_is_a_clear_error(loaded_korean, invok
         raise PermissionError(13, "The process cannot access the file because it is being used by another process")
 
     monkeypatch.setattr(os, "replace", held_open)
+    monkeypatch.setattr(outputs, "RENAME_PAUSE", 0)  # it is tried again for about a second (issue #18)
     result = invoke("report", "--csv", out)
     assert result.exit_code == 2
     assert result.output == (f"Error: cannot replace {out}: another program has it open, or it is read-only. "
-                             "Close it (in Excel, for instance) and run the command again.\n")
+                             "If Excel shows it, close it in Excel and run the command again.\n")
     assert out.read_text() == "the sheet Excel shows"
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
 

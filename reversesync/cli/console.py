@@ -6,20 +6,27 @@ errors) goes to stderr; what a command was asked to output goes to stdout: CSV a
 commands that only read (report, runs, history). A scheduler can then keep the data and log the rest. Every line
 said also goes to the --log journal once the command holds the ledger's lock. Tests and callers swap the streams
 by giving a Console others, never by swapping sys.stdout.
+
+Issue #18 (Windows): a reader that went away is a BrokenPipeError wherever a stream is written here, although
+Windows raises OSError(EINVAL) for a closed pipe; a stream the interpreter does not have (pythonw.exe: sys.stdout
+and sys.stderr are None) takes the lines and shows none; JSON is ASCII (\\uXXXX escapes), which no re-encoding by
+PowerShell 5.1 can mangle.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import click
 
 from .. import errors
+from ..outputs import reraise_closed
 from ..types import ExitStatus, Json
 from .journal import Journal
 
@@ -42,20 +49,20 @@ class Console:
     def __init__(self, as_json: bool = False, stdout: IO[str] | None = None, stderr: IO[str] | None = None,
                  journal: Journal | None = None) -> None:
         self.as_json = as_json
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
+        self.stdout = _present(stdout if stdout is not None else sys.stdout)
+        self.stderr = _present(stderr if stderr is not None else sys.stderr)
         self.human = self.stderr
         self.document: Json = {}
         self.journal = journal or _journal_of_this_command()
 
     def say(self, line: str = "") -> None:
         """A line for the person running the command (stderr)."""
-        click.echo(line, file=self.human)
         self.journal.line(line)
+        written(lambda: click.echo(line, file=self.human))
 
     def out(self, line: str = "") -> None:
         """A line of what the command was asked to output (stdout): a read command's table."""
-        click.echo(line, file=self.stdout)
+        written(lambda: click.echo(line, file=self.stdout))
 
     def note(self, line: str) -> None:
         """A line about the command's circumstances (a ledger made private), on stderr."""
@@ -70,8 +77,9 @@ class Console:
     def finish(self) -> None:
         """Print the recorded document alone on stdout (none if the command recorded none)."""
         if self.as_json and self.document:
-            click.echo(json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=False),
-                       file=self.stdout)
+            # ASCII (issue #18): Windows PowerShell 5.1 re-encodes what it pipes or redirects; \uXXXX survives it.
+            document = json.dumps({"version": JSON_VERSION, **self.document}, indent=2, ensure_ascii=True)
+            written(lambda: click.echo(document, file=self.stdout))
 
     def silence_human(self) -> None:
         """The reader of the human lines has gone away (`run --live 2>&1 | head -2`): what is said from now on goes
@@ -112,8 +120,30 @@ def _journal_of_this_command() -> Journal:
     return found if isinstance(found, Journal) else Journal(None)
 
 
-def _quietly(write: Any) -> None:
+def written(write: Callable[[], Any]) -> None:
+    """Do one write to a stream: a reader that went away is a BrokenPipeError on every platform (Windows says
+    OSError(EINVAL) for a closed pipe, issue #18), which callers stop on as on Ctrl-C."""
     try:
         write()
-    except (BrokenPipeError, OSError, ValueError):
+    except OSError as exc:
+        reraise_closed(exc)
+
+
+def _quietly(write: Callable[[], Any]) -> None:
+    try:
+        write()
+    except (OSError, ValueError):  # BrokenPipeError and Windows' EINVAL for a closed pipe among them
         pass
+
+
+class _Nowhere(io.StringIO):
+    """The stream of an interpreter that has none (pythonw.exe, a service: sys.stdout is None): it takes every
+    line and keeps none."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _present(stream: IO[str] | None) -> IO[str]:
+    return stream if stream is not None else _Nowhere()
+

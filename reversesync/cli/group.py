@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import sys
 from typing import Any
 
@@ -112,7 +113,11 @@ def ensure_utf8_output(streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
 
     On Windows a redirected stdout (`reversesync report --csv - > x.csv`, a pipe) defaults to the ANSI code
     page, cp1252 or cp949, which cannot encode every title and would end in a UnicodeEncodeError. A stream
-    that cannot be reconfigured (a test's capture, an odd wrapper) is left as it is."""
+    that cannot be reconfigured (a test's capture, an odd wrapper) is left as it is.
+
+    A user who set PYTHONIOENCODING chose the encoding: the streams are left as Python set them up (issue #18)."""
+    if os.environ.get("PYTHONIOENCODING"):
+        return
     for name in streams:
         stream = getattr(sys, name, None)
         try:

@@ -10,6 +10,7 @@ import click
 
 from .. import progress
 from ..clock import SYSTEM, Clock
+from ..outputs import closed_stream
 from ..report import counted
 from .console import Console
 
@@ -43,9 +44,11 @@ class Renderer:
         try:
             with self._lock:
                 self._render(event)
-        except BrokenPipeError:
+        except OSError as exc:
             # A closed stdout stops the run as Ctrl-C does (issue #11); only the main thread may say so, a
-            # worker that hit it must not fail its row.
+            # worker that hit it must not fail its row. Windows calls a closed pipe EINVAL (issue #18).
+            if not closed_stream(exc):
+                raise
             self.closed = False
             self.console.silence_human()
         if self.closed is False and isinstance(event, progress.Tick) \
