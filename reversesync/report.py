@@ -4,6 +4,7 @@ to the ledger's named queries; nothing here prints."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import json
@@ -78,12 +79,15 @@ def write_csv(ledger: Ledger, handle: IO[str], state: str | None = None, reasons
 
 
 def _write_rows(handle: IO[str], columns: Sequence[str], rows: Any) -> int:
-    writer = csv.writer(handle)
-    writer.writerow(columns)
-    count = 0
-    for row in rows:
-        writer.writerow([neutralise(value) for value in row])
-        count += 1
+    # Closed here, while the ledger is open: a reader that stops early (`report --csv - | head`) would otherwise
+    # leave the query's generator to the garbage collector, after the ledger closed ("Exception ignored").
+    with contextlib.closing(iter(rows)) if hasattr(rows, "close") else contextlib.nullcontext(rows) as lines:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        count = 0
+        for row in lines:
+            writer.writerow([neutralise(value) for value in row])
+            count += 1
     return count
 
 

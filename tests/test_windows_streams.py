@@ -157,8 +157,10 @@ def test_report_csv_to_a_closed_pipe_exits_130_without_a_traceback(invoke, tmp_p
     assert "Traceback" not in stderr.getvalue()
 
 
-def test_a_table_to_a_closed_pipe_ends_on_windows_as_on_posix(invoke, tmp_path, ledger_path, monkeypatch):
-    """`reversesync runs | more`, then q: EINVAL ends the command as EPIPE does on POSIX (no traceback)."""
+@pytest.mark.parametrize("command", [["runs"], ["history", A]], ids=" ".join)
+def test_a_table_to_a_closed_pipe_is_130_on_windows_as_on_posix(invoke, tmp_path, ledger_path, monkeypatch,
+                                                                command):
+    """`reversesync runs | more`, then q: EINVAL ends the command as EPIPE does on POSIX: 130, no traceback."""
     load_rows(invoke, tmp_path, (A, 1000, 5000))
     invoke("run")
 
@@ -166,9 +168,10 @@ def test_a_table_to_a_closed_pipe_ends_on_windows_as_on_posix(invoke, tmp_path, 
         def write(self, text):
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
-    on_posix = run_main(monkeypatch, "--ledger", ledger_path, "runs", stdout=ClosedPipeOnPosix())
-    on_windows = run_main(monkeypatch, "--ledger", ledger_path, "runs", stdout=ClosedPipeOnWindows(lambda text: True))
-    assert on_windows == on_posix
+    on_posix = run_main(monkeypatch, "--ledger", ledger_path, *command, stdout=ClosedPipeOnPosix())
+    on_windows = run_main(monkeypatch, "--ledger", ledger_path, *command,
+                          stdout=ClosedPipeOnWindows(lambda text: True))
+    assert on_windows == on_posix == 130
 
 
 # --- 2. CSV to a stream that turns \n into \r\n ---------------------------------------------------------------
@@ -362,3 +365,21 @@ def test_pythonioencoding_is_honoured_not_overridden_by_utf8(tmp_path):
     assert "메인 이벤트".encode() not in done.stdout  # not UTF-8
     table = reversesync("history", A)
     assert table.returncode == 0 and "메인 이벤트" in table.stdout.decode("cp949")
+
+
+def test_report_csv_read_only_in_part_ends_130_with_nothing_ignored_on_stderr(invoke, tmp_path, ledger_path):
+    """`reversesync report --csv - | head -1`: the query is closed before the ledger, not left to the garbage
+    collector after it ("Exception ignored ... Cannot operate on a closed database")."""
+    from tests.conftest import ROOT, write_sheet
+
+    rows = [(f"8c0d9a10-0000-4000-8000-{n:012d}", "clip", 1000, 5000) for n in range(3000)]  # > a pipe's buffer
+    assert invoke("load", "--csv", write_sheet(tmp_path / "big.csv", rows)).exit_code == 0
+    child = subprocess.Popen([sys.executable, "-m", "reversesync", "--ledger", str(ledger_path), "report", "--csv",
+                              "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().startswith(b"asset_id,")
+    child.stdout.close()  # head has what it wanted
+    errors = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 130
+    assert errors == ""

@@ -197,8 +197,10 @@ def runs_command(ctx: click.Context, as_json: bool, ledger_path: str | None) -> 
             return
         table = report.runs_table(ledger)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
-    for row in table:  # aligned; the last column left ragged
-        console.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    with reported(console):  # `runs | more`, then q: a closed pipe is exit 130, as for every command
+        for row in table:  # aligned; the last column left ragged
+            console.out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  "
+                        + row[-1])
 
 
 @cli.command("history")
@@ -223,6 +225,7 @@ def history_command(ctx: click.Context, asset_id: str, ledger_path: str | None) 
             raise input_error(f"no asset {asset_id} in the ledger {ledger.path}; its assets are listed by: "
                               f"{where.hint('report', '--csv', '-')}")
         events = ledger.asset_events(row["asset_key"])
-    for line in report.history_lines(row, events):
-        console.out(line)
+    with reported(console):
+        for line in report.history_lines(row, events):
+            console.out(line)
 
