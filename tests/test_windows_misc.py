@@ -84,3 +84,25 @@ def test_times_across_a_clock_change_each_carry_their_offset():
     assert shown.cells == ["2026-01-10 13:00:00+0100", "-", "2026-07-10 14:00:00+0200"]
     assert local_times(["2026-07-10T12:00:00+00:00"], ZoneInfo("Asia/Seoul")) == (["2026-07-10 21:00:00"], "UTC+09:00")
     assert local_times([], ZoneInfo("Asia/Seoul")).zone == "UTC+09:00"
+
+
+def test_workers_are_joined_in_short_steps_so_a_second_ctrl_c_lands_on_windows_too():
+    """Before Python 3.14 a join() without a timeout cannot be interrupted on Windows: a second Ctrl-C would wait
+    out the read timeout. The run joins in 0.1 s steps, and a Ctrl-C between them abandons the requests."""
+    from reversesync.engine.machinery import _join
+
+    class Busy:
+        def __init__(self):
+            self.timeouts = []
+
+        def is_alive(self):
+            return True
+
+        def join(self, timeout=None):
+            self.timeouts.append(timeout)
+            if len(self.timeouts) == 3:
+                raise KeyboardInterrupt  # the second Ctrl-C, between two steps
+
+    busy = Busy()
+    _join([busy])  # returns: the requests in flight are abandoned, their rows keep their logged writes open
+    assert busy.timeouts == [0.1, 0.1, 0.1]
