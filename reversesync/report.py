@@ -255,7 +255,7 @@ def local_times(stamps: Sequence[str | None], zone: datetime.tzinfo | None = Non
 def _live_run_id(runs: list[Row], holder: Row | None) -> int | None:
     """The run a live process holds the ledger for, or None."""
     running = [run for run in runs if run["status"] == "running"]
-    if not running or holder is None or holder["command"] not in ("run", "resume", "undo", "repair") \
+    if not running or holder is None or holder["command"] not in ("run", "resume", "undo", "repair", "sync") \
             or not holder_alive(holder, socket.gethostname()):
         return None
     return int(running[-1]["id"])

@@ -1,6 +1,8 @@
 """`reversesync sync`, the nightly job (issue #17): played night after night from a script with no terminal, as a
 scheduler runs it, and its steps one by one."""
 
+import errno
+import io
 import os
 import sqlite3
 import subprocess
@@ -89,8 +91,10 @@ def test_three_nights_of_sync_heal_what_passes_report_drift_and_refuse_a_truncat
         truncated = sheet(tmp_path / "truncated.csv", [(key, 1000, 5000) for key in KNOWN[:5]])
         code, last, said = night(tmp_path, sandbox, ledger_path, truncated)
         assert code == 2, said
-        assert last.startswith(f"Error: {truncated} would take 7 of the ledger's 12 assets out of the source")
-        assert last.endswith("--allow-shrink")
+        refused = said.strip().splitlines()[-2]
+        assert refused.startswith(f"Error: {truncated} would take 7 of the ledger's 12 assets out of the source")
+        assert refused.endswith("--allow-shrink")
+        assert last == f"4 rows need a person: not_found 2, drift_deleted 1, drift_moved 1 {needs}"  # still the last
         assert rows_of(ledger_path) == before
 
         # The morning after: the person lets the sheet win for the drifted segments.
@@ -173,7 +177,18 @@ def test_a_sync_while_another_holds_the_ledger_exits_3(tmp_path, invoke, ledger_
     result = invoke("sync", "--csv", full_sheet(tmp_path), *FAST, obj={"clock": FakeClock()})
     holder.release()
     assert result.exit_code == 3, result.output
+    assert result.output.splitlines()[-1] == "No row needs a person."  # read from the ledger the other one holds
     assert backups(ledger_path) == []
+
+
+def test_a_sync_stopped_before_it_began_still_ends_on_the_needs_person_line(
+        tmp_path, invoke, ledger_path, monkeypatch):
+    monkeypatch.setenv("ICONIK_APP_ID", "app")
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "token")
+    result = invoke("sync", "--csv", tmp_path / "missing.csv", *FAST, obj={"clock": FakeClock()})
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-2:] == [f"Error: {tmp_path / 'missing.csv'} does not exist.",
+                                               "No row needs a person."]
 
 
 def test_a_copy_of_a_segment_reversesync_wrote_is_reported_and_left_even_with_repair_drift(
@@ -195,3 +210,110 @@ def test_a_copy_of_a_segment_reversesync_wrote_is_reported_and_left_even_with_re
     assert repaired.output.splitlines()[-1] == (
         "3 rows need a person: not_found 2, drift_duplicated 1 — "
         f"reversesync --ledger {ledger_path} report --needs-person")
+
+
+def test_a_sync_whose_ledger_cannot_be_opened_says_so_last(tmp_path, runner, monkeypatch):
+    from reversesync.cli import cli
+
+    monkeypatch.setenv("ICONIK_APP_ID", "app")
+    monkeypatch.setenv("ICONIK_AUTH_TOKEN", "token")
+    result = runner.invoke(cli, ["--ledger", str(tmp_path / "no-such-folder" / "l.db"), "sync", "--csv",
+                                 full_sheet(tmp_path), *FAST], obj={"clock": FakeClock()})
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-2].startswith("Error: ")
+    assert result.output.splitlines()[-1] == "No ledger could be read: no row is known to need a person."
+
+
+class ClosesAfter(io.StringIO):
+    """stderr that a person closes after `after` writes (`| more`, then q); Windows says EINVAL."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after, self.writes = after, 0
+
+    def write(self, text):
+        self.writes += 1
+        if self.writes > self.after:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return super().write(text)
+
+
+def test_a_stream_closed_at_any_point_of_a_sync_ends_130_and_the_sync_is_closed(
+        tmp_path, monkeypatch, catalogue_of_known):
+    """Never click's exit 1 ("rows need a person") for a closed stream, and never a sync left running: found by
+    an adversarial review (a close while the sync said its first lines, or its summary)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import reversesync.cli.sync as cli_sync
+    from reversesync.cli import cli
+    from reversesync.cli.console import Console
+
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        csv, first = full_sheet(tmp_path), str(tmp_path / "first.db")
+        assert CliRunner().invoke(cli, ["--ledger", first, "sync", "--csv", csv, *FAST]).exit_code == 1
+        whole = ClosesAfter(10_000)
+        monkeypatch.setattr(cli_sync, "Console", lambda: Console(stderr=whole, stdout=io.StringIO()))
+        copy = str(tmp_path / "whole.db")
+        shutil.copy(first, copy)
+        assert CliRunner().invoke(cli, ["--ledger", copy, "sync", "--csv", csv, *FAST]).exit_code == 0
+        for after in range(whole.writes):
+            ledger = str(tmp_path / f"closed-after-{after}.db")
+            shutil.copy(first, ledger)
+            stream = ClosesAfter(after)
+            monkeypatch.setattr(cli_sync, "Console", lambda stream=stream: Console(stderr=stream,
+                                                                                   stdout=io.StringIO()))
+            result = CliRunner().invoke(cli, ["--ledger", ledger, "sync", "--csv", csv, *FAST])
+            assert result.exit_code == 130, (after, result.exception)
+            assert Ledger(ledger).syncs()[-1]["status"] != "running", after
+
+
+@pytest.mark.parametrize("command", [("run", "--live"), ("load",)], ids=" ".join)
+def test_a_stream_closed_while_run_or_load_says_how_it_ended_is_130(tmp_path, monkeypatch, catalogue_of_known,
+                                                                    command):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from reversesync.cli import cli, load, runs
+    from reversesync.cli.console import Console
+
+    module = runs if command[0] == "run" else load
+    args = [*command, *FAST] if command[0] == "run" else ["load", "--csv", full_sheet(tmp_path, "changed.csv",
+                                                                                      moved=KNOWN[:2])]
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        first = str(tmp_path / "first.db")
+        assert CliRunner().invoke(cli, ["--ledger", first, "load", "--csv", full_sheet(tmp_path)]).exit_code == 0
+        whole = ClosesAfter(10_000)
+        monkeypatch.setattr(module, "Console", lambda *a: Console(*a, stderr=whole, stdout=io.StringIO()))
+        shutil.copy(first, tmp_path / "whole.db")
+        assert CliRunner().invoke(cli, ["--ledger", str(tmp_path / "whole.db"), *args]).exit_code in (0, 1)
+        for after in range(whole.writes):
+            ledger = str(tmp_path / f"closed-after-{after}.db")
+            shutil.copy(first, ledger)
+            stream = ClosesAfter(after)
+            monkeypatch.setattr(module, "Console", lambda *a, stream=stream: Console(*a, stderr=stream,
+                                                                                     stdout=io.StringIO()))
+            result = CliRunner().invoke(cli, ["--ledger", ledger, *args])
+            assert result.exit_code == 130, (after, result.exception, result.output)
+
+
+def test_runs_shows_the_run_of_a_sync_under_way_as_running_not_killed(tmp_path, invoke, ledger_path):
+    from reversesync import report
+
+    assert invoke("load", "--csv", full_sheet(tmp_path)).exit_code == 0
+    holder = Ledger(ledger_path)
+    holder.acquire("sync")
+    run_id = holder.start_run("live", {})
+    try:
+        [record] = report.run_records(Ledger(ledger_path, readonly=True))
+    finally:
+        holder.release()
+    assert (record["id"], record["status"]) == (run_id, "running")

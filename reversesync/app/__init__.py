@@ -3,11 +3,11 @@ client, preflight, run, close) and its outcome as a typed result. It never print
 
 from .checking import Verified, reading, status_tab, sync_log, verify
 from .loading import Loaded, Source, example_sheet_path, load, load_into, read_source
-from .nightly import SyncOptions, SyncReport, sync
+from .nightly import SyncOptions, SyncReport, needs_person_now, reasons_counted, sync
 from .runs import PATCH_REPLACED, NothingToResume, RunReport, missing_assets, repair, resume, run, undo
 from .session import Credentials, Session, quoted
 
 __all__ = ["PATCH_REPLACED", "Credentials", "Loaded", "NothingToResume", "RunReport", "Session", "Source",
-           "SyncOptions", "SyncReport", "Verified", "example_sheet_path", "load", "load_into", "missing_assets",
-           "quoted", "reading", "read_source", "repair", "resume", "run", "status_tab", "sync", "sync_log", "undo",
-           "verify"]
+           "SyncOptions", "SyncReport", "Verified", "example_sheet_path", "load", "load_into",
+           "missing_assets", "needs_person_now", "quoted", "reading", "read_source", "reasons_counted",
+           "repair", "resume", "run", "status_tab", "sync", "sync_log", "undo", "verify"]

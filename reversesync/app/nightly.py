@@ -15,7 +15,7 @@ Its exit status: 2 or 3 when a step stopped it (a person must act / it heals by 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import errors, progress, rules
@@ -68,10 +68,28 @@ class SyncReport:
     exit_status: ExitStatus = ExitStatus.OK
 
     def needs_person_by_reason(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.needs_person:
-            counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        return reasons_counted(self.needs_person)
+
+
+def reasons_counted(rows: Sequence[Row]) -> dict[str, int]:
+    """{reason: rows}, most first."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def needs_person_now(session: Session, options: SyncOptions) -> list[Row] | None:
+    """The rows that need a person as the ledger stands (a sync stopped before it began); None without a ledger
+    that can be read."""
+    try:
+        ledger = session.open_ledger(readonly=True)
+    except errors.ReverseSyncError:
+        return None
+    try:
+        return ledger.rows_needing_person(rules.NEEDS_PERSON_REASONS, rules.SYNC_RETRY_REASONS, options.retry_nights)
+    finally:
+        ledger.close()
 
 
 # Hears of each step as it is done, with the report so far: "begun" (backed up and loaded), "drift" (the drift
@@ -92,8 +110,8 @@ def sync(session: Session, credentials: Credentials, options: SyncOptions, sink:
         loaded = load_into(session, ledger, options.source, options.allow_shrink)
         report = SyncReport(ledger.start_sync(not options.run.live, options.recorded(), backup), options.run.live,
                             backup, loaded)
-        watcher("begun", report)
         try:
+            watcher("begun", report)  # inside: the sheet is loaded, so a stop here must still close the sync
             _sync(session, ledger, credentials, options, sink, watcher, report)
         except errors.ReverseSyncError as exc:
             report.stop = exc
@@ -102,7 +120,8 @@ def sync(session: Session, credentials: Credentials, options: SyncOptions, sink:
         _finish(ledger, options, report)
         return report
     except (KeyboardInterrupt, BrokenPipeError):
-        raise errors.Interrupted("Interrupted before the sync started; nothing was changed.") from None
+        raise errors.Interrupted("Interrupted before the sync started: the ledger is as it was (it may hold the sheet "
+                                 "just loaded); nothing was sent to Iconik.") from None
     finally:
         ledger.release()
         ledger.close()

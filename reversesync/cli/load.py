@@ -79,8 +79,8 @@ def load(ctx: click.Context, spreadsheet_id: str | None, worksheet: str, credent
     where = session(ctx, ledger_path, console)
     with reported(console):
         loaded = app.load(where, source, allow_shrink, Renderer(console, clock=where.clock))
-    for line in loaded_lines(where, loaded):
-        console.say(line)
+        for line in loaded_lines(where, loaded):
+            console.say(line)
 
 
 def loaded_lines(where: app.Session, loaded: app.Loaded) -> list[str]:

@@ -170,20 +170,22 @@ def undo_command(ctx: click.Context, run_id: int, live: bool, assets: Sequence[s
 
 
 def show(console: Console, report: RunReport | NothingToResume) -> int:
-    """Print how a run ended; returns its exit status (an early end raises it as the command's error)."""
+    """Print how a run ended; returns its exit status (an early end raises it as the command's error). A stream
+    closed while it is said is exit 130, never click's 1, which a scheduler reads as "rows need a person"."""
     if isinstance(report, NothingToResume):
         return int(report.exit_status)
-    lines = reverting_lines(report) if report.result.mode in ("undo", "repair") else summary_lines(report)
-    for line in lines + report.next_steps:
-        console.say(line)
-    if isinstance(report.stop, errors.Interrupted):  # every committed step stands: say how to continue
-        console.note(str(report.stop))
-        return int(ExitStatus.INTERRUPTED)
+    with reported(console):
+        lines = reverting_lines(report) if report.result.mode in ("undo", "repair") else summary_lines(report)
+        for line in lines + report.next_steps:
+            console.say(line)
+        if isinstance(report.stop, errors.Interrupted):  # every committed step stands: say how to continue
+            console.note(str(report.stop))
+            return int(ExitStatus.INTERRUPTED)
+        if report.stop is None and report.document is not None:
+            console.record(**report.document)
+            console.finish()
     if report.stop is not None:
         raise Failure(str(report.stop), int(report.stop.exit_status))
-    if report.document is not None:
-        console.record(**report.document)
-        console.finish()
     return int(report.exit_status)
 
 

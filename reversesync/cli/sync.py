@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 
 import click
 
 from .. import app
 from ..app import Credentials, SyncReport
+from ..ledger import Row
 from ..sheets import STATUS_TAB
 from ..types import DEFAULT_RATE, DEFAULT_RETRY_NIGHTS, DEFAULT_WORKERS, ExitStatus, RunOptions
-from .console import Console, reported
+from .console import Console, Failure, reported
 from .group import cli
 from .load import loaded_lines, source_from, source_options
 from .options import check_settle, iconik_options, ledger_option, patch_checked_option, session, settle_options
@@ -86,13 +88,24 @@ def sync_command(ctx: click.Context, spreadsheet_id: str | None, worksheet: str,
         for line in step_lines(where, step, so_far):
             console.say(line)
 
+    try:
+        with reported(console):
+            report = app.sync(where, iconik, options, Renderer(console, clock=where.clock), watch)
+    except Failure as refused:
+        # Stopped before the sync began (a truncated export, the ledger busy): the last line still says who needs
+        # a person, from the ledger as it stands (issue #17).
+        console.note(f"Error: {refused.format_message()}")
+        with reported(console):
+            console.say(needs_person_line(where, app.needs_person_now(where, options)))
+        ctx.exit(refused.exit_code)
+    # A closed stdout/stderr while the end is said is exit 130, as anywhere else, never click's 1 ("rows need a
+    # person") that a scheduler would act on.
     with reported(console):
-        report = app.sync(where, iconik, options, Renderer(console, clock=where.clock), watch)
-    for line in step_lines(where, "done", report):
-        console.say(line)
-    if report.stop is not None:
-        console.note(f"{'' if report.exit_status == ExitStatus.INTERRUPTED else 'Error: '}{report.stop}")
-    console.say(needs_person_line(where, report))
+        for line in step_lines(where, "done", report):
+            console.say(line)
+        if report.stop is not None:
+            console.note(f"{'' if report.exit_status == ExitStatus.INTERRUPTED else 'Error: '}{report.stop}")
+        console.say(needs_person_line(where, report.needs_person))
     ctx.exit(int(report.exit_status))
 
 
@@ -132,12 +145,14 @@ def _drift_lines(report: SyncReport) -> list[str]:
     return lines
 
 
-def needs_person_line(where: app.Session, report: SyncReport) -> str:
-    """The sync's last line: how many rows need a person and why (issue #17)."""
-    if not report.needs_person:
+def needs_person_line(where: app.Session, rows: Sequence[Row] | None) -> str:
+    """The sync's last line: how many rows need a person and why (issue #17); rows None: no ledger to ask."""
+    if rows is None:
+        return "No ledger could be read: no row is known to need a person."
+    if not rows:
         return "No row needs a person."
-    reasons = ", ".join(f"{why} {n}" for why, n in report.needs_person_by_reason().items())
-    return (f"{_count(len(report.needs_person), 'row')} need{'s' if len(report.needs_person) == 1 else ''} a person: "
+    reasons = ", ".join(f"{why} {n}" for why, n in app.reasons_counted(rows).items())
+    return (f"{_count(len(rows), 'row')} need{'s' if len(rows) == 1 else ''} a person: "
             f"{reasons} — {where.hint('report', '--needs-person')}")
 
 
