@@ -258,6 +258,7 @@ def test_a_folder_named_onedrive_is_onedrive_without_its_variable(runner, tmp_pa
     (r"D:\Sync\OneDrive - Contoso\r.db", "under OneDrive (a folder named OneDrive - Contoso)"),
     (r"C:\reversesync\reversesync.db", None),
     (r"\\?\C:\reversesync\reversesync.db", None),
+    (r"\\.\C:\reversesync\reversesync.db", None),        # the device namespace is no share (a review found)
     (r"C:\OneDriveless.db", None),                     # a file's own name is no folder
 ])
 def test_where_a_windows_ledger_is(path, where):

@@ -123,3 +123,24 @@ def test_an_app_id_typed_in_korean_mode_is_refused(at_a_console, invoke, monkeyp
     result = invoke("verify")
     assert result.exit_code == 2
     assert result.output.startswith("Error: the Iconik App-ID holds a non-ASCII character (at position 1)")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_a_token_file_written_by_powershell_5_or_notepad_is_read(at_a_console, invoke, tmp_path, encoding):
+    """`"<token>" > token.txt` in Windows PowerShell 5.1 writes UTF-16 with a BOM and a CRLF; Notepad, UTF-8 with
+    a BOM."""
+    path = tmp_path / "token.txt"
+    path.write_bytes((at_a_console.auth_token + "\r\n").encode(encoding))
+    os.chmod(path, 0o600)
+    result = invoke("run", "--live", "--auth-token-file", path)
+    assert result.exit_code == 0, result.output
+    assert len(at_a_console.generic_segments(A)) == 1
+
+
+def test_a_token_file_that_is_no_text_says_so(at_a_console, invoke, tmp_path):
+    path = tmp_path / "token.bin"
+    path.write_bytes(b"\xff\xfe\xff\x00\xd8")
+    os.chmod(path, 0o600)
+    result = invoke("run", "--auth-token-file", path)
+    assert (result.exit_code, result.output) == (2, f"Error: the token file {path} is neither UTF-8 nor UTF-16 text; "
+                                                    "put only the Auth-Token in it (Notepad: save as UTF-8).\n")

@@ -3,6 +3,7 @@ settle time, a run's selection and pace, --json, --patch-checked."""
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import sys
@@ -161,12 +162,18 @@ def _token_from_prompt() -> str:
 
 def _token_from_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8-sig") as handle:  # Notepad may start the file with a BOM
-            lines = [line.strip() for line in handle.read().splitlines() if line.strip()]
+        with open(path, "rb") as raw:
+            data = raw.read()
+        # Notepad may start the file with a UTF-8 BOM; Windows PowerShell 5.1's `"..." > token.txt` writes UTF-16
+        # with its BOM (issue #18).
+        text = data.decode("utf-16") if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) \
+            else data.decode("utf-8-sig")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
     except FileNotFoundError:
         raise input_error(f"the token file {path} does not exist.") from None
     except UnicodeDecodeError:
-        raise input_error(f"the token file {path} is not UTF-8 text; put only the Auth-Token in it.") from None
+        raise input_error(f"the token file {path} is neither UTF-8 nor UTF-16 text; put only the Auth-Token in it "
+                          "(Notepad: save as UTF-8).") from None
     except OSError as exc:
         raise input_error(f"cannot read the token file {path}: {exc.strerror}.") from None
     if not lines:

@@ -76,8 +76,8 @@ THIS_HOST: Host = _ThisHost()
 
 
 def plain_windows_path(path: str) -> str:
-    r"""A Windows path without its `\\?\` prefix: `\\?\C:\x` is `C:\x`, `\\?\UNC\srv\sh` is `\\srv\sh`."""
-    for prefix in ("\\\\?\\", "//?/"):
+    r"""A Windows path without its `\\?\` or `\\.\` prefix: `\\?\C:\x` is `C:\x`, `\\?\UNC\srv\sh` is `\\srv\sh`."""
+    for prefix in ("\\\\?\\", "//?/", "\\\\.\\", "//./"):  # long paths, the device namespace
         if path.startswith(prefix):
             rest = path[len(prefix):]
             return "\\\\" + rest[4:] if rest[:4].upper() in ("UNC\\", "UNC/") else rest
