@@ -128,3 +128,32 @@ def test_field_differences_leave_the_stamps_aside_and_count_absent_as_null():
     assert rules.field_differences(found, BEFORE) == []
     assert rules.field_differences(dict(found, segment_color="#f00"), BEFORE) == [("segment_color", None, "#f00")]
     assert rules.field_differences(dict(BEFORE, id="s2"), BEFORE, aside=("id",)) == []
+
+
+# --- drift (issue #17): what became of a segment reversesync wrote ------------------------------------------------
+
+OURS = {"id": "s1", "segment_type": "GENERIC", "time_start_milliseconds": 1000, "time_end_milliseconds": 5000,
+        "status": "ACTIVE", "external_id": "reversesync:abc"}
+
+
+@pytest.mark.parametrize("read, listed, reason, says", [
+    (OURS, [OURS], None, None),
+    (None, [], "drift_deleted", "was deleted in Iconik; `sync --repair-drift` creates it again"),
+    ({**OURS, "status": "DELETED"}, [], "drift_deleted", "was deleted"),
+    ({**OURS, "time_end_milliseconds": 6000}, [], "drift_moved", "is now GENERIC 1000-6000 ms; `sync --repair-drift` "
+                                                                "sets the sheet's times back"),
+    ({**OURS, "segment_type": "QC"}, [], "drift_moved", "is now QC 1000-5000 ms; `sync --repair-drift` creates a "
+                                                       "GENERIC segment with the sheet's times and leaves this one"),
+    (OURS, [OURS, {**OURS, "id": "s2"}], "drift_duplicated", "also s2 1000-5000 ms"),
+    (OURS, [OURS, {**OURS, "id": "s3", "external_id": None}], "drift_duplicated", "also s3"),
+    (OURS, [OURS, {**OURS, "id": "s4", "external_id": None, "time_end_milliseconds": 7000}], None, None),
+], ids=["as-written", "404", "soft-deleted", "moved", "made-qc", "copied-with-marker", "same-times", "another"])
+def test_drift_of_a_segment_reversesync_wrote(read, listed, reason, says):
+    from reversesync.rules.drift import drift
+
+    found = drift("s1", 1000, 5000, read, listed)
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None and found.reason == reason
+        assert says in found.text, found.text

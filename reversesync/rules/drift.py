@@ -28,10 +28,15 @@ def drift(segment_id: str, start: int, end: int, read: Json | None, listed: Sequ
         return Drift("drift_deleted", f"segment {segment_id} that reversesync wrote ({ms(start, end)}) was deleted in "
                                       "Iconik; `sync --repair-drift` creates it again from the sheet.")
     assert read is not None
-    if read.get("segment_type") != "GENERIC" or span(read) != (start, end):
+    if read.get("segment_type") != "GENERIC":
+        # A person made it another kind of segment: theirs now. The clip's range goes on a GENERIC segment of its own.
         return Drift("drift_moved", f"segment {segment_id} that reversesync wrote as GENERIC {ms(start, end)} is now "
-                                    f"{read.get('segment_type')} {ms(*span(read))}; `sync --repair-drift` sets the "
-                                    "sheet's times back, leaving every other field as it is.")
+                                    f"{read.get('segment_type')} {ms(*span(read))}; `sync --repair-drift` creates a "
+                                    "GENERIC segment with the sheet's times and leaves this one as the person made it.")
+    if span(read) != (start, end):
+        return Drift("drift_moved", f"segment {segment_id} that reversesync wrote as GENERIC {ms(start, end)} is now "
+                                    f"GENERIC {ms(*span(read))}; `sync --repair-drift` sets the sheet's times back, "
+                                    "leaving every other field as it is.")
     # Whether Iconik's "duplicate segment" copies external_id is not documented: a copy is any other GENERIC
     # segment that carries the same marker or spans exactly the same times.
     marker = read.get("external_id")
