@@ -170,3 +170,64 @@ def found_in(keys: Sequence[str], assets: Sequence[Json], segments: Sequence[Jso
         shown = None if unattributed or key in lacking else rules.generic_only(generic.get(key, []))
         found[key] = Indexed(asset, shown if asset is not None else None, as_of)
     return found
+
+
+# The fields verify needs of a GENERIC segment document to tell an extra or duplicate segment.
+EXTRA_FIELDS = ("id", "asset_id", "segment_type", "time_start_milliseconds", "time_end_milliseconds", "external_id",
+                "status", "subclip_id")
+EXTRA_REQUIRED = ("id", "asset_id", "segment_type")
+# And of an asset document to confirm a SUBCLIP's own range.
+RANGE_REQUIRED = ("id", "type", "status")
+
+
+class LazySearch:
+    """verify's batched look-ups (issue #19): the documents of a hundred rows' assets per search, asked when the
+    first of them is verified. documents(key) is None where the index cannot tell (search failed, or a document
+    lacks a field): the caller reads that asset itself.
+
+    doc_type 'segments': each asset's live GENERIC segment documents; 'assets': [the asset's document] or []."""
+
+    def __init__(self, client: IconikClient, doc_type: str, keys: Sequence[str]) -> None:
+        self.client = client
+        self.doc_type = doc_type
+        self._batches = [list(keys[i:i + SEARCH_BATCH]) for i in range(0, len(keys), SEARCH_BATCH)]
+        self._where = {key: n for n, batch in enumerate(self._batches) for key in batch}
+        self._found: dict[int, dict[str, list[Json] | None]] = {}
+        self._locks = [threading.Lock() for _ in self._batches]
+        self._failed = False
+
+    def documents(self, key: str) -> list[Json] | None:
+        number = self._where.get(key)
+        if number is None:
+            return None
+        with self._locks[number]:
+            if number not in self._found:
+                self._found[number] = self._search(self._batches[number])
+            return self._found[number].get(key)
+
+    def _search(self, keys: list[str]) -> dict[str, list[Json] | None]:
+        if self._failed:
+            return {}
+        segments = self.doc_type == "segments"
+        try:
+            if segments:
+                documents = self.client.search("segments", {"asset_id": keys, "segment_type": ["GENERIC"]},
+                                               fields=EXTRA_FIELDS)
+            else:
+                documents = self.client.search("assets", {"id": keys}, fields=ASSET_FIELDS)
+        except (errors.TransientError, errors.TerminalError):
+            self._failed = True  # search unavailable to this token: every asset read by itself, as before
+            return {}
+        found: dict[str, list[Json] | None] = {key: [] for key in keys}
+        for document in documents:
+            asset_id = document.get("asset_id" if segments else "id")
+            if not asset_id:
+                return {}  # a document that names no asset could be any asset's
+            shown = found.get(asset_id)
+            if shown is None:
+                continue
+            if rules.index_document_trusted(document, EXTRA_REQUIRED if segments else RANGE_REQUIRED):
+                shown += rules.generic_only([document]) if segments else [document]
+            else:
+                found[asset_id] = None
+        return found
