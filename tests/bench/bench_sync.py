@@ -6,9 +6,9 @@
 Prints, per step: wall time, requests by method, 429s, requests/s, the ideal time and wall / ideal, as medians of
 --repeat runs. With search the ideal is write-bound, from the row mix (issue #19): (ceil(rows / 100) x 2 + creates
 + 2 x updates + ids the index lacks) / 50 per second; `verify` of the live run's ledger: (recorded segments + one
-search per hundred of them + rows without one) / 50; --no-search: the fewest per-asset requests / 50. Then the same
-live run with --workers 1 (one request at a time, as the sheet's owners and the PRD planned), a run against a
-sandbox that allows only 20 requests/s, and the tool's own CPU time per row at zero latency.
+search per hundred of them + one per hundred rows without one) / 50; --no-search: the fewest per-asset requests /
+50. Then the same live run with --workers 1 (one request at a time, as the sheet's owners and the PRD planned), a
+run against a sandbox that allows only 20 requests/s, and the tool's own CPU time per row at zero latency.
 
 RateLimit-Remaining is undocumented (ICONIK-FACTS 7.7): the rate-limited steps run once per reading the
 sandbox can send (`Sandbox(remaining="bucket"|"window")`), and every row names the reading it ran under. A
@@ -96,14 +96,14 @@ def minimum_requests(dealt, keys, live, search):
 
 def verify_minimum(ledger):
     """verify's ideal request count (issue #19): one GET by id per recorded segment, one search per hundred of
-    them for extras, one asset read per row without a recorded segment (a SUBCLIP's range)."""
+    them for extras, one asset search per hundred rows without a recorded segment (a SUBCLIP's range)."""
     import sqlite3
 
     with sqlite3.connect(ledger) as conn:
         with_segment, without = conn.execute(
             "select sum(segment_id is not null), sum(segment_id is null) from assets where in_source = 1 and "
             "(state in ('created', 'updated') or (state = 'skipped' and reason = 'in_sync'))").fetchone()
-    return with_segment + -(-with_segment // 100) + without
+    return with_segment + -(-with_segment // 100) + -(-without // 100)
 
 
 def cli(ledger, sandbox, *args):
