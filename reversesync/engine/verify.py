@@ -74,7 +74,10 @@ def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] =
             shown = extras.documents(key) if extras is not None else None
             if shown is not None and all(s.get("id") == segment_id for s in shown):
                 return None  # the index shows no other GENERIC segment
-            listed = rules.generic_only(client.list_segments(key, "GENERIC"))
+            # The list trails too: every other segment it shows is read by id, so that one a person deleted a
+            # moment ago is no `extra` (only a mismatch costs these reads).
+            listed = [ours] + _fresh(client, key, [s for s in rules.generic_only(client.list_segments(key, "GENERIC"))
+                                                   if s.get("id") != segment_id])
         else:
             ours = None
             indexed = assets.documents(key) if assets is not None else None
@@ -104,6 +107,19 @@ def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] =
     if written and others:
         return mismatch("extra", f"{_spans([ours])}, and also {_spans(others)}")
     return None
+
+
+def _fresh(client: IconikClient, key: str, segments: Sequence[Json]) -> list[Json]:
+    """The segments as read by id now, less those gone, deleted or no longer GENERIC."""
+    found = []
+    for segment in segments:
+        try:
+            read: Json | None = client.get_segment(key, segment["id"])
+        except errors.NotFound:
+            continue
+        if read is not None and not rules.is_absent(read) and read.get("segment_type") == "GENERIC":
+            found.append(read)
+    return found
 
 
 def _verify_undone(client: IconikClient, row: Row, undone_creates: Sequence[Write]) -> Mismatch | None:
