@@ -216,7 +216,8 @@ def test_auth_failure_mid_run_stops_and_leaves_rows_resumable(sandbox, loaded, i
     for key in keys:
         sandbox.catalogue.add_asset(key)
     loaded(*[(key, 1000, 5000) for key in keys])
-    sandbox.faults = Faults(revoke_after=15)
+    # 2 preflight requests and 2 searches, then one POST per row (issue #19: no list read before a create).
+    sandbox.faults = Faults(revoke_after=10)
     result = invoke("run", "--live", "--workers", "2")
     assert result.exit_code == 2  # a revoked token never heals by itself (issue #17)
     assert f"continue with: reversesync --ledger {ledger_path} resume" in result.output
@@ -348,12 +349,15 @@ def test_recheck_and_asset_reopen_finished_rows_but_never_load_rejections(sandbo
 
 
 def test_a_stale_search_index_never_causes_a_write(sandbox, loaded, invoke, ledger_path):
-    """Search said 'no segment, create one'; the fresh per-asset read says in sync: nothing is written."""
+    """Search said 'update this segment from 1000-1000 ms'; the read by id before the PATCH says in sync: nothing is
+    written. (Before issue #19 a create was also re-checked against a per-asset list; that list comes from the same
+    index, so a create is now POSTed from a search answer at most FRESH_FOR old: test_just_in_time_search.py.)"""
     sandbox.catalogue.add_asset(A)
-    sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)
+    segment = sandbox.catalogue.add_segment(A, "GENERIC", 1000, 5000)
     stale_asset = dict(sandbox.catalogue.assets[A], object_type="assets")
+    stale_segment = dict(segment, time_end_milliseconds=1000, object_type="segments")
     sandbox.force("POST", "^/API/search/", 200, {"objects": [stale_asset], "page": 1, "pages": 1})
-    sandbox.force("POST", "^/API/search/", 200, {"objects": [], "page": 1, "pages": 1})  # no GENERIC, it says
+    sandbox.force("POST", "^/API/search/", 200, {"objects": [stale_segment], "page": 1, "pages": 1})
     loaded((A, 1000, 5000))
     assert invoke("run", "--live").exit_code == 0
     assert state(ledger_path, A) == ("skipped", "in_sync")
@@ -371,14 +375,16 @@ def test_search_unavailable_falls_back_to_per_asset_reads(sandbox, loaded, invok
     assert state(ledger_path, A) == ("created", "create")
 
 
-def test_live_run_with_search_reads_only_the_segments_afresh_before_writing(sandbox, loaded, invoke):
+def test_live_run_with_search_posts_a_create_from_the_search_answer(sandbox, loaded, invoke):
+    # Issue #19: the search just before the write is as fresh as a per-asset list (both come from the index),
+    # so no list is read before the POST.
     sandbox.catalogue.add_asset(A)
     loaded((A, 1000, 5000))
     assert invoke("run", "--live").exit_code == 0
     paths = [(method, path.replace(A, "A")) for method, path, _ in sandbox.requests()]
     assert paths == [("GET", "/API/users/v1/users/current/"), ("GET", "/API/users/v1/users/current/roles/"),
                      ("POST", "/API/search/v1/search/"), ("POST", "/API/search/v1/search/"),
-                     ("GET", "/API/assets/v1/assets/A/segments/"), ("POST", "/API/assets/v1/assets/A/segments/")]
+                     ("POST", "/API/assets/v1/assets/A/segments/")]
 
 
 def test_an_unexpected_answer_fails_its_row_and_the_run_goes_on(sandbox, loaded, invoke, ledger_path):

@@ -168,6 +168,14 @@ def test_index_lag_and_remaining_reach_the_server():
         finish(process)
 
 
+def test_list_lag_and_search_lag_reach_the_server():
+    process, lines = start("--list-lag", "0.5", "--search-lag", "3")
+    try:
+        assert lines[8].endswith("list lag 0.5 s, search lag 3 s; Ctrl-C to stop.")
+    finally:
+        finish(process)
+
+
 # --- its --help (issue #17): no value broken mid-word by click's wrapping ------------------------------------------
 
 

@@ -174,3 +174,56 @@ def test_the_index_forgets_what_it_has_caught_up_with_so_a_long_run_stays_small(
     assert catalogue.backlog() == 2000
     assert len(catalogue.indexed_segments(keys[-1], as_of=time.monotonic())) == 1
     assert catalogue.backlog() == 0  # one read of the index, of any asset, let go of every caught-up change
+
+
+# --- separate lags for segment lists and for search (issue #19) ------------------------------------------------
+
+
+def test_list_lag_and_search_lag_default_to_the_index_lag_and_index_lag_sets_both():
+    sandbox = Sandbox(index_lag=3)
+    assert (sandbox.list_lag, sandbox.search_lag, sandbox.index_lag) == (3.0, 3.0, 3.0)
+    sandbox = Sandbox(list_lag=0.5, search_lag=4)
+    assert (sandbox.list_lag, sandbox.search_lag, sandbox.index_lag) == (0.5, 4.0, 4.0)
+    assert Sandbox().list_lag == Sandbox().search_lag == 2.0
+    sandbox.index_lag = 1
+    assert (sandbox.list_lag, sandbox.search_lag) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("list_lag, search_lag", [(0.0, 0.4), (0.4, 0.0)])
+def test_a_list_and_a_search_each_trail_by_their_own_lag(list_lag, search_lag):
+    with Sandbox(list_lag=list_lag, search_lag=search_lag) as sandbox:
+        sandbox.catalogue.add_asset(ASSET)
+        created = client_for(sandbox).create_segment(ASSET, 1000, 2000)
+        # Read each many times, the quicker reader first: the slower one must still see the older version.
+        for _ in range(3):
+            assert (listed(sandbox) == []) is (list_lag > 0)
+            assert (search_segments(sandbox) == []) is (search_lag > 0)
+        time.sleep(0.45)
+        assert listed(sandbox) == [(created["id"], 1000, 2000)]
+        assert search_segments(sandbox) == [(created["id"], 1000)]
+
+
+def test_an_update_shows_its_old_times_to_the_reader_that_trails_more_through_several_writes():
+    with Sandbox(list_lag=0.0, search_lag=0.3) as sandbox:
+        sandbox.catalogue.add_asset(ASSET)
+        segment = sandbox.catalogue.add_segment(ASSET, "GENERIC", 5, 5)
+        path = SEGMENTS + segment["id"] + "/"
+        for n, start in enumerate((7, 8, 9)):
+            assert raw(sandbox, "PATCH", path, {"segment_type": "GENERIC", "time_start_milliseconds": start,
+                                                "time_end_milliseconds": 100}).status_code == 200
+            assert listed(sandbox) == [(segment["id"], start, 100)]  # the list lag is 0: the list reads first
+            assert search_segments(sandbox) == [(segment["id"], 5)], n  # search still shows the first version
+        time.sleep(0.35)
+        assert search_segments(sandbox) == [(segment["id"], 9)]
+        assert listed(sandbox) == [(segment["id"], 9, 100)]
+
+
+def test_a_deleted_segment_stays_in_the_search_that_trails_more():
+    with Sandbox(list_lag=0.0, search_lag=0.3) as sandbox:
+        sandbox.catalogue.add_asset(ASSET)
+        segment = sandbox.catalogue.add_segment(ASSET, "GENERIC", 5, 6)
+        assert raw(sandbox, "DELETE", SEGMENTS + segment["id"] + "/").status_code == 204
+        assert listed(sandbox) == []
+        assert search_segments(sandbox) == [(segment["id"], 5)]
+        sandbox.settle()  # waits out the longer lag
+        assert search_segments(sandbox) == []

@@ -61,9 +61,10 @@ def test_three_nights_of_sync_heal_what_passes_report_drift_and_refuse_a_truncat
     with Sandbox(catalogue, index_lag=0.2) as sandbox:
         needs = f"— reversesync --ledger {ledger_path} report --needs-person"
 
-        # Night 1: the first sync. Iconik answers 503 for one asset all night: it fails, for a passing cause.
+        # Night 1: the first sync. Iconik answers 503 for one asset all night: it fails, for a passing cause. (Per
+        # asset reads: since issue #19 a create is POSTed from the search answer, and this asset would need none.)
         sandbox.force("GET", f"/assets/{KNOWN[9]}/", 503, {"errors": ["upstream unavailable"]}, times=10_000)
-        code, last, said = night(tmp_path, sandbox, ledger_path, full_sheet(tmp_path))
+        code, last, said = night(tmp_path, sandbox, ledger_path, full_sheet(tmp_path), "--no-search")
         assert (code, last) == (1, f"2 rows need a person: not_found 2 {needs}"), said
         assert state(ledger_path, KNOWN[9]) == ("failed", "server_error")
         assert all(len(sandbox.generic_segments(key)) == 1 for key in KNOWN[:9])

@@ -68,6 +68,10 @@ def _faults_option(ctx: click.Context, param: click.Parameter, value: str) -> sa
                                       "(bucket) or of the 20 s window (window).")
 @click.option("--index-lag", type=click.FloatRange(0), default=sandbox_module.DEFAULT_INDEX_LAG, show_default=True,
               metavar="S", help="Seconds by which segment lists and search trail the stored records.")
+@click.option("--list-lag", type=click.FloatRange(0), default=None, metavar="S",
+              help="Seconds by which segment lists trail the stored records. Default: --index-lag.")
+@click.option("--search-lag", type=click.FloatRange(0), default=None, metavar="S",
+              help="Seconds by which search answers trail the stored records. Default: --index-lag.")
 @click.option("--patch", "patch_mode", type=click.Choice(sandbox_module.PATCH_MODES), default="merge",
               show_default=True,
               help="What a segment PATCH does: change only the fields it carries (merge, as Iconik's SDK documents) "
@@ -83,7 +87,8 @@ def _faults_option(ctx: click.Context, param: click.Parameter, value: str) -> sa
 @click.pass_context
 def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_file: str | None, seed: int,
                     mix: dict[str, float] | None, latency_ms: float, jitter_ms: float, faults: sandbox_module.Faults,
-                    rate: float | None, remaining: str, index_lag: float, patch_mode: str, roles: str,
+                    rate: float | None, remaining: str, index_lag: float, list_lag: float | None,
+                    search_lag: float | None, patch_mode: str, roles: str,
                     app_id: str | None, auth_token: str | None, dump_file: str | None) -> None:
     """Run a local Iconik stand-in on 127.0.0.1 to rehearse a sync without touching production.
 
@@ -116,7 +121,8 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
     server = sandbox_module.Sandbox(catalogue, port=port, app_id=app_id, auth_token=auth_token,
                                     roles=[r.strip() for r in roles.split(",") if r.strip()],
                                     latency_ms=latency_ms, jitter_ms=jitter_ms, rate=rate, faults=faults, seed=seed,
-                                    index_lag=index_lag, remaining=remaining, patch=patch_mode)
+                                    index_lag=index_lag, list_lag=list_lag, search_lag=search_lag,
+                                    remaining=remaining, patch=patch_mode)
     try:
         server.start()
     except OSError as exc:
@@ -125,7 +131,9 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *args: stop.set())
     try:
-        _say_settings(console, server.url, app_id, auth_token, len(catalogue.assets), index_lag)
+        lags = (f"index lag {server.list_lag:g} s" if server.list_lag == server.search_lag
+                else f"list lag {server.list_lag:g} s, search lag {server.search_lag:g} s")
+        _say_settings(console, server.url, app_id, auth_token, len(catalogue.assets), lags)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -137,7 +145,7 @@ def sandbox_command(ctx: click.Context, port: int, from_csv: str | None, state_f
             console.out(f"State written to {dump_file}")
 
 
-def _say_settings(console: Console, url: str, app_id: str, auth_token: str, assets: int, index_lag: float) -> None:
+def _say_settings(console: Console, url: str, app_id: str, auth_token: str, assets: int, lags: str) -> None:
     """The settings are what the command outputs (stdout): a script can read them, a person paste them."""
     console.out(f"Iconik sandbox listening on {url}")
     settings = (("ICONIK_URL", url), ("ICONIK_APP_ID", app_id), ("ICONIK_AUTH_TOKEN", auth_token))
@@ -146,5 +154,5 @@ def _say_settings(console: Console, url: str, app_id: str, auth_token: str, asse
     console.out("# PowerShell:")
     for name, value in settings:
         console.out(f'$env:{name} = "{value}"')
-    console.out(f"{counted(assets, 'asset')}, index lag {index_lag:g} s; Ctrl-C to stop.")
+    console.out(f"{counted(assets, 'asset')}, {lags}; Ctrl-C to stop.")
     console.stdout.flush()

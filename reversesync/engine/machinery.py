@@ -49,6 +49,11 @@ class DecideAgain(Exception):
     decide again (issue #15)."""
 
 
+class StaleDecision(Exception):
+    """Raised as a write was about to go on the wire (nothing sent): the index answer it was decided from is older
+    than the freshness limit (issue #19). Decide again from a younger one."""
+
+
 class Schedule:
     """The run's rows: ready ones in order, parked ones by the time they are due, and how many are in hand.
 
@@ -215,12 +220,20 @@ class Machinery:
         return self.ledger.record_intent(key, intent, run_id=run_id, to_state=to_state, kind=kind, detail=detail,
                                          **fields)
 
-    def send(self, key: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def send(self, key: str, call: Callable[..., T], *args: Any, fresh_until: float | None = None,
+             **kwargs: Any) -> T:
         """Send the row's logged write; the moment it goes on the wire is recorded first (its settle time counts
-        from there, and it is the last check that this process still holds the lock)."""
+        from there, and it is the last check that this process still holds the lock). With fresh_until (the clock's
+        monotonic time), a write that would leave later, the pacer having held it, is not sent: StaleDecision."""
         if self.stop.is_set():
             raise Stopping()
-        return call(*args, on_send=lambda: self.ledger.mark_sent(key), **kwargs)
+
+        def on_send() -> None:
+            if fresh_until is not None and self.clock.monotonic() > fresh_until:
+                raise StaleDecision()
+            self.ledger.mark_sent(key)
+
+        return call(*args, on_send=on_send, **kwargs)
 
     def park_lost(self, key: str, run_id: int, exc: errors.IconikError, to_state: str, **fields: Any) -> Park:
         """The answer to the row's write was lost: the write stays open and may land late, so the row is parked

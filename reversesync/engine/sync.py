@@ -7,12 +7,18 @@ skipped | failed, decided by rules/sync.py from the freshest read Iconik offers,
   row is read again and decided again (issue #15);
 - a write whose outcome is unknown (timeout, lost answer, 5xx, a kill) is never re-sent blindly: the row is
   parked until `settle` seconds after the send, then re-checked by the marker its segment carries (issue #10);
+- with search (the default), a batch of up to a hundred rows is searched just before its writes (issue #19): a
+  create is POSTed from that answer, an update reads its segment by id first; no write leaves more than
+  FRESH_FOR seconds after the index answer (search or segment list) it was decided from, else it is searched
+  again; ids the index lacks, documents that lack a field and assets it shows with two or more GENERIC segments
+  (unless one is in sync) are read per asset;
 - a run stops, leaving its rows resumable, on a 401, a token that can read nothing, a lost lock, or an Iconik
   that stopped answering or keeps failing (issues #11, #15).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from typing import Any
@@ -42,8 +48,8 @@ from ..types import (
     Write,
     WriteChange,
 )
-from .machinery import DecideAgain, Machinery, Stopping
-from .search import SearchPass
+from .machinery import DecideAgain, Machinery, StaleDecision, Stopping
+from .search import FRESH_FOR, BatchSearch, Indexed
 
 # How many times one row is decided again after a write that conflicted, vanished or has an unknown outcome,
 # before it is failed.
@@ -52,8 +58,16 @@ MAX_DECISIONS = 4
 MAX_CONFLICTS = 3
 # A write answered 429 is read again and decided again after the pause, this many times at most.
 MAX_THROTTLED_WRITES = 20
+# A write whose decision went stale (older than FRESH_FOR) before it could leave is decided again from a younger
+# answer this many times at most (each time the pacer held it that long: Iconik's limit, or a 429's pause).
+MAX_STALE = 10
 # A token whose user may read none of the first this-many assets cannot do the job: stop, not fail them all.
 FORBIDDEN_PROBE = 25
+
+
+class Throttled(DecideAgain):
+    """A write answered 429: not applied. Decide again from the same index answer while it is young enough (the
+    freshness limit decides), the segment to update read by id again."""
 
 
 class Sync(Machinery):
@@ -61,7 +75,7 @@ class Sync(Machinery):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._hints: dict[str, Decision] = {}
+        self._search: BatchSearch | None = None
         self._no_more_writes: set[str] = set()
         self._read_ok = threading.Event()
         self._held_forbidden: dict[str, errors.Forbidden] = {}
@@ -103,10 +117,11 @@ class Sync(Machinery):
         if not self.options.live and unfinished:
             self.sink(progress.UnfinishedWrites(unfinished))
         if self.options.search and "can_search" in self.roles:
-            search = SearchPass(self.client, self.options.workers, self.stop.is_set,
-                                lambda error: self.sink(progress.SearchUnavailable(error)), self._read_ok.set,
-                                self.abort)
-            self._hints = search.hints(self.ledger.rows(keys), keys)
+            rows = self.ledger.rows(keys)
+            # Rows holding a write settle it first, by their own reads: they are in no batch.
+            self._search = BatchSearch(self.client, self.clock, [key for key in keys if not rows[key]["intent"]],
+                                       self.stop.is_set, lambda error: self.sink(progress.SearchUnavailable(error)),
+                                       self._read_ok.set, self.abort)
 
     def after_rows(self, run_id: int) -> None:
         self._fail_held_forbidden(run_id)
@@ -207,27 +222,23 @@ class Sync(Machinery):
 
     def _decide_and_write(self, row: Row, run_id: int, reuse: Write | None) -> None:
         key = row["asset_key"]
-        hint = self._hints.pop(key, None)
-        indexed: Json | None = None
-        if hint and hint.asset and _segment_of_record(row) and hint.asset.get("type") == rules.WRITABLE_TYPE:
-            # The index may not show what reversesync last did to this segment (a create, an update, an undo's
-            # delete): decide from a read of it by id instead, with the asset as the index has it.
-            indexed = hint.asset
-            hint = None
-        elif hint and self.options.live:
-            indexed = hint.asset
-        if hint and (hint.reason in rules.SEARCH_FINAL_REASONS or hint.action and not self.options.live):
-            hint.text += " (from Iconik's search index)"
-            if hint.state:
-                self._finish(row, run_id, hint)
-            else:
-                self._plan(row, run_id, hint)
-            return
+        basis = self._search.indexed(key) if self._search is not None else None
+        if basis is not None and basis.asset is not None and not _segment_of_record(row):
+            # A row the index shows needing no write is settled from it, and a dry run plans from it. A row the
+            # ledger ties to a segment never is: the index may not show what reversesync last did to it (a
+            # create, an update, an undo's delete); that segment is read by id (_check).
+            hint = self._from_index(row, basis)
+            if hint and (hint.reason in rules.SEARCH_FINAL_REASONS or hint.action and not self.options.live):
+                hint.text += " (from Iconik's search index)"
+                if hint.state:
+                    self._finish(row, run_id, hint)
+                else:
+                    self._plan(row, run_id, hint)
+                return
         while True:
-            decision = self._check(row, run_id, indexed)
+            decision = self._check(row, run_id, basis)
             if decision is None:
                 return
-            indexed = None  # a decision taken again after a failed write reads everything afresh
             if decision.state:
                 self._finish(row, run_id, decision)
                 return
@@ -243,15 +254,57 @@ class Sync(Machinery):
             try:
                 self._write(row, run_id, decision, reuse)
                 return
+            except StaleDecision:
+                self.forgive("decision", key)  # not sent: the decision was only too old
+                if self.attempt("stale", key) >= MAX_STALE:
+                    self._fail(key, run_id, "rate_limited", errors.RateLimited(
+                        "POST" if decision.action == CREATE else "PATCH", key, None,
+                        f"the write was held past {FRESH_FOR:g} s after the index answer it was decided from, "
+                        f"{MAX_STALE} times; nothing was sent"))
+                    return
+                # Searched again (its whole batch, once for all its stale rows), or read per asset again.
+                basis = self._search.refresh(key, basis) if basis is not None and self._search is not None else None
+            except Throttled:
+                pass  # the same answer, while young enough; the segment to update is read by id again
             except DecideAgain:
-                row = self.ledger.asset(key) or row
+                basis = None  # a conflict or a vanished segment: read everything afresh
+            row = self.ledger.asset(key) or row
 
-    def _check(self, row: Row, run_id: int, indexed_asset: Json | None = None) -> Decision | None:
-        """A read of the asset (from the index, or fresh) and of its GENERIC segments, and the decision it
-        leads to; None when the row was finished or set aside on the way."""
+    def _from_index(self, row: Row, basis: Indexed) -> Decision | None:
+        """The decision the search documents lead to, or None when they cannot decide (a segment document lacks a
+        field, or two or more GENERIC segments none of which is in sync)."""
+        asset = basis.asset
+        if asset is None:
+            return None
+        ordinary = asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == rules.ACTIVE
+        if not ordinary:
+            return rules.decide(asset, [], row["time_start_ms"], row["time_end_ms"])
+        if basis.generic is None:
+            return None
+        gone = self.gone(row["asset_key"])
+        shown = [s for s in basis.generic if s.get("id") not in gone]
+        decision = rules.decide(asset, self._with_our_segment_fresh(row, shown), row["time_start_ms"],
+                                row["time_end_ms"])
+        if not rules.index_can_decide(len(shown), decision):
+            return None
+        decision.as_of = basis.as_of
+        return decision
+
+    def _check(self, row: Row, run_id: int, basis: Indexed | None = None) -> Decision | None:
+        """The decision for the row: from the search answer (basis) where it can decide, with the row's segment of
+        record read by id; else from fresh reads of the asset and its GENERIC segment list. None when the row was
+        finished or set aside on the way."""
         key = row["asset_key"]
+        asset = basis.asset if basis is not None else None
+        if asset is not None and _segment_of_record(row) and asset.get("type") != rules.WRITABLE_TYPE:
+            asset = None  # a row tied to a segment is on an ASSET: the index showing otherwise is read afresh
+        indexed = asset is not None
         try:
-            asset = indexed_asset
+            if basis is not None and asset is not None:
+                decision = self._from_index(row, dataclasses.replace(basis, asset=asset))
+                if decision is not None:
+                    self.answered()
+                    return decision
             if asset is None:
                 try:
                     asset = self.read(self.client.get_asset, key)
@@ -259,15 +312,18 @@ class Sync(Machinery):
                     asset = None
                 self._read_ok.set()
             generic: list[Json] = []
+            as_of = None
             if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == rules.ACTIVE:
+                as_of = self.clock.monotonic()
                 generic = self.live_generic(key)
                 self._read_ok.set()
                 generic = self._with_our_segment_fresh(row, generic)
             decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
+            decision.as_of = as_of
             self.answered()
             return decision
         except errors.Forbidden as exc:
-            self._forbidden(row, run_id, exc, asset_read=indexed_asset is None)
+            self._forbidden(row, run_id, exc, asset_read=not indexed)
         except (errors.ConnectionFailed, errors.ServerError) as exc:
             self.unavailable(key, exc)
             self._fail(key, run_id, exc.reason, exc)
@@ -312,15 +368,20 @@ class Sync(Machinery):
                 self._fail(key, run_id, "conflict", exc)
                 return
             raise DecideAgain() from None
+        except StaleDecision:
+            self._clear_intent(key, run_id, f"never sent: decided from an index answer over {FRESH_FOR:g} s old; "
+                                            "deciding again from a younger one")
+            raise
         except errors.RateLimited as exc:
             # Not applied, and the pause may be long: a person may change the segment meanwhile, so the row is
-            # read again after it (the pacer holds every read until Retry-After) and decided again (issue #15).
+            # decided again after it (the pacer holds every request until Retry-After): an update reads its segment
+            # by id again, and no write leaves more than FRESH_FOR after its index answer (issues #15, #19).
             self._clear_intent(key, run_id, "429: not applied; reading again after the pause and deciding again")
             self.forgive("decision", key)  # a 429 says nothing about the segment: it has a budget of its own
             if self.attempt("throttled", key) >= MAX_THROTTLED_WRITES:
                 self._fail(key, run_id, "rate_limited", exc)
                 return
-            raise DecideAgain() from None
+            raise Throttled() from None
         except errors.NotFound as exc:
             if decision.action == CREATE:
                 self._clear_intent(key, run_id, "the asset vanished")
@@ -351,7 +412,8 @@ class Sync(Machinery):
             marker = rules.marker(intent_id)
         write = self._record_intent(row, run_id, decision, Intent(intent_id, CREATE, "POST", marker=marker,
                                                                   start_ms=start, end_ms=end))
-        answer = self.send(key, self.client.create_segment, key, start, end, external_id=marker)
+        answer = self.send(key, self.client.create_segment, key, start, end, external_id=marker,
+                           fresh_until=_fresh_until(decision))
         problem = rules.created_answer_problem(answer, key)
         if problem:
             self._no_more_writes.add(key)  # no further write to this asset in this run (issue #9)
@@ -385,7 +447,8 @@ class Sync(Machinery):
         write = self._record_intent(row, run_id, decision, Intent(uuid.uuid4().hex, UPDATE, "PATCH",
                                                                   segment_id=current["id"], before=current,
                                                                   start_ms=start, end_ms=end))
-        answer = self.send(key, self.client.patch_segment_times, key, current["id"], start, end)
+        answer = self.send(key, self.client.patch_segment_times, key, current["id"], start, end,
+                           fresh_until=_fresh_until(decision))
         self._done_writing(row, run_id, write, answer, decision, 200)
         self.check_patch_kept(current, answer)
 
@@ -476,6 +539,11 @@ class Sync(Machinery):
             held, self._held_forbidden = self._held_forbidden, {}
         for key, exc in held.items():
             self._fail(key, run_id, "forbidden", exc)
+
+
+def _fresh_until(decision: Decision) -> float | None:
+    """The clock's monotonic time after which the decision's write may no longer leave (issue #19)."""
+    return None if decision.as_of is None else decision.as_of + FRESH_FOR
 
 
 def _first_row(row: Row) -> int:

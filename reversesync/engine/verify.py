@@ -1,8 +1,10 @@
 """verify: read Iconik again and confirm it holds what the ledger says reversesync left there.
 
 Only fresh reads decide (issue #9): a written or in-sync segment is read by id, a SUBCLIP's range from the
-asset itself. Segment lists come from a search index that trails writes (ICONIK-FACTS 7.1), so they are used
-only to look for extra GENERIC segments, after the last write has had its settle time.
+asset itself. Segment lists and search come from an index that trails writes (ICONIK-FACTS 7.1), so they are
+used only to look for extra GENERIC segments, after the last write has had its settle time: by a batched search
+of a hundred rows' assets (issue #19), and by the asset's own list where the search shows a GENERIC segment
+besides the recorded one (an extra, a duplicate, or a document to read whole) or cannot tell.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..ledger import Ledger, Row
 from ..rules import ms, span
 from ..types import CREATE, CREATED, UPDATED, Json, Write
 from .machinery import CONNECTION_STREAK_STOP
+from .search import LazySearch
 
 
 @dataclasses.dataclass
@@ -36,10 +39,13 @@ def _spans(segments: Sequence[Json]) -> str:
     return "; ".join(f"GENERIC {s['id']} {ms(*span(s))}" for s in segments) or "no GENERIC segment"
 
 
-def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] = ()) -> Mismatch | None:
+def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] = (),
+               extras: LazySearch | None = None, assets: LazySearch | None = None) -> Mismatch | None:
     """None when Iconik holds exactly what the ledger says for this row, else a Mismatch.
 
-    undone_creates: the logged creates an undo reverted on this asset (a row skipped as undone)."""
+    undone_creates: the logged creates an undo reverted on this asset (a row skipped as undone). extras: the batched
+    search of GENERIC segments, assets of asset documents (a SUBCLIP's own range); without them (or where they cannot
+    tell, or show a mismatch) the asset and its list are read."""
     if row["state"] == "skipped" and row["reason"] == "undone":
         return _verify_undone(client, row, undone_creates)
     key, start, end = row["asset_key"], row["time_start_ms"], row["time_end_ms"]
@@ -50,25 +56,40 @@ def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] =
     def mismatch(kind: str, found: str) -> Mismatch:
         return Mismatch(key, row["row_numbers"], row["state"], kind, expected, found)
 
+    segment_id = row["segment_id"]
     try:
-        asset = client.get_asset(key)
-        if asset.get("type") == rules.SUBCLIP:
-            found = span(asset)
-            if found == (start, end) and not written:
-                return None
-            return mismatch("subclip", f"SUBCLIP {ms(*found)}")
-        segment_id = row["segment_id"]
-        ours = None
         if segment_id:
+            # One fresh read by id; the asset is read only to tell a gone asset from a gone segment.
             try:
                 ours = client.get_segment(key, segment_id)
             except errors.NotFound:
+                client.get_asset(key)
                 return mismatch("missing", f"segment {segment_id} is gone")
             if rules.is_absent(ours):  # a soft-deleted segment waits in Iconik's bin: it is no clip range
                 return mismatch("missing", f"segment {segment_id} is deleted (status DELETED)")
             if ours.get("segment_type") != "GENERIC" or span(ours) != (start, end):
                 return mismatch("different", f"segment {segment_id} is {ours.get('segment_type')} {ms(*span(ours))}")
-        listed = rules.generic_only(client.list_segments(key, "GENERIC"))
+            if not written and not rules.is_ours(ours):
+                return None  # an extra beside a segment found in sync is no mismatch, and no copy of ours
+            shown = extras.documents(key) if extras is not None else None
+            if shown is not None and all(s.get("id") == segment_id for s in shown):
+                return None  # the index shows no other GENERIC segment
+            # The list trails too: every other segment it shows is read by id, so that one a person deleted a
+            # moment ago is no `extra` (only a mismatch costs these reads).
+            listed = [ours] + _fresh(client, key, [s for s in rules.generic_only(client.list_segments(key, "GENERIC"))
+                                                   if s.get("id") != segment_id])
+        else:
+            ours = None
+            indexed = assets.documents(key) if assets is not None else None
+            if indexed and not written and indexed[0].get("type") == rules.SUBCLIP and span(indexed[0]) == (start, end):
+                return None  # a SUBCLIP found in sync, as the index shows it (nothing reversesync wrote)
+            asset = client.get_asset(key)
+            if asset.get("type") == rules.SUBCLIP:
+                found = span(asset)
+                if found == (start, end) and not written:
+                    return None
+                return mismatch("subclip", f"SUBCLIP {ms(*found)}")
+            listed = rules.generic_only(client.list_segments(key, "GENERIC"))
     except errors.NotFound:
         return mismatch("gone", "the asset is gone (404)")
     except (errors.TerminalError, errors.UnknownOutcome) as exc:
@@ -86,6 +107,19 @@ def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] =
     if written and others:
         return mismatch("extra", f"{_spans([ours])}, and also {_spans(others)}")
     return None
+
+
+def _fresh(client: IconikClient, key: str, segments: Sequence[Json]) -> list[Json]:
+    """The segments as read by id now, less those gone, deleted or no longer GENERIC."""
+    found = []
+    for segment in segments:
+        try:
+            read: Json | None = client.get_segment(key, segment["id"])
+        except errors.NotFound:
+            continue
+        if read is not None and not rules.is_absent(read) and read.get("segment_type") == "GENERIC":
+            found.append(read)
+    return found
 
 
 def _verify_undone(client: IconikClient, row: Row, undone_creates: Sequence[Write]) -> Mismatch | None:
@@ -141,10 +175,14 @@ def verify(ledger: Ledger, client: IconikClient, workers: int = 8, sink: progres
                                  if w.action == CREATE and w.undone_by is not None]
               for row in rows if row["state"] == "skipped" and row["reason"] == "undone"}
     rows = [row for row in rows if row["state"] != "skipped" or row["reason"] == "in_sync" or undone[row["asset_key"]]]
+    extras = LazySearch(client, "segments", [row["asset_key"] for row in rows
+                                             if row["segment_id"] and row["asset_key"] not in undone])
+    assets = LazySearch(client, "assets", [row["asset_key"] for row in rows
+                                           if not row["segment_id"] and row["asset_key"] not in undone])
 
     def one(row: Row) -> Mismatch | errors.TransientError | None:
         try:
-            return verify_row(client, row, undone.get(row["asset_key"], ()))
+            return verify_row(client, row, undone.get(row["asset_key"], ()), extras, assets)
         except errors.TransientError as exc:
             return exc
 

@@ -29,6 +29,7 @@ from .sync import (
                       decide,
                       field_differences,
                       generic_only,
+                      index_can_decide,
                       index_document_trusted,
                       is_absent,
                       is_ours,
@@ -46,5 +47,6 @@ __all__ = ["ACTIVE", "DELETED", "DRIFT_REASONS", "FINISHED_REASONS", "NEEDS_PERS
            "Drift", "drift", "needs_person", "KNOWN_ASSET_STATUSES", "LIVE_SEGMENT_STATUSES",
            "LOAD_REJECTIONS", "MARKER", "RETRYABLE_REASONS", "SEARCH_FINAL_REASONS", "SUBCLIP", "UNDO_REASONS",
            "WRITABLE_TYPE", "Decision", "canonical_uuid", "created_answer_problem", "decide", "failure_text",
-           "field_differences", "generic_only", "index_document_trusted", "is_absent", "is_ours", "marker",
+           "field_differences", "generic_only", "index_can_decide", "index_document_trusted", "is_absent",
+           "is_ours", "marker",
            "missing_asset_fields", "ms", "not_live", "patch_replaced", "span", "update_target_problem"]

@@ -61,6 +61,9 @@ class Decision:
     text: str = ""
     segment: Json | None = None   # the segment to update, or the one already in sync
     asset: Json | None = None     # the asset it was decided from
+    # When (the clock's monotonic time) the oldest index read it was decided from was asked: a search answer or a
+    # segment list; None when it read no index. A write goes out at most engine.search.FRESH_FOR after it.
+    as_of: float | None = None
 
 
 def ms(start: Any, end: Any) -> str:
@@ -172,6 +175,13 @@ def _segment_decision(generic_segments: Sequence[Json], start: int | None, end: 
     return Decision(state=SKIPPED, reason="ambiguous",
                     text=f"{len(generic_segments)} GENERIC segments and none spans {ms(start, end)} ({listed}); "
                          "delete the wrong ones in Iconik, then run --live --recheck ambiguous.")
+
+
+def index_can_decide(shown: int, decision: Decision) -> bool:
+    """Whether a decision taken from search documents stands (issue #19), shown being how many GENERIC segments
+    the index showed for the asset: with two or more, only "in sync" does (nothing is written); anything else is
+    taken again from the asset's own segment list."""
+    return shown < 2 or decision.reason == "in_sync"
 
 
 def update_target_problem(segment: Json, expected_id: str) -> tuple[str, str] | None:

@@ -114,7 +114,7 @@ class Api:
         return 200, self._asset("can_read_assets")
 
     def segments_get(self, segment_type: str | None = None) -> Answer:
-        """A segment list: it comes from the search index, so it shows the segments as they were index_lag
+        """A segment list: it comes from the search index, so it shows the segments as they were list_lag
         seconds ago (ICONIK-FACTS 7.1)."""
         asset = self._asset("can_read_segments")
         segment_type = segment_type or self._param("segment_type")
@@ -195,7 +195,7 @@ class Api:
 
     def search_post(self) -> Answer:
         """Iconik's batch search, for the two document types and the terms reversesync uses. Like every
-        index read it trails the store by index_lag."""
+        index read it trails the store, by search_lag."""
         self._needs("can_search")
         body = self.body if isinstance(self.body, dict) else {}
         doc_types = body.get("doc_types") or []
@@ -214,7 +214,7 @@ class Api:
         if include is not None and not (isinstance(include, list) and all(isinstance(f, str) for f in include)):
             return 400, {"errors": {"include_fields": "must be a list of field names"}}
         self.sandbox.record_search(options)
-        as_of = self.sandbox.index_time()
+        as_of = self.sandbox.index_time("search")
         pick = self._assets_indexed if doc_types == ["assets"] else self._segments_indexed
         found = pick(wanted, as_of)
         hits = [_document(item, doc_types[0], include) for item in found

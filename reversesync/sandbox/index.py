@@ -1,5 +1,6 @@
 """What the search index shows. Segment lists and search come from an index that trails the stored records
-(ICONIK-FACTS 7.1): the sandbox shows them as they were `index_lag` seconds ago.
+(ICONIK-FACTS 7.1): the sandbox shows segment lists as they were `list_lag` seconds ago and search answers as
+they were `search_lag` seconds ago (issue #19: the two may differ).
 
 The catalogue tells the index before and after each write it makes as the API does; the index keeps, for each
 record changed more recently than it has caught up with, what it showed before and every version since, and
@@ -28,6 +29,9 @@ class LaggingIndex:
         # Changes in time order, so that histories the index has caught up with are forgotten in O(1) each.
         self._backlog: collections.deque[tuple[float, str, str | None]] = collections.deque()
         self.last_change = float("-inf")
+        # How far apart in time two readers of the index may look (the gap between the list lag and the search
+        # lag): what the index showed that long before a read is kept for the reader that trails more.
+        self.spread = 0.0
 
     # --- told by the catalogue around each write ------------------------------------------------------
 
@@ -56,9 +60,10 @@ class LaggingIndex:
         changes = self._segments.get(asset_id)
         if not changes:
             return list(stored)  # the common case: nothing recent, the index agrees with the store
-        shown = [version_as_of(changes[s["id"]], as_of) if s["id"] in changes else s for s in stored]
+        keep = as_of - self.spread
+        shown = [version_as_of(changes[s["id"]], as_of, keep) if s["id"] in changes else s for s in stored]
         stored_ids = {s["id"] for s in stored}
-        shown += [version_as_of(history, as_of) for segment_id, history in changes.items()
+        shown += [version_as_of(history, as_of, keep) for segment_id, history in changes.items()
                   if segment_id not in stored_ids]  # deleted from the store, maybe not from the index
         return [segment for segment in shown if segment is not None]
 
@@ -70,16 +75,18 @@ class LaggingIndex:
             if asset_id is None:
                 return stored
         history = self._segments.get(asset_id, {}).get(segment_id)
-        return stored if history is None else version_as_of(history, as_of)
+        return stored if history is None else version_as_of(history, as_of, as_of - self.spread)
 
     def asset(self, asset_id: str, stored: Record | None, as_of: float) -> Record | None:
         """The asset as the index had it at as_of, stored being the asset now."""
         self.catch_up(as_of)
         history = self._assets.get(asset_id)
-        return stored if history is None else version_as_of(history, as_of)
+        return stored if history is None else version_as_of(history, as_of, as_of - self.spread)
 
     def catch_up(self, as_of: float) -> None:
-        """Forget the histories whose last change the index has taken in by as_of: it shows the store there."""
+        """Forget the histories whose last change the index has taken in by as_of less the spread: it shows the
+        store there, for the reader that trails most too."""
+        as_of -= self.spread
         while self._backlog and self._backlog[0][0] <= as_of:
             _, asset_id, segment_id = self._backlog.popleft()
             if segment_id is None:
@@ -105,11 +112,16 @@ class LaggingIndex:
         self._backlog.clear()
 
 
-def version_as_of(history: History, as_of: float) -> Record | None:
-    """The version in force at as_of in a history; drops the older ones, which no later reader needs (readers
-    ask for ever later times)."""
+def version_as_of(history: History, as_of: float, keep: float | None = None) -> Record | None:
+    """The version in force at as_of in a history; drops the versions older than the one in force at keep
+    (default as_of), which no later reader needs: each kind of reader asks for ever later times, and keep is the
+    earliest time any reader may still ask for."""
+    keep = as_of if keep is None else min(keep, as_of)
     position = len(history) - 1
-    while position > 0 and history[position][0] > as_of:
+    while position > 0 and history[position][0] > keep:
         position -= 1
     del history[:position]
-    return history[0][1]
+    position = 0
+    while position + 1 < len(history) and history[position + 1][0] <= as_of:
+        position += 1
+    return history[position][1]

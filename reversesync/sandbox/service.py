@@ -34,7 +34,8 @@ def mint_credentials() -> tuple[str, str]:
 class Sandbox(TestHooks):
     """The server: start() on a free port of 127.0.0.1, stop() to end. Usable from tests in-process.
 
-    index_lag: seconds by which segment lists and search trail the stored records (0: never).
+    index_lag: seconds by which segment lists and search trail the stored records (0: never); list_lag and
+    search_lag set each on its own (issue #19), each defaulting to index_lag.
     remaining: what RateLimit-Remaining counts, 'bucket' (left of this second's budget) or 'window' (left
     of the 20 s window); the header is on every answer, whether or not rate enforces a limit.
     patch: 'merge' (a segment PATCH changes only what it carries) or 'replace' (it resets the rest, like a PUT)."""
@@ -43,7 +44,8 @@ class Sandbox(TestHooks):
                  auth_token: str = DEMO_AUTH_TOKEN, roles: Iterable[str] = ALL_ROLES,
                  latency_ms: float = 0, jitter_ms: float = 0, rate: float | None = None,
                  faults: Faults | None = None, seed: int = 0, index_lag: float = DEFAULT_INDEX_LAG,
-                 remaining: str = "bucket", patch: str = "merge") -> None:
+                 remaining: str = "bucket", patch: str = "merge", list_lag: float | None = None,
+                 search_lag: float | None = None) -> None:
         if patch not in PATCH_MODES:
             raise ValueError(f"patch must be one of {', '.join(PATCH_MODES)}")
         super().__init__()
@@ -57,7 +59,8 @@ class Sandbox(TestHooks):
         self.limiter = RateLimiter(rate or ICONIK_RATE, enforce=bool(rate), remaining=remaining)
         self.faults = faults or Faults()
         self.seed = seed
-        self.index_lag = float(index_lag)
+        self.list_lag = float(index_lag if list_lag is None else list_lag)
+        self.search_lag = float(index_lag if search_lag is None else search_lag)
         self.log: list[LogEntry] = []  # (method, path, status) of every request, in arrival order
         self.bodies: list[tuple[str, str, Any]] = []  # (method, path, parsed JSON body) of each that carried one
         self.late_writes: list[dict[str, Any]] = []  # {"method", "path", "delay_ms", "status"}: applied after a drop
@@ -101,11 +104,49 @@ class Sandbox(TestHooks):
                  traceback: TracebackType | None) -> None:
         self.stop()
 
+    @property
+    def list_lag(self) -> float:
+        """Seconds by which segment lists trail the stored records."""
+        return self._list_lag
+
+    @list_lag.setter
+    def list_lag(self, seconds: float) -> None:
+        self._list_lag = float(seconds)
+        self._spread()
+
+    @property
+    def search_lag(self) -> float:
+        """Seconds by which search answers trail the stored records."""
+        return self._search_lag
+
+    @search_lag.setter
+    def search_lag(self, seconds: float) -> None:
+        self._search_lag = float(seconds)
+        self._spread()
+
+    @property
+    def index_lag(self) -> float:
+        """The longer of the two lags: everything the index shows is caught up this long after the last write.
+        Setting it sets both."""
+        return max(self.list_lag, self.search_lag)
+
+    @index_lag.setter
+    def index_lag(self, seconds: float) -> None:
+        self._list_lag = self._search_lag = float(seconds)
+        self._spread()
+
+    def _spread(self) -> None:
+        # The index keeps old versions long enough for the reader that trails more.
+        if hasattr(self, "_list_lag") and hasattr(self, "_search_lag"):
+            with self.catalogue.lock:
+                self.catalogue.index.spread = abs(self._list_lag - self._search_lag)
+
     # --- for the server: time, the log, draws, late writes ------------------------------------------
 
-    def index_time(self) -> float:
-        """The moment the index reflects: index_lag seconds ago, on time.monotonic()'s clock."""
-        return time.monotonic() - self.index_lag
+    def index_time(self, reader: str = "list") -> float:
+        """The moment the index reflects for a reader ('list': segment lists, 'search': the batch search), on
+        time.monotonic()'s clock: list_lag or search_lag seconds ago."""
+        return time.monotonic() - (self.search_lag if reader == "search" else self.list_lag)
 
     def record_request(self, method: str, path: str) -> int:
         """Log a request as it arrives, its status unknown yet; returns its number (from 1) for set_status."""

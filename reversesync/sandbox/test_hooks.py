@@ -53,7 +53,7 @@ class TestHooks:
     log_lock: threading.Lock
     index_lag: float
 
-    def index_time(self) -> float:
+    def index_time(self, reader: str = "list") -> float:
         raise NotImplementedError
 
     def late_write_timers(self) -> list[threading.Timer]:

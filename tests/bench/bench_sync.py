@@ -3,10 +3,12 @@
     python tests/bench/bench_sync.py                      # everything (about 20 minutes per reading)
     python tests/bench/bench_sync.py --only live --repeat 1 --remaining window
 
-Prints, per step: wall time, requests by method, 429s, requests/s, the ideal time (the minimum necessary
-requests / 50 per second) and wall / ideal, as medians of --repeat runs. Then the same live run with
---workers 1 (one request at a time, as the sheet's owners and the PRD planned), a run against a sandbox that
-allows only 20 requests/s, and the tool's own CPU time per row at zero latency.
+Prints, per step: wall time, requests by method, 429s, requests/s, the ideal time and wall / ideal, as medians of
+--repeat runs. With search the ideal is write-bound, from the row mix (issue #19): (ceil(rows / 100) x 2 + creates
++ 2 x updates + ids the index lacks) / 50 per second; `verify` of the live run's ledger: (recorded segments + one
+search per hundred of them + one per hundred rows without one) / 50; --no-search: the fewest per-asset requests /
+50. Then the same live run with --workers 1 (one request at a time, as the sheet's owners and the PRD planned), a
+run against a sandbox that allows only 20 requests/s, and the tool's own CPU time per row at zero latency.
 
 RateLimit-Remaining is undocumented (ICONIK-FACTS 7.7): the rate-limited steps run once per reading the
 sandbox can send (`Sandbox(remaining="bucket"|"window")`), and every row names the reading it ran under. A
@@ -70,24 +72,38 @@ def eligible(ledger):
 
 
 def minimum_requests(dealt, keys, live, search):
-    """The fewest requests the decision rules allow for these rows.
+    """The ideal's request count for these rows.
 
-    Per asset: the asset read, the GENERIC list unless SUBCLIP, deleted or 404, then the writes (POST;
-    GET + PUT). With search: two searches per hundred rows, a read for each id the index does not know,
-    and before a write only the fresh GENERIC list."""
-    total = 2  # the preflight: the token's user and its roles
+    With search (issue #19) the run is write-bound: two searches per hundred rows, one request per create, two per
+    update (the read by id and the PATCH), and a read for each id the index does not know:
+    ceil(rows / 100) x 2 + creates + 2 x updates + ids the index lacks. Without search, the fewest requests the
+    per-asset decision rules allow: the asset read, the GENERIC list unless SUBCLIP, deleted or 404, then the writes
+    (POST; GET + PATCH). The preflight's two requests count in neither."""
     scenarios = [dealt[key] for key in keys if key in dealt]
     if search:
-        total += 2 * -(-len(scenarios) // 100)
+        total = 2 * -(-len(scenarios) // 100)
         for scenario in scenarios:
             if scenario == "unknown":
                 total += 1
             elif live and scenario in WRITES:
-                total += 1 + WRITES[scenario]
+                total += WRITES[scenario]
         return total
+    total = 2  # the preflight: the token's user and its roles
     for scenario in scenarios:
         total += READS.get(scenario, 2) + (WRITES.get(scenario, 0) if live else 0)
     return total
+
+
+def verify_minimum(ledger):
+    """verify's ideal request count (issue #19): one GET by id per recorded segment, one search per hundred of
+    them for extras, one asset search per hundred rows without a recorded segment (a SUBCLIP's range)."""
+    import sqlite3
+
+    with sqlite3.connect(ledger) as conn:
+        with_segment, without = conn.execute(
+            "select sum(segment_id is not null), sum(segment_id is null) from assets where in_source = 1 and "
+            "(state in ('created', 'updated') or (state = 'skipped' and reason = 'in_sync'))").fetchone()
+    return with_segment + -(-with_segment // 100) + -(-without // 100)
 
 
 def cli(ledger, sandbox, *args):
@@ -95,7 +111,7 @@ def cli(ledger, sandbox, *args):
     env = dict(os.environ, ICONIK_URL=sandbox.url, ICONIK_APP_ID=sandbox.app_id, ICONIK_AUTH_TOKEN=sandbox.auth_token)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "reversesync.cli", "--ledger", ledger, *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "reversesync", "--ledger", ledger, *args], env=env,
                           capture_output=True, text=True)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -122,9 +138,11 @@ def figures(sandbox, wall, minimum, since):
 
 def print_table(title, runs):
     print(f"\n{title}")
-    print(f"{'step [Remaining reading]':<24} {'wall s':>8} {'requests':>9} {'min':>6} {'req/min':>8} {'429s':>5} "
+    print(f"{'step [Remaining reading]':<24} {'wall s':>8} {'requests':>9} {'ideal':>6} {'req/ideal':>8} {'429s':>5} "
           f"{'req/s':>6} {'ideal s':>8} {'wall/ideal':>10}   by method; walls")
     for step, results in runs.items():
+        if not results:
+            continue
         med = {key: statistics.median(r[key] for r in results) for key in
                ("wall", "requests", "minimum", "429s", "req_per_s", "ideal", "ratio", "extra")}
         methods = ", ".join(f"{m} {n}" for m, n in sorted(results[-1]["by_method"].items()))
@@ -134,13 +152,15 @@ def print_table(title, runs):
               f"{walls}")
 
 
-def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, index_lag):
-    """load -> dry run -> live run, and load -> live run straight away, as medians of repeat."""
+def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, index_lag,
+                      sequences=(("dry", "live"), ("live only",))):
+    """load -> dry run -> live run, and load -> live run straight away (then, with search, verify), as medians of
+    repeat."""
     flag = "--search" if search else "--no-search"
-    runs = {f"{step} [{reading}]": [] for step in ("dry", "live", "live only")}
+    runs = {f"{step} [{reading}]": [] for step in ("dry", "live", "live only", "verify")}
     loads = []
     for attempt in range(repeat):
-        for steps in (("dry", "live"), ("live only",)):
+        for steps in sequences:
             catalogue, dealt = seeded(sheet)
             with limited_sandbox(catalogue, reading, index_lag, latency_ms=latency, jitter_ms=jitter, rate=RATE,
                                  seed=attempt) as sandbox:
@@ -152,6 +172,11 @@ def bench_rate_budget(sheet, repeat, latency, jitter, folder, search, reading, i
                     since = len(sandbox.requests())
                     wall, _, _ = cli(ledger, sandbox, "run", *(["--live"] if live else []), flag)
                     runs[f"{step} [{reading}]"].append(figures(sandbox, wall, minimum, since))
+                if steps == ("live only",) and search:  # verify of the same ledger, straight after
+                    minimum = verify_minimum(ledger)
+                    since = len(sandbox.requests())
+                    wall, _, _ = cli(ledger, sandbox, "verify")
+                    runs[f"verify [{reading}]"].append(figures(sandbox, wall, minimum, since))
     print(f"\nload of the sheet (no requests): median wall {statistics.median(loads):.2f} s over {len(loads)} loads")
     return runs
 
@@ -207,7 +232,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument("--jitter-ms", type=float, default=20)
-    parser.add_argument("--only", choices=["live", "search", "serial", "throttled", "overhead"], action="append")
+    parser.add_argument("--only", choices=["live", "search", "search-live", "serial", "throttled", "overhead"],
+                        action="append", help="search-live: with search, only load -> live run -> verify")
     parser.add_argument("--remaining", choices=["both", *READINGS], default="both",
                         help="the RateLimit-Remaining reading(s) the sandbox sends (ICONIK-FACTS 7.7)")
     parser.add_argument("--index-lag", type=float, default=2.0,
@@ -232,6 +258,11 @@ def main():
                 live = statistics.median(r["wall"] for r in runs[f"live only [{reading}]"])
             if "search" in only:
                 runs = bench_rate_budget(sheet, options.repeat, *args, search=True, reading=reading, index_lag=lag)
+                print_table(f"With batched search (the default), Remaining reading {reading}:", runs)
+                live = statistics.median(r["wall"] for r in runs[f"live only [{reading}]"])
+            if "search-live" in only:
+                runs = bench_rate_budget(sheet, options.repeat, *args, search=True, reading=reading, index_lag=lag,
+                                         sequences=(("live only",),))
                 print_table(f"With batched search (the default), Remaining reading {reading}:", runs)
                 live = statistics.median(r["wall"] for r in runs[f"live only [{reading}]"])
             if "serial" in only:
