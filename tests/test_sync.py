@@ -318,3 +318,33 @@ def test_runs_shows_the_run_of_a_sync_under_way_as_running_not_killed(tmp_path, 
     finally:
         holder.release()
     assert (record["id"], record["status"]) == (run_id, "running")
+
+
+def test_repair_drift_never_moves_a_segment_a_person_made_after_deleting_ours_nor_one_made_another_type(
+        tmp_path, invoke, ledger_path, monkeypatch, catalogue_of_known):
+    """Found by an adversarial review: --repair-drift sent a drift_deleted row back to the ordinary rules, which
+    PATCHed the lone GENERIC segment on the asset, the one the person had made in place of ours."""
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        csv = full_sheet(tmp_path)
+        assert invoke("sync", "--csv", csv, *FAST).exit_code == 1  # the two unknown ids
+        [ours] = sandbox.generic_segments(KNOWN[0])
+        sandbox.person_deletes(ours["id"])
+        theirs = sandbox.person_creates(KNOWN[0], "GENERIC", 7000, 9000, segment_text="the person's own")
+        [qc] = sandbox.generic_segments(KNOWN[1])
+        sandbox.person_edits(qc["id"], segment_type="QC")
+        assert invoke("sync", "--csv", csv, *FAST).exit_code == 1  # new: drift_deleted, drift_moved
+        repaired = invoke("sync", "--csv", csv, *FAST, "--repair-drift")
+        sandbox.settle()
+        kept = sandbox.stored_segment(theirs["id"])
+        assert (kept["time_start_milliseconds"], kept["time_end_milliseconds"], kept["segment_text"]) == (
+            7000, 9000, "the person's own")
+        assert sandbox.stored_segment(qc["id"])["segment_type"] == "QC"  # theirs now, left as they made it
+        [made] = sandbox.generic_segments(KNOWN[1])  # the clip's range on a GENERIC segment of its own
+        assert (made["time_start_milliseconds"], made["time_end_milliseconds"]) == (2000, 6000)
+    assert state(ledger_path, KNOWN[0]) == ("skipped", "drift_deleted")
+    assert repaired.exit_code == 0, repaired.output  # drift_deleted on that asset was reported last night
+    assert f"GENERIC segment {theirs['id']} (7000-9000 ms) is there now: a person's" in Ledger(ledger_path).asset(
+        KNOWN[0])["reason_text"]

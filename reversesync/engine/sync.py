@@ -283,8 +283,9 @@ class Sync(Machinery):
             return None
         gone = self.gone(row["asset_key"])
         shown = [s for s in basis.generic if s.get("id") not in gone]
-        decision = rules.decide(asset, self._with_our_segment_fresh(row, shown), row["time_start_ms"],
-                                row["time_end_ms"])
+        generic, lost = self._with_our_segment_fresh(row, shown)
+        decision = rules.without_its_own_segment(
+            rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"]), lost)
         if not rules.index_can_decide(len(shown), decision):
             return None
         decision.as_of = basis.as_of
@@ -312,13 +313,14 @@ class Sync(Machinery):
                     asset = None
                 self._read_ok.set()
             generic: list[Json] = []
-            as_of = None
+            as_of, lost = None, None
             if asset is not None and asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == rules.ACTIVE:
                 as_of = self.clock.monotonic()
                 generic = self.live_generic(key)
                 self._read_ok.set()
-                generic = self._with_our_segment_fresh(row, generic)
-            decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"])
+                generic, lost = self._with_our_segment_fresh(row, generic)
+            decision = rules.without_its_own_segment(
+                rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"]), lost)
             decision.as_of = as_of
             self.answered()
             return decision
@@ -331,18 +333,19 @@ class Sync(Machinery):
             self._fail(key, run_id, exc.reason, exc)
         return None
 
-    def _with_our_segment_fresh(self, row: Row, generic: list[Json]) -> list[Json]:
+    def _with_our_segment_fresh(self, row: Row, generic: list[Json]) -> tuple[list[Json], str | None]:
         """The GENERIC list with the row's segment of record read afresh by id: segment lists come from an index
         that trails writes (ICONIK-FACTS 7.1), reversesync's own included, so a segment just created can be
-        missing, one just updated can show old times, one just deleted by an undo can still show."""
+        missing, one just updated can show old times, one just deleted by an undo can still show. Second: the id
+        of the segment of record when it is gone (deleted in Iconik), else None."""
         ours = _segment_of_record(row)
         if not ours:
-            return generic
+            return generic, None
         fresh = self.read_segment(row["asset_key"], ours)
         others = [s for s in generic if s.get("id") != ours]
         if fresh is not None and fresh.get("asset_id") == row["asset_key"]:
             others += rules.generic_only([fresh])
-        return others
+        return others, (ours if fresh is None else None)
 
     def _write(self, row: Row, run_id: int, decision: Decision, reuse: Write | None) -> None:
         """Send one write with its intent logged first. Raises DecideAgain to decide again from a fresh read,

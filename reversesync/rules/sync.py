@@ -184,6 +184,21 @@ def index_can_decide(shown: int, decision: Decision) -> bool:
     return shown < 2 or decision.reason == "in_sync"
 
 
+def without_its_own_segment(decision: Decision, lost: str | None) -> Decision:
+    """A row whose segment of record is gone (deleted in Iconik) is not moved onto another segment: a GENERIC
+    segment on its asset now is a person's, made since. It may be created again where the asset has none; an
+    update becomes drift_deleted, left to a person (an adversarial review caught `sync --repair-drift` PATCHing
+    such a segment to the sheet's times)."""
+    if lost is None or decision.action != "update" or decision.segment is None:
+        return decision
+    other = decision.segment
+    return Decision(state=SKIPPED, reason="drift_deleted", asset=decision.asset, as_of=decision.as_of,
+                    text=f"segment {lost} that the ledger ties to this row was deleted in Iconik, and GENERIC segment "
+                         f"{other['id']} ({ms(*span(other))}) is there now: a person's, which reversesync does not "
+                         "move in place of its own. Check the asset in Iconik; delete that segment and run `sync "
+                         "--repair-drift` to have the sheet's segment created again.")
+
+
 def update_target_problem(segment: Json, expected_id: str) -> tuple[str, str] | None:
     """Why a segment just read by id must not be PATCHed, or None when it may (issue #9).
 
