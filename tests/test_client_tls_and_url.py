@@ -134,7 +134,8 @@ def test_https_to_a_plain_http_server_is_one_endpoint_error_never_retried(monkey
     message = str(caught.value)
     assert message.startswith(f"cannot talk TLS to {url}: ")
     assert "(the server does not seem to speak TLS)" in message
-    assert message.endswith("check ICONIK_URL (http:// or https://) or the certificate (REQUESTS_CA_BUNDLE).")
+    assert message.endswith("check ICONIK_URL (http:// or https://) or the certificate (REQUESTS_CA_BUNDLE; "
+                            "behind a proxy that inspects TLS, --system-certs).")
     assert client.stats.requests == 1
 
 
@@ -148,7 +149,8 @@ def test_a_self_signed_certificate_is_one_endpoint_error_naming_it_never_retried
         call(client)
     assert str(caught.value) == (
         f"cannot talk TLS to {https_url(tls_server)}: certificate verify failed: self-signed certificate; "
-        "check ICONIK_URL (http:// or https://) or the certificate (REQUESTS_CA_BUNDLE).")
+        "check ICONIK_URL (http:// or https://) or the certificate (REQUESTS_CA_BUNDLE; "
+        "behind a proxy that inspects TLS, --system-certs).")
     assert client.stats.requests == 1 and tls_server.answered == []
 
 
@@ -177,7 +179,8 @@ except errors.EndpointError as exc:
 
 @pytest.mark.parametrize("store, answer", [
     ("certifi", "cannot talk TLS to {url}: certificate verify failed: self-signed certificate; check ICONIK_URL "
-                "(http:// or https://) or the certificate (REQUESTS_CA_BUNDLE)."),
+                "(http:// or https://) or the certificate (REQUESTS_CA_BUNDLE; behind a proxy that inspects TLS, "
+                "--system-certs)."),
     ("system", "{{'id': 'user'}}"),
 ])
 def test_a_company_certificate_in_the_system_store_is_trusted_only_with_system_certs(tls_server, self_signed, store,

@@ -44,8 +44,9 @@ def run_options(command: F) -> F:
         click.option("--asset", "assets", multiple=True, metavar="ID",
                      help="Only this asset, checked again even if finished (repeatable)."),
         click.option("--search/--no-search", default=True, show_default=True,
-                     help="Classify assets 100 at a time with Iconik's search; writes are still decided from a "
-                          "per-asset read."),
+                     help="Search Iconik 100 assets at a time right before their writes; a create goes out from that "
+                          "answer (at most 5 s old), an update after a read of its segment by id. --no-search reads "
+                          "each asset's own list instead."),
         click.option("--recheck", multiple=True, metavar="REASON",
                      help="Check rows finished with this reason again, e.g. ambiguous (repeatable)."),
         settle_options,

@@ -40,8 +40,9 @@ from .runs import summary_lines
 @click.option("--rate", type=click.FloatRange(0.1, 1000), default=DEFAULT_RATE, show_default=True,
               help="Requests per second at most (Iconik allows about 50).")
 @click.option("--search/--no-search", default=True, show_default=True,
-              help="Classify assets 100 at a time with Iconik's search; writes are still decided from a per-asset "
-                   "read.")
+              help="Search Iconik 100 assets at a time right before their writes; a create goes out from that answer "
+                   "(at most 5 s old), an update after a read of its segment by id. --no-search reads each asset's "
+                   "own list instead.")
 @settle_options
 @patch_checked_option
 @functools.partial(iconik_options, into="iconik", prompt=False)

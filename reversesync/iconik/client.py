@@ -244,7 +244,8 @@ class IconikClient:
         if isinstance(exc, requests.exceptions.SSLError):
             # A TLS handshake that fails is a setting to fix, not a blip: never retried.
             return errors.EndpointError(f"cannot talk TLS to {self.url}: {tls_cause(exc)}; check ICONIK_URL "
-                                        "(http:// or https://) or the certificate (REQUESTS_CA_BUNDLE).")
+                                        "(http:// or https://) or the certificate (REQUESTS_CA_BUNDLE; behind a "
+                                        "proxy that inspects TLS, --system-certs).")
         if never_sent(exc):
             return errors.ConnectionFailed(method, path, f"could not connect to {self.url} ({kind})", True)
         if write:
