@@ -388,3 +388,27 @@ def test_the_writes_a_02_ledger_recorded_are_undone_and_its_put_updates_are_list
     assert sandbox.generic_segments(A) == []
     [restored] = sandbox.generic_segments(B)
     assert (times(restored), restored["segment_text"], restored["is_internal"]) == ((9000, 9000), "by hand", True)
+
+
+def test_a_persons_edit_landing_between_our_read_and_our_patch_is_no_replaced_patch(sandbox, loaded, invoke):  # noqa: F811
+    """A person sets the text while our PATCH is on its way (the pacer or a 429 pause can hold it seconds after
+    the read): the answer shows their text, not an emptied field, so nothing stops (an adversarial review found
+    every writing command refused until --patch-checked)."""
+    a, b = "6d1f0c30-0000-4000-8000-000000000001", "6d1f0c30-0000-4000-8000-000000000002"
+    sandbox.catalogue.add_asset(a)
+    sandbox.catalogue.add_asset(b)
+    theirs = sandbox.catalogue.add_segment(a, "GENERIC", 1, 2, segment_text="v1")
+    loaded((a, 1000, 5000), (b, 1000, 5000))
+    edited = []
+
+    def person_types_as_the_patch_arrives(method, path):
+        if method == "PATCH" and not edited:
+            edited.append(sandbox.person_edits(theirs["id"], segment_text="v2, by a person"))
+
+    sandbox.hooks.append(person_types_as_the_patch_arrives)
+    result = invoke("run", "--live", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    stored = sandbox.stored_segment(theirs["id"])
+    assert (stored["segment_text"], stored["time_start_milliseconds"], stored["time_end_milliseconds"]) == (
+        "v2, by a person", 1000, 5000)
+    assert len(sandbox.generic_segments(b)) == 1  # and the run went on writing

@@ -109,7 +109,7 @@ def test_deleted_segments_count_as_absent_everywhere():
 
 
 BEFORE = generic("s1", 1, 2, segment_text="by hand", is_internal=True, shot={"kind": "close"},
-                 date_modified="2026-01-01")
+                 date_modified="2026-01-01", labels=["face"])
 
 
 @pytest.mark.parametrize("answer, replaced", [
@@ -117,9 +117,11 @@ BEFORE = generic("s1", 1, 2, segment_text="by hand", is_internal=True, shot={"ki
     (dict(BEFORE, time_start_milliseconds=5, is_internal=False), ["is_internal"]),   # the PUT lesson, by PATCH
     (dict(BEFORE, segment_text=None, shot=None), ["segment_text", "shot"]),
     ({k: v for k, v in BEFORE.items() if k != "shot"}, ["shot"]),                   # a field gone from the answer
-    (dict(BEFORE, ai_labels=[]), ["ai_labels"]),                                    # one reversesync never heard of
+    (dict(BEFORE, labels=[]), ["labels"]),                                          # one reversesync never heard of
+    (dict(BEFORE, ai_labels=[]), []),                                               # appeared empty: nothing lost
+    (dict(BEFORE, segment_text="a person's edit", shot={"kind": "wide"}), []),      # edited meanwhile, not reset
 ])
-def test_a_patch_answer_with_other_fields_changed_is_a_replaced_segment(answer, replaced):
+def test_a_patch_answer_with_other_fields_emptied_is_a_replaced_segment(answer, replaced):
     assert rules.patch_replaced(BEFORE, answer) == replaced
 
 

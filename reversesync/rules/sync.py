@@ -104,11 +104,17 @@ def field_differences(found: Json, expected: Json, aside: Sequence[str] = ()) ->
 
 
 def patch_replaced(before: Json, answer: Json) -> list[str]:
-    """The fields besides the times that a PATCH of the times changed, from the GET by id before it and the 200
-    answer: a PATCH that replaced like a PUT (issue #15). Only date_modified may move, as with any write."""
+    """The fields besides the times that a PATCH of the times emptied, from the GET by id before it and the 200
+    answer: a PATCH that replaced like a PUT (issue #15) resets what it does not carry to its default (null,
+    empty, false). A field that now holds another value is a person's edit that landed between the read and the
+    PATCH, not a reset: counting it stopped every writing command for nothing (an adversarial review found)."""
     return [name for name in dict.fromkeys([*before, *answer])
             if name not in ("time_start_milliseconds", "time_end_milliseconds", "date_modified")
-            and answer.get(name) != before.get(name)]
+            and answer.get(name) != before.get(name) and _empty(answer.get(name)) and not _empty(before.get(name))]
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value in ("", [], {})
 
 
 def decide(asset: Json | None, generic_segments: Sequence[Json], start: int | None, end: int | None) -> Decision:
