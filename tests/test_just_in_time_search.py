@@ -235,3 +235,26 @@ def test_a_document_lacking_a_field_leaves_only_its_asset_to_the_list_and_one_na
     assert {f.as_of for f in found.values()} == {7.0}
     found = found_in([a, b], assets, [good, {"id": "s3", "segment_type": "GENERIC"}], 7.0)
     assert found[a].generic is None and found[b].generic is None
+
+
+def test_a_subclip_document_without_its_range_is_read_afresh_not_called_a_mismatch(sandbox, loaded, invoke,
+                                                                                   ledger_path, monkeypatch):
+    """A SUBCLIP's range is its own fields: an index document lacking them cannot tell (an adversarial review
+    found `subclip_mismatch ... spans None-None ms`, telling a person to fix an asset that was in sync)."""
+    import reversesync.sandbox.api as api
+
+    asset = key(12)
+    sandbox.catalogue.add_asset(asset, type="SUBCLIP", start=1000, end=5000)
+    whole = api._document
+
+    def without_the_range(item, doc_type, include):
+        document = whole(item, doc_type, include)
+        if doc_type == "assets":
+            document.pop("time_start_milliseconds", None)
+            document.pop("time_end_milliseconds", None)
+        return document
+
+    monkeypatch.setattr(api, "_document", without_the_range)
+    loaded((asset, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    assert state(ledger_path, asset) == ("skipped", "in_sync")

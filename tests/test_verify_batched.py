@@ -126,3 +126,35 @@ def test_verify_straight_after_a_run_sees_no_false_extra_while_the_index_lags(sa
     result = invoke("verify")  # no settle: the index may still show the old times
     assert result.exit_code == 0, result.output
     assert all(not rules.is_ours(s) for asset in keys for s in sandbox.generic_segments(asset))
+
+
+# --- what an adversarial review of issue #19 found ----------------------------------------------------------------
+
+
+def test_verify_straight_after_an_undo_reports_no_leftover_the_lagging_list_still_shows(sandbox, loaded, invoke):
+    keys = [key(70 + n) for n in range(3)]
+    for asset in keys:
+        sandbox.catalogue.add_asset(asset)
+    loaded(*[(asset, 1000, 5000) for asset in keys])
+    assert invoke("run", "--live").exit_code == 0
+    sandbox.settle()
+    assert invoke("undo", "1", "--live").exit_code == 0
+    result = invoke("verify")  # the lists still show the deleted segments, with their markers
+    assert all(sandbox.generic_segments(asset) == [] for asset in keys)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("search", ["answers", "refused"])
+def test_a_subclip_in_iconiks_bin_is_no_match(sandbox, loaded, invoke, search):
+    asset = key(300)
+    sandbox.catalogue.add_asset(asset, type="SUBCLIP", start=1000, end=5000)
+    loaded((asset, 1000, 5000))
+    assert invoke("run", "--live").exit_code == 0
+    sandbox.catalogue.edit_asset(asset, status="DELETED")
+    sandbox.settle()
+    if search == "refused":
+        sandbox.force("POST", "^/API/search/", 403, {"errors": ["no can_search"]})
+    result = invoke("verify")
+    assert result.exit_code == 1, result.output
+    assert f"MISMATCH {asset} (row 2, skipped, gone)" in result.output
+    assert "the asset is deleted (status DELETED)" in result.output

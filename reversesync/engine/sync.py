@@ -277,6 +277,8 @@ class Sync(Machinery):
         if asset is None:
             return None
         ordinary = asset.get("type") == rules.WRITABLE_TYPE and asset.get("status") == rules.ACTIVE
+        if asset.get("type") == rules.SUBCLIP and not SUBCLIP_RANGE <= set(asset):
+            return None  # a SUBCLIP's range is its own fields: a document without them cannot tell (a review found)
         if not ordinary:
             return rules.decide(asset, [], row["time_start_ms"], row["time_end_ms"])
         if basis.generic is None:
@@ -306,6 +308,8 @@ class Sync(Machinery):
                 if decision is not None:
                     self.answered()
                     return decision
+                if asset.get("type") == rules.SUBCLIP:
+                    asset, indexed = None, False  # its range is the asset's own fields, the document lacked them
             if asset is None:
                 try:
                     asset = self.read(self.client.get_asset, key)
@@ -554,6 +558,9 @@ def _first_row(row: Row) -> int:
         return int(str(row["row_numbers"]).split(",")[0])
     except ValueError:
         return 0
+
+
+SUBCLIP_RANGE = frozenset({"time_start_milliseconds", "time_end_milliseconds"})
 
 
 def _segment_of_record(row: Row) -> str | None:

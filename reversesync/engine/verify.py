@@ -81,9 +81,12 @@ def verify_row(client: IconikClient, row: Row, undone_creates: Sequence[Write] =
         else:
             ours = None
             indexed = assets.documents(key) if assets is not None else None
-            if indexed and not written and indexed[0].get("type") == rules.SUBCLIP and span(indexed[0]) == (start, end):
-                return None  # a SUBCLIP found in sync, as the index shows it (nothing reversesync wrote)
+            if indexed and not written and indexed[0].get("type") == rules.SUBCLIP \
+                    and indexed[0].get("status") == rules.ACTIVE and span(indexed[0]) == (start, end):
+                return None  # a live SUBCLIP found in sync, as the index shows it (nothing reversesync wrote)
             asset = client.get_asset(key)
+            if asset.get("status") == rules.DELETED:  # in Iconik's bin: no clip to hold a range (a review found)
+                return mismatch("gone", "the asset is deleted (status DELETED)")
             if asset.get("type") == rules.SUBCLIP:
                 found = span(asset)
                 if found == (start, end) and not written:
@@ -128,7 +131,10 @@ def _verify_undone(client: IconikClient, row: Row, undone_creates: Sequence[Writ
     key = row["asset_key"]
     markers = {write.marker: write for write in undone_creates if write.marker}
     try:
-        left = [s for s in rules.generic_only(client.list_segments(key, "GENERIC")) if s.get("external_id") in markers]
+        # The list trails an undo's deletes: what it shows carrying a marker is read by id before it is reported.
+        listed = [s for s in rules.generic_only(client.list_segments(key, "GENERIC"))
+                  if s.get("external_id") in markers]
+        left = [s for s in _fresh(client, key, listed) if s.get("external_id") in markers]
         for write in undone_creates:
             if write.segment_id and write.segment_id not in {s["id"] for s in left}:
                 try:
