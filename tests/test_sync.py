@@ -4,6 +4,7 @@ scheduler runs it, and its steps one by one."""
 import errno
 import io
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -145,9 +146,13 @@ def test_a_dry_sync_writes_nothing_and_moves_no_finished_row(tmp_path, invoke, l
         [ours] = sandbox.generic_segments(KNOWN[0])
         sandbox.person_deletes(ours["id"])
         before = rows_of(ledger_path)
-        posts = len(sandbox.requests("POST")) + len(sandbox.requests("PATCH"))
+        def writes():  # a search is a POST too, and writes nothing
+            return [(method, path) for method, path, _ in sandbox.requests()
+                    if method in ("POST", "PATCH", "PUT", "DELETE") and not path.startswith("/API/search/")]
+
+        sent = writes()
         dry = invoke("sync", "--csv", full_sheet(tmp_path), "--dry-run", "--repair-drift")
-        assert len(sandbox.requests("POST")) + len(sandbox.requests("PATCH")) == posts
+        assert writes() == sent
     assert dry.exit_code == 0, dry.output
     assert rows_of(ledger_path) == before
     assert f"  drift_deleted    {KNOWN[0]} (row 2): segment {ours['id']} that reversesync wrote (1000-5000 ms) " \
@@ -348,3 +353,23 @@ def test_repair_drift_never_moves_a_segment_a_person_made_after_deleting_ours_no
     assert repaired.exit_code == 0, repaired.output  # drift_deleted on that asset was reported last night
     assert f"GENERIC segment {theirs['id']} (7000-9000 ms) is there now: a person's" in Ledger(ledger_path).asset(
         KNOWN[0])["reason_text"]
+
+
+def test_the_drift_check_reads_each_written_segment_by_id_and_looks_for_copies_by_batched_search(
+        tmp_path, invoke, monkeypatch, catalogue_of_known):
+    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
+        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
+                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
+            monkeypatch.setenv(name, value)
+        csv = full_sheet(tmp_path)
+        assert invoke("sync", "--csv", csv, *FAST).exit_code == 1  # ten written; the two unknown ids
+        before = len(sandbox.requests())
+        night = invoke("sync", "--csv", csv, *FAST)
+        sent = [(method, path) for method, path, _ in sandbox.requests()[before:]]
+    assert night.exit_code == 0, night.output
+    assert "Drift: none among the 10 segments reversesync wrote." in night.output
+    segment = re.compile(r"^/API/assets/v1/assets/[0-9a-f-]{36}/segments/[0-9a-f-]{36}/$")
+    by_id = [path for method, path in sent if method == "GET" and segment.match(path)]
+    lists = [path for method, path in sent if method == "GET" and path.endswith(("/segments/", "/GENERIC/"))]
+    searches = [path for method, path in sent if path.startswith("/API/search/")]
+    assert (len(by_id), len(lists), len(searches)) == (10, 0, 1)  # was 10 reads and 10 list reads
