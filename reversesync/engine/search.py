@@ -124,9 +124,11 @@ class BatchSearch:
 
     def _search(self, batch: _Batch) -> None:
         """Search the batch's assets and their GENERIC segments (two requests); batch.found holds the answer, empty
-        when search failed (the rows are then read one by one)."""
-        batch.found = {}
+        when search failed (the rows are then read one by one). A search again (refresh) leaves the old answer in
+        place until the new one is in: a row deciding meanwhile decides from the old one, whose write is then
+        held as too old and waits for the new one; clearing it first sent those rows to per-asset reads."""
         if self.stopping():
+            batch.found = {}
             return
         as_of = self.clock.monotonic()
         try:
@@ -136,9 +138,11 @@ class BatchSearch:
             segments = self.client.search("segments", {"asset_id": ordinary, "segment_type": ["GENERIC"]},
                                           fields=SEGMENT_FIELDS) if ordinary else []
         except (errors.TransientError, errors.TerminalError) as exc:
+            batch.found = {}
             self.on_unavailable(str(exc))
             return
         except errors.AuthError as exc:
+            batch.found = {}
             self.on_auth(exc)
             return
         with self._lock:
