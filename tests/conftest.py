@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -302,3 +303,31 @@ def zone(monkeypatch):
     yield put
     monkeypatch.undo()
     time.tzset()
+
+
+class PersonAtWork:
+    """A person editing the given segments' text, colour and internal flag every few milliseconds until stop();
+    edits: {segment id: the fields as the person last left them}."""
+
+    def __init__(self, sandbox, segment_ids, rng):
+        self.sandbox, self.segment_ids, self.rng = sandbox, segment_ids, rng
+        self.edits: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._worker.start()
+
+    def _work(self):
+        n = 0
+        while self.segment_ids and not self._stop.wait(self.rng.uniform(0.005, 0.03)):
+            n += 1
+            segment_id = self.rng.choice(self.segment_ids)
+            # Values, never a field emptied: a person clearing a field while a PATCH is on its way looks, in the
+            # answer, exactly like a PATCH that reset it, and stops the writes (the safe side; README says so).
+            fields = {"segment_text": f"edited by a person ({n})", "is_internal": True,
+                      "segment_color": self.rng.choice(("#ff0000", "#00ff00", "#0000ff"))}
+            self.sandbox.person_edits(segment_id, **fields)
+            self.edits.setdefault(segment_id, {}).update(fields)
+
+    def stop(self):
+        self._stop.set()
+        self._worker.join()
