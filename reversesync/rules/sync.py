@@ -110,10 +110,11 @@ def patch_replaced(before: Json, answer: Json) -> list[str]:
     PATCH, not a reset: counting it stopped every writing command for nothing (an adversarial review found)."""
     return [name for name in dict.fromkeys([*before, *answer])
             if name not in ("time_start_milliseconds", "time_end_milliseconds", "date_modified")
-            and answer.get(name) != before.get(name) and _empty(answer.get(name)) and not _empty(before.get(name))]
+            and answer.get(name) != before.get(name) and is_empty(answer.get(name)) and not is_empty(before.get(name))]
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """A field's value as a reset leaves it: null, empty or false (unset and empty count alike)."""
     return value is None or value is False or value in ("", [], {})
 
 

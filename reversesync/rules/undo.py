@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..types import APPLIED, DUPLICATED, NOT_APPLIED, PENDING_WRITE, RESTORE, SYNC_ACTIONS, Json, Write
-from .sync import LIVE_SEGMENT_STATUSES, field_differences, is_absent, is_ours, ms, span
+from .sync import LIVE_SEGMENT_STATUSES, field_differences, is_absent, is_empty, is_ours, ms, span
 
 TIMES = ("time_start_milliseconds", "time_end_milliseconds")
 # The fields a person edits on a segment: a segment reversesync created with nothing in them, and found with
@@ -79,17 +79,13 @@ def differences(found: Json, expected: Json, aside: Sequence[str] = ()) -> list[
             for name, left, now in field_differences(found, expected, aside)]
 
 
-def _empty(value: Any) -> bool:
-    return value in (None, {}, [], "", False)
-
-
 def _legacy_update_differences(write: Write, segment: Json) -> list[str]:
     """0.2 kept the editable fields it knew as a before-image and no after-image: compare over those fields
     (and subclip_id), unset and empty alike, with the times it wrote."""
     expected = dict(write.before or {}, time_start_milliseconds=write.start_ms, time_end_milliseconds=write.end_ms)
     names = [*expected, "subclip_id"]
     return [f"{name}: reversesync left {expected.get(name)!r}, now {segment.get(name)!r}" for name in names
-            if not (_empty(segment.get(name)) and _empty(expected.get(name)))
+            if not (is_empty(segment.get(name)) and is_empty(expected.get(name)))
             and segment.get(name) != expected.get(name)]
 
 
@@ -143,7 +139,7 @@ def create_copy_step(write: Write, copy: Json, run_id: int) -> Step:
             problems.append(f"times: reversesync left {ms(write.start_ms, write.end_ms)}, now {ms(*span(copy))}")
         if copy.get("status") not in LIVE_SEGMENT_STATUSES:
             problems.append(f"status: now {copy.get('status')!r}")
-        problems += [f"{name}: now {copy.get(name)!r}" for name in PERSON_FIELDS if not _empty(copy.get(name))]
+        problems += [f"{name}: now {copy.get(name)!r}" for name in PERSON_FIELDS if not is_empty(copy.get(name))]
     if problems:
         return Step(reason="changed_since", text=f"segment {copy['id']} changed since reversesync created it "
                                                  f"({'; '.join(problems)}); left alone.")
