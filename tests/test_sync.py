@@ -14,7 +14,7 @@ import pytest
 from reversesync.clock import FakeClock
 from reversesync.ledger import Ledger, backups
 from reversesync.sandbox import Catalogue, Sandbox
-from tests.conftest import ROOT, state, write_sheet
+from tests.conftest import ROOT, sandbox_for_cli, state, write_sheet
 
 KNOWN = [f"5e1a0c30-0000-4000-8000-0000000000{n:02d}" for n in range(1, 11)]   # in Iconik
 UNKNOWN = [f"5e1a0c30-0000-4000-8000-0000000009{n:02d}" for n in range(1, 3)]  # not: not_found
@@ -122,10 +122,7 @@ def catalogue_of_known():
 
 def test_a_sync_with_nothing_new_exits_0_and_still_says_who_needs_a_person(tmp_path, invoke, ledger_path,
                                                                             monkeypatch, catalogue_of_known):
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0):
         csv = full_sheet(tmp_path)
         assert invoke("sync", "--csv", csv, *FAST).exit_code == 1
         again = invoke("sync", "--csv", csv, *FAST)
@@ -138,10 +135,7 @@ def test_a_sync_with_nothing_new_exits_0_and_still_says_who_needs_a_person(tmp_p
 
 def test_a_dry_sync_writes_nothing_and_moves_no_finished_row(tmp_path, invoke, ledger_path, monkeypatch,
                                                             catalogue_of_known):
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0) as sandbox:
         assert invoke("sync", "--csv", full_sheet(tmp_path), *FAST).exit_code == 1
         [ours] = sandbox.generic_segments(KNOWN[0])
         sandbox.person_deletes(ours["id"])
@@ -199,10 +193,7 @@ def test_a_sync_stopped_before_it_began_still_ends_on_the_needs_person_line(
 
 def test_a_copy_of_a_segment_reversesync_wrote_is_reported_and_left_even_with_repair_drift(
         tmp_path, invoke, ledger_path, monkeypatch, catalogue_of_known):
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0) as sandbox:
         csv = full_sheet(tmp_path)
         assert invoke("sync", "--csv", csv, *FAST).exit_code == 1
         copy = sandbox.person_creates(KNOWN[0], "GENERIC", 1000, 5000)
@@ -256,10 +247,7 @@ def test_a_stream_closed_at_any_point_of_a_sync_ends_130_and_the_sync_is_closed(
     from reversesync.cli import cli
     from reversesync.cli.console import Console
 
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0):
         csv, first = full_sheet(tmp_path), str(tmp_path / "first.db")
         assert CliRunner().invoke(cli, ["--ledger", first, "sync", "--csv", csv, *FAST]).exit_code == 1
         whole = ClosesAfter(10_000)
@@ -291,10 +279,7 @@ def test_a_stream_closed_while_run_or_load_says_how_it_ended_is_130(tmp_path, mo
     module = runs if command[0] == "run" else load
     args = [*command, *FAST] if command[0] == "run" else ["load", "--csv", full_sheet(tmp_path, "changed.csv",
                                                                                       moved=KNOWN[:2])]
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0):
         first = str(tmp_path / "first.db")
         assert CliRunner().invoke(cli, ["--ledger", first, "load", "--csv", full_sheet(tmp_path)]).exit_code == 0
         whole = ClosesAfter(10_000)
@@ -329,10 +314,7 @@ def test_repair_drift_never_moves_a_segment_a_person_made_after_deleting_ours_no
         tmp_path, invoke, ledger_path, monkeypatch, catalogue_of_known):
     """Found by an adversarial review: --repair-drift sent a drift_deleted row back to the ordinary rules, which
     PATCHed the lone GENERIC segment on the asset, the one the person had made in place of ours."""
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0) as sandbox:
         csv = full_sheet(tmp_path)
         assert invoke("sync", "--csv", csv, *FAST).exit_code == 1  # the two unknown ids
         [ours] = sandbox.generic_segments(KNOWN[0])
@@ -357,10 +339,7 @@ def test_repair_drift_never_moves_a_segment_a_person_made_after_deleting_ours_no
 
 def test_the_drift_check_reads_each_written_segment_by_id_and_looks_for_copies_by_batched_search(
         tmp_path, invoke, monkeypatch, catalogue_of_known):
-    with Sandbox(catalogue_of_known, index_lag=0) as sandbox:
-        for name, value in (("ICONIK_URL", sandbox.url), ("ICONIK_APP_ID", sandbox.app_id),
-                            ("ICONIK_AUTH_TOKEN", sandbox.auth_token)):
-            monkeypatch.setenv(name, value)
+    with sandbox_for_cli(monkeypatch, catalogue=catalogue_of_known, index_lag=0) as sandbox:
         csv = full_sheet(tmp_path)
         assert invoke("sync", "--csv", csv, *FAST).exit_code == 1  # ten written; the two unknown ids
         before = len(sandbox.requests())
