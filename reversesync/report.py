@@ -103,9 +103,11 @@ def retry_nights(ledger: Ledger) -> int:
     return int(nights) if isinstance(nights, (int, float)) and not isinstance(nights, bool) else DEFAULT_RETRY_NIGHTS
 
 
-def rows_needing_person(ledger: Ledger) -> list[Row]:
-    """The rows of the current sheet that need a person (rules.needs_person, asked of the ledger), in sheet order."""
-    return ledger.rows_needing_person(rules.NEEDS_PERSON_REASONS, rules.SYNC_RETRY_REASONS, retry_nights(ledger))
+def rows_needing_person(ledger: Ledger, nights: int | None = None) -> list[Row]:
+    """The rows of the current sheet that need a person (rules.needs_person, asked of the ledger), in sheet order;
+    a retryable failure counts once nights syncs (default: the newest sync's --retry-nights) have tried it."""
+    return ledger.rows_needing_person(rules.NEEDS_PERSON_REASONS, rules.SYNC_RETRY_REASONS,
+                                      retry_nights(ledger) if nights is None else nights)
 
 
 # What a person does about a row, by what its reason says can change it: one sentence per group, in the order the

@@ -21,6 +21,7 @@ from typing import Any
 from .. import errors, progress, rules
 from ..engine import Machinery, Sync, drift_check
 from ..ledger import Ledger, Pair, Row
+from ..report import rows_needing_person
 from ..rules import Drift
 from ..sheets import STATUS_TAB
 from ..types import DEFAULT_RETRY_NIGHTS, ExitStatus, RunOptions
@@ -87,7 +88,7 @@ def needs_person_now(session: Session, options: SyncOptions) -> list[Row] | None
     except errors.ReverseSyncError:
         return None
     try:
-        return ledger.rows_needing_person(rules.NEEDS_PERSON_REASONS, rules.SYNC_RETRY_REASONS, options.retry_nights)
+        return rows_needing_person(ledger, options.retry_nights)
     finally:
         ledger.close()
 
@@ -182,8 +183,7 @@ def _sync(session: Session, ledger: Ledger, credentials: Credentials, options: S
 
 def _finish(ledger: Ledger, options: SyncOptions, report: SyncReport) -> None:
     """Who needs a person now, whether any of it is new, the exit status, and the sync's record."""
-    report.needs_person = ledger.rows_needing_person(rules.NEEDS_PERSON_REASONS, rules.SYNC_RETRY_REASONS,
-                                                     options.retry_nights)
+    report.needs_person = rows_needing_person(ledger, options.retry_nights)
     pairs = {(row["asset_key"], row["reason"]) for row in report.needs_person}
     previous = ledger.previous_needs_person(report.sync_id) or set()
     report.new_pairs = sorted(pairs - previous)
