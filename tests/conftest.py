@@ -331,3 +331,28 @@ class PersonAtWork:
     def stop(self):
         self._stop.set()
         self._worker.join()
+
+
+@pytest.fixture
+def sql_written(monkeypatch):
+    """The statements the ledger sends SQLite from here on that are not reads: call it after the command. sqlite-utils
+    wraps each query in a savepoint and sets recursive_triggers for its connection, which write nothing. (Run as
+    root, a chmod alone cannot show a command writes nothing: root may write a read-only file.)"""
+    import sqlite3
+
+    statements, connect = [], sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr("reversesync.ledger.sqlite3.connect", traced)
+    reading = re.compile(r'^\s*(select\b|savepoint "sqlite_utils_query"|release "sqlite_utils_query"|'
+                         r"pragma recursive_triggers=on;)", re.I)
+
+    def not_reads():
+        assert statements, "SQLite was sent nothing: the trace is not on the ledger's connection"
+        return [sql for sql in statements if not reading.match(sql)]
+
+    return not_reads

@@ -3,7 +3,6 @@ only read work on a read-only or archived copy; a readable ledger is tightened; 
 
 import contextlib
 import os
-import re
 import sqlite3
 import stat
 
@@ -120,22 +119,10 @@ def test_commands_that_only_read_work_on_a_read_only_ledger_and_write_nothing(lo
 
 @pytest.mark.parametrize("command", [["report"], ["report", "--json"], ["report", "--csv", "-"], ["runs"],
                                      ["history", "882ed421-185a-4606-9e58-469629a88449"]], ids=" ".join)
-def test_commands_that_only_read_send_sqlite_nothing_that_writes(loaded, invoke, monkeypatch, command):
-    """Every statement SQLite runs for the command, traced: no pragma, no migration, nothing but reads.
-    (Run as root, a chmod alone cannot show it: root may write a read-only file.)"""
-    statements, connect = [], sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(statements.append)
-        return conn
-
-    monkeypatch.setattr("reversesync.ledger.sqlite3.connect", traced)
+def test_commands_that_only_read_send_sqlite_nothing_that_writes(loaded, invoke, sql_written, command):
+    """Every statement SQLite runs for the command, traced: no pragma, no migration, nothing but reads."""
     assert invoke(*command).exit_code == 0
-    # sqlite-utils wraps each query in a savepoint and sets recursive_triggers for its connection: no writes.
-    reading = re.compile(r'^\s*(select\b|savepoint "sqlite_utils_query"|release "sqlite_utils_query"|'
-                         r"pragma recursive_triggers=on;)", re.I)
-    assert statements and [sql for sql in statements if not reading.match(sql)] == []
+    assert sql_written() == []
 
 
 def test_report_reads_an_archived_copy_in_a_read_only_folder(loaded, runner, tmp_path):
