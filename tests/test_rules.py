@@ -159,3 +159,15 @@ def test_drift_of_a_segment_reversesync_wrote(read, listed, reason, says):
     else:
         assert found is not None and found.reason == reason
         assert says in found.text, found.text
+
+
+@pytest.mark.parametrize("listed, action, reason, otherwise", [
+    ([], "create", None, "create"),                                    # gone and none there: created again
+    ([generic("s2", 7000, 9000)], None, "drift_deleted", "update"),    # a person's since: never moved onto
+    ([generic("s2", 1000, 5000)], None, "in_sync", None),              # a person's already holding the times
+])
+def test_a_row_whose_own_segment_was_deleted_is_never_moved_onto_another(listed, action, reason, otherwise):
+    asset = {"id": "a", "type": "ASSET", "status": "ACTIVE"}
+    decision = rules.decide(asset, listed, 1000, 5000, lost="s1")
+    assert (decision.action, decision.reason) == (action, reason), decision.text
+    assert rules.decide(asset, listed, 1000, 5000).action == otherwise  # a row whose segment was not lost

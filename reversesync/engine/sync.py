@@ -286,8 +286,7 @@ class Sync(Machinery):
         gone = self.gone(row["asset_key"])
         shown = [s for s in basis.generic if s.get("id") not in gone]
         generic, lost = self._with_our_segment_fresh(row, shown)
-        decision = rules.without_its_own_segment(
-            rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"]), lost)
+        decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"], lost)
         if not rules.index_can_decide(len(shown), decision):
             return None
         decision.as_of = basis.as_of
@@ -323,8 +322,7 @@ class Sync(Machinery):
                 generic = self.live_generic(key)
                 self._read_ok.set()
                 generic, lost = self._with_our_segment_fresh(row, generic)
-            decision = rules.without_its_own_segment(
-                rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"]), lost)
+            decision = rules.decide(asset, generic, row["time_start_ms"], row["time_end_ms"], lost)
             decision.as_of = as_of
             self.answered()
             return decision

@@ -40,7 +40,6 @@ from .sync import (
                       patch_replaced,
                       span,
                       update_target_problem,
-                      without_its_own_segment,
 )
 
 __all__ = ["ACTIVE", "DELETED", "DRIFT_REASONS", "FINISHED_REASONS", "NEEDS_PERSON_REASONS", "REPAIRABLE_DRIFT",
@@ -50,5 +49,4 @@ __all__ = ["ACTIVE", "DELETED", "DRIFT_REASONS", "FINISHED_REASONS", "NEEDS_PERS
            "WRITABLE_TYPE", "Decision", "canonical_uuid", "created_answer_problem", "decide", "failure_text",
            "field_differences", "generic_only", "index_can_decide", "index_document_trusted", "is_absent",
            "is_ours", "marker",
-           "missing_asset_fields", "ms", "not_live", "patch_replaced", "span", "update_target_problem",
-           "without_its_own_segment"]
+           "missing_asset_fields", "ms", "not_live", "patch_replaced", "span", "update_target_problem"]

@@ -118,8 +118,10 @@ def is_empty(value: Any) -> bool:
     return value is None or value is False or value in ("", [], {})
 
 
-def decide(asset: Json | None, generic_segments: Sequence[Json], start: int | None, end: int | None) -> Decision:
-    """The decision rules of issues #4 and #9, in their order, from the asset and its GENERIC segments."""
+def decide(asset: Json | None, generic_segments: Sequence[Json], start: int | None, end: int | None,
+           lost: str | None = None) -> Decision:
+    """The decision rules of issues #4 and #9, in their order, from the asset and its GENERIC segments; lost: the
+    row's segment of record when a fresh read found it deleted (it is never replaced by another, below)."""
     if asset is None:
         return Decision(state=FAILED, reason="not_found",
                         text="Iconik has no asset with this id (404); check the id in the sheet.")
@@ -140,7 +142,7 @@ def decide(asset: Json | None, generic_segments: Sequence[Json], start: int | No
         return Decision(state=SKIPPED, reason="unsupported_type",
                         text=f"the asset is a {asset['type']}, not an ASSET; reversesync writes segments only on "
                              "ASSETs, so nothing was written.")
-    return _segment_decision(generic_segments, start, end)
+    return _without_its_own_segment(_segment_decision(generic_segments, start, end), lost)
 
 
 def _subclip_decision(asset: Json, start: int | None, end: int | None) -> Decision:
@@ -191,7 +193,7 @@ def index_can_decide(shown: int, decision: Decision) -> bool:
     return shown < 2 or decision.reason == "in_sync"
 
 
-def without_its_own_segment(decision: Decision, lost: str | None) -> Decision:
+def _without_its_own_segment(decision: Decision, lost: str | None) -> Decision:
     """A row whose segment of record is gone (deleted in Iconik) is not moved onto another segment: a GENERIC
     segment on its asset now is a person's, made since. It may be created again where the asset has none; an
     update becomes drift_deleted, left to a person (an adversarial review caught `sync --repair-drift` PATCHing
