@@ -37,7 +37,8 @@ def is_console(stream: IO[Any] | None, windows: bool | None = None) -> bool:
             return False
     except (AttributeError, OSError, ValueError):
         return False
-    if os.name == "nt" if windows is None else windows:
+    on_windows = os.name == "nt" if windows is None else windows
+    if on_windows:
         try:
             return console_mode(fd)
         except (ImportError, OSError, AttributeError):
